@@ -1,0 +1,152 @@
+"""One benchmark job: prepare inputs, run the runner on the device, turn its reply into a Result."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench import accuracy
+from edgebench.config import DeviceProfile, TimingSpec, load_profile
+from edgebench.data import InputPlan, load_dataset, load_npz, plan_inputs, random_inputs
+from edgebench.devices import make_transport
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.result import Result, git_commit
+from edgebench.runner_job import RUNNER_SCHEMA_VERSION
+from edgebench.sizes import gzip_bytes
+from edgebench.source import ModelInfo, load_onnx_info
+from edgebench.stats import summarize_ns, throughput_per_s
+
+
+@dataclass
+class BenchRequest:
+    model: Path
+    device: str = "local-cpu"
+    dataset: Path | None = None
+    batch: int | None = None
+    threads: int | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+    timing: TimingSpec = field(default_factory=TimingSpec)
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    reference: Path | None = None  # outputs .npz of the fp32 reference on the same dataset
+    output: str | None = None  # the output scored for top-1; default: the first
+    seed: int = 0
+    name: str | None = None
+    recipe: str = "fp32"
+    timeout_s: float | None = None
+
+
+def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result:
+    profile = profile or load_profile(req.device)
+    info = load_onnx_info(req.model)
+    plan = plan_inputs(info.inputs, req.batch, req.shapes, req.ranges, req.values)
+    labels = None
+    if req.dataset is not None:
+        data = load_dataset(req.dataset, plan)
+        arrays, labels = data.arrays, data.labels
+    else:
+        arrays = random_inputs(plan, seed=req.seed)
+    threads = req.threads if req.threads is not None else profile.threads
+    job = {
+        "schema_version": RUNNER_SCHEMA_VERSION,
+        "backend": "onnxruntime",
+        "device": profile.accelerator.upper(),
+        "threads": threads,
+        "backend_options": req.backend_options,
+        "timing": req.timing.model_dump(exclude={"cv_threshold"}),
+        "batch": plan.batch,
+        "per_sample_inputs": plan.per_sample,
+        "rotation": 64,
+        "capture_outputs": req.dataset is not None,
+    }
+    work = Path(tempfile.mkdtemp(prefix="edgebench-job-"))
+    try:
+        inputs_path = work / "inputs.npz"
+        np.savez(inputs_path, **arrays)
+        timeout = req.timeout_s or (req.timing.max_duration_s * 2 + 300)
+        with make_transport(profile) as transport:
+            reply = transport.run_job(job, {"artifact": info.path, "inputs_npz": inputs_path}, work / "out", timeout)
+        outputs = _read_outputs(reply, work / "out")
+        return build_result(req, profile, info, plan, reply, threads, outputs, labels)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _read_outputs(reply: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray] | None:
+    if "outputs" not in reply:
+        return None
+    return load_npz(out_dir / "outputs.npz", "runner outputs")
+
+
+def score(outputs: dict[str, np.ndarray] | None, info: ModelInfo, labels: np.ndarray | None,
+          reference: dict[str, np.ndarray] | None, output: str | None) -> dict[str, Any]:
+    """Top-1 against labels and agreement with the reference, on the scored output."""
+    if outputs is None:
+        return {}
+    name = output or info.outputs[0].name
+    if name not in outputs:
+        raise EdgebenchError(f"the model has no output {name!r} (outputs: {', '.join(outputs)}): fix --output",
+                             ExitStatus.USAGE)
+    scores: dict[str, Any] = {"output": name, "samples": int(len(outputs[name]))}
+    if labels is not None:
+        scores["top1"] = accuracy.top1(outputs[name], labels)
+    if reference is not None and name in reference:
+        scores.update(accuracy.agreement(outputs[name], reference[name]))
+    return scores
+
+
+def build_result(req: BenchRequest, profile: DeviceProfile, info: ModelInfo, plan: InputPlan,
+                 reply: dict[str, Any], threads: int, outputs: dict[str, np.ndarray] | None,
+                 labels: np.ndarray | None) -> Result:
+    samples = [int(s) for s in reply["samples_ns"]]
+    summary = summarize_ns(samples)
+    reference = load_npz(req.reference, "reference outputs") if req.reference else None
+    env = reply.get("environment", {})
+    temps_before = env.get("temperatures_c") or {}
+    temps_after = env.get("temperatures_c_after") or {}
+    hottest = max([*temps_before.values(), *temps_after.values()], default=None)
+    throttle_c = profile.thermal.throttle_c
+    validity = {
+        **{k: v for k, v in reply["validity"].items()},
+        "cv_ok": summary.robust_cv <= req.timing.cv_threshold,
+        "throttled": bool(throttle_c is not None and hottest is not None and hottest >= throttle_c),
+    }
+    return Result(
+        model={"name": req.name or info.path.stem, "source_sha256": info.sha256, "recipe": req.recipe,
+               "format": "onnx", "precision": "fp32", "path": str(info.path), "size_bytes": info.size_bytes,
+               "gzip_bytes": gzip_bytes([info.path]),
+               "inputs": [i.to_dict() for i in info.inputs], "outputs": [o.to_dict() for o in info.outputs]},
+        device={"profile": profile.name, "host": reply.get("environment", {}).get("hostname"),
+                "accelerator": profile.accelerator},
+        runtime=reply["runtime"],
+        options={"threads": threads, "batch": plan.batch,
+                 "shapes": {k: list(v) for k, v in sorted(plan.shapes.items())}},
+        latency_ms=summary.to_dict(),
+        samples_ns=samples,
+        iterations=len(samples),
+        duration_s=float(reply["duration_s"]),
+        batch=plan.batch,
+        load_ms=reply["load_ms"],
+        first_inference_ms=reply["first_inference_ms"],
+        throughput_per_s=throughput_per_s(samples, plan.batch),
+        memory_mb=reply["memory_mb"],
+        accuracy=score(outputs, info, labels, reference, req.output),
+        validity=validity,
+        environment={
+            "cpu": env.get("cpu"), "cores": env.get("cores"), "machine": env.get("machine"),
+            "governor": env.get("governor"), "frequency_mhz": env.get("frequency_mhz"),
+            "frequency_mhz_after": env.get("frequency_mhz_after"),
+            "temperature_c_before": max(temps_before.values(), default=None),
+            "temperature_c_after": max(temps_after.values(), default=None),
+            "temperatures_c": temps_before, "python": env.get("python"), "os": env.get("os"),
+        },
+        timing={**req.timing.model_dump(), "warmup_done": reply.get("warmup")},
+        extra={"distinct_inputs": reply.get("distinct_inputs"), **(reply.get("extra") or {})},
+        commit=git_commit(),
+    )

@@ -1,0 +1,148 @@
+"""Typed configuration (device profiles, timing rules) loaded from YAML with errors that name the
+file, the field and the fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.paths import bundled_dir
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Connection(Strict):
+    type: Literal["local", "ssh"] = "local"
+    host: str | None = Field(None, description="host name, address, or an alias from ~/.ssh/config")
+    port: int | None = Field(None, ge=1, le=65535, description="default: ~/.ssh/config, else 22")
+    user: str | None = Field(None, description="default: ~/.ssh/config, else the local user")
+    key_file: str | None = Field(None, description="private key; omitted: ssh-agent / ~/.ssh/config")
+    known_hosts: str = Field("~/.ssh/known_hosts", description="known_hosts file used to verify the host key")
+    host_key_policy: Literal["strict", "accept-new"] = Field(
+        "strict", description="strict: refuse unknown or changed keys; accept-new: record an unknown key")
+    password_env: str | None = Field(None, description="name of an environment variable holding a password")
+    connect_timeout_s: float = Field(10.0, gt=0)
+    command_timeout_s: float = Field(900.0, gt=0)
+    keepalive_s: float = Field(15.0, ge=0)
+    retries: int = Field(2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _ssh_needs_host(self) -> "Connection":
+        if self.type == "ssh" and not self.host:
+            raise ValueError("an ssh connection needs 'host' (a name, an address or a ~/.ssh/config alias)")
+        return self
+
+
+class Thermal(Strict):
+    sensor: str | None = Field(None, description="sysfs file in milli-degrees C, e.g. /sys/class/thermal/thermal_zone0/temp")
+    max_start_c: float | None = Field(None, description="wait before each job until below this")
+    cooldown_timeout_s: float = Field(180.0, ge=0)
+    throttle_c: float | None = Field(None, description="a reading at or above this marks the result throttled")
+
+
+class TimingSpec(Strict):
+    warmup_iterations: int = Field(5, ge=0)
+    warmup_s: float = Field(0.5, ge=0)
+    min_iterations: int = Field(50, ge=1)
+    min_duration_s: float = Field(1.0, ge=0)
+    max_duration_s: float = Field(60.0, gt=0)
+    cv_threshold: float = Field(0.1, gt=0, description="a robust CV (1.4826·MAD/median) above this marks the result cv_ok: false")
+
+    @model_validator(mode="after")
+    def _max_covers_min(self) -> "TimingSpec":
+        if self.max_duration_s < self.min_duration_s:
+            raise ValueError(f"max_duration_s ({self.max_duration_s}) is below min_duration_s "
+                             f"({self.min_duration_s})")
+        return self
+
+
+class DeviceProfile(Strict):
+    name: str
+    description: str = ""
+    connection: Connection = Connection()
+    python: str | None = Field(None, description="interpreter on the device; local default: this one")
+    workdir: str = "~/.cache/edgebench"
+    runtimes: list[Literal["onnxruntime", "openvino", "tflite", "tensorrt"]] = ["onnxruntime"]
+    accelerator: Literal["cpu", "gpu", "npu"] = "cpu"
+    threads: int = Field(0, ge=0, description="0: the runtime's default")
+    thermal: Thermal = Thermal()
+    env: dict[str, str] = Field(default_factory=dict, description="environment for the runner (no secrets)")
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown field {where!r}: remove it or fix its spelling"
+    if err["type"] == "missing":
+        return f"{source}: field {where!r} is required: add it"
+    got = err.get("input")
+    got_text = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: field {where!r}: {err['msg']}{got_text}: fix the value{more}"
+
+
+def load_yaml(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise EdgebenchError(f"{what} not found: {path} — check the path", ExitStatus.NOT_FOUND)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise EdgebenchError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', exc)}): fix the syntax",
+                             ExitStatus.CONFIG) from None
+
+
+def parse_model(model: type[M], data: Any, source: str) -> M:
+    if not isinstance(data, dict):
+        raise EdgebenchError(f"{source}: expected a mapping of fields, got {type(data).__name__}",
+                             ExitStatus.CONFIG)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise EdgebenchError(format_validation_error(source, exc), ExitStatus.CONFIG) from None
+
+
+def profile_dirs() -> list[Path]:
+    """Where profile names are looked up, first match wins."""
+    dirs = [Path(d) for d in os.environ.get("EDGEBENCH_PROFILES", "").split(os.pathsep) if d]
+    dirs += [Path.cwd() / "device_profiles", Path("~/.config/edgebench/devices").expanduser(),
+             bundled_dir("device_profiles")]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def known_profiles() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in reversed(profile_dirs()):
+        for f in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
+            found[f.stem] = f
+    return dict(sorted(found.items()))
+
+
+def load_profile(name_or_path: str) -> DeviceProfile:
+    """A profile by name (``local-cpu``) or by path to its YAML file."""
+    looks_like_path = name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path
+    if looks_like_path:
+        path = Path(name_or_path).expanduser()
+    else:
+        known = known_profiles()
+        if name_or_path not in known:
+            raise EdgebenchError(f"unknown device {name_or_path!r}: known devices are "
+                                 f"{', '.join(known) or 'none'}; or pass a profile YAML path",
+                                 ExitStatus.CONFIG)
+        path = known[name_or_path]
+    return parse_model(DeviceProfile, load_yaml(path, "device profile"), str(path))

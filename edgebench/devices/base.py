@@ -1,0 +1,76 @@
+"""The Transport interface and the runner-reply handling every transport shares."""
+
+from __future__ import annotations
+
+import json
+import signal
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from edgebench.config import DeviceProfile
+from edgebench.errors import EdgebenchError, ExitStatus
+
+RUNNER_KINDS = {
+    "runtime_missing": ExitStatus.RUNTIME_MISSING,
+    "invalid_model": ExitStatus.INVALID_MODEL,
+    "data_mismatch": ExitStatus.DATA_MISMATCH,
+    "usage": ExitStatus.USAGE,
+}
+
+
+class Transport(ABC):
+    """Runs one runner job on a device: places its input files, runs it, brings its outputs back."""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+
+    @property
+    def host(self) -> str:
+        return self.profile.connection.host or "localhost"
+
+    @abstractmethod
+    def run_job(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
+        """Run ``job``; ``files`` maps job keys to local files the runner reads. Outputs the runner
+        writes (``outputs_npz``) arrive in ``out_dir``. Returns the runner's JSON reply (status ok)."""
+
+    def close(self) -> None:
+        """Release connections; a transport may be reused for several jobs before this."""
+
+    def __enter__(self) -> "Transport":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def parse_reply(stdout: str, stderr: str, returncode: int, device: str) -> dict[str, Any]:
+    """The runner's one JSON object, or an EdgebenchError saying why there is none."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    payload: Any = None
+    if lines:
+        try:
+            payload = json.loads(lines[-1])
+        except ValueError:
+            payload = None
+    if not isinstance(payload, dict):
+        tail = (stderr.strip().splitlines() or ["no output"])[-1][:300]
+        hint = ("the device may have run out of memory (check dmesg) or the process was killed"
+                if returncode < 0 else "check the device's python and numpy")
+        raise EdgebenchError(f"the runner on {device} died ({describe_exit(returncode)}) without a result; "
+                             f"last stderr line: {tail!r}: {hint}", ExitStatus.RUNNER_FAILED)
+    if payload.get("status") != "ok":
+        error = payload.get("error") or {}
+        kind = str(error.get("kind", "runner_failed"))
+        message = str(error.get("message", "unknown error"))
+        raise EdgebenchError(f"runner on {device}: {message}", RUNNER_KINDS.get(kind, ExitStatus.RUNNER_FAILED))
+    return payload

@@ -1,0 +1,38 @@
+"""Rich tables for the terminal; the HTML and Markdown reports live in edgebench.report."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rich.table import Table
+
+from edgebench.result import Result
+
+
+def _num(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def result_table(results: Sequence[Result]) -> Table:
+    table = Table(title="edgebench results", show_lines=False)
+    for col in ("model", "recipe", "format", "device", "thr", "batch", "p50 ms", "p90 ms", "p99 ms", "CV",
+                "iters", "load ms", "first ms", "peak MB", "top-1", "valid"):
+        table.add_column(col, justify="right" if col not in ("model", "recipe", "format", "device") else "left")
+    for r in results:
+        base = [str(r.model.get("name")), str(r.model.get("recipe")), str(r.model.get("format")),
+                str(r.device.get("profile")), str(r.options.get("threads", "")), str(r.batch)]
+        if not r.ok:
+            message = (r.error or {}).get("message", "error")
+            table.add_row(*base, f"[red]error: {message}[/red]", *[""] * 9)
+            continue
+        lat = r.latency_ms or {}
+        flags = r.validity
+        problems = [k for k in ("min_iterations_met", "min_duration_met", "cv_ok") if flags.get(k) is False]
+        if flags.get("throttled"):
+            problems.append("throttled")
+        top1 = r.accuracy.get("top1")
+        table.add_row(*base, _num(lat.get("p50")), _num(lat.get("p90")), _num(lat.get("p99")),
+                      _num(lat.get("cv"), "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
+                      _num(r.first_inference_ms, "{:.2f}"), _num(r.memory_mb.get("peak"), "{:.1f}"),
+                      _num(top1, "{:.4f}"), "ok" if not problems else "[yellow]" + ",".join(problems) + "[/yellow]")
+    return table

@@ -1,0 +1,49 @@
+"""What every backend provides; the runner times ``infer`` and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RuntimeMissing(Exception):
+    """The backend's runtime does not import on this device; the message names the pip package."""
+
+
+class BaseBackend:
+    runtime_name = "unknown"
+    pip_package = "unknown"
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.job = job
+        self.threads = int(job.get("threads") or 0)
+        self.device = str(job.get("device") or "CPU")
+        self.backend_options: dict[str, Any] = dict(job.get("backend_options") or {})
+
+    def missing(self, exc: ImportError) -> "RuntimeMissing":
+        return RuntimeMissing(f"{self.runtime_name} is not installed on this device ({exc}): "
+                              f"pip install {self.pip_package}")
+
+    def runtime_version(self) -> str:
+        raise NotImplementedError
+
+    def load(self, artifact: str) -> None:
+        raise NotImplementedError
+
+    def prepare(self, feed: dict[str, Any]) -> Any:
+        """Turn a {name: array} feed into what ``infer`` takes, outside the timed region."""
+        return feed
+
+    def infer(self, prepared: Any) -> Any:
+        raise NotImplementedError
+
+    def outputs(self, prepared: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def io(self) -> dict[str, Any]:
+        return {}
+
+    def options(self) -> dict[str, Any]:
+        return {"threads": self.threads, "device": self.device, **self.backend_options}
+
+    def extra_timings(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,72 @@
+"""What the runner reads about the machine it runs on: peak memory, CPU, governor, temperatures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _read(path: str | Path) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set (VmHWM); ru_maxrss where there is no /proc."""
+    status = _read("/proc/self/status")
+    if status:
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def cpu_model() -> str:
+    info = _read("/proc/cpuinfo") or ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        for line in info.splitlines():
+            if line.split(":")[0].strip() == key:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def temperatures_c() -> dict[str, float]:
+    temps: dict[str, float] = {}
+    for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*")):
+        raw = _read(zone / "temp")
+        if raw and raw.lstrip("-").isdigit():
+            name = _read(zone / "type") or zone.name
+            temps[f"{zone.name}:{name}"] = int(raw) / 1000.0
+    return temps
+
+
+def frequency_mhz() -> dict[str, float]:
+    cpu0 = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+    freqs = {}
+    for key in ("scaling_cur_freq", "scaling_max_freq", "cpuinfo_max_freq"):
+        raw = _read(cpu0 / key)
+        if raw and raw.isdigit():
+            freqs[key] = int(raw) / 1000.0
+    return freqs
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "frequency_mhz": frequency_mhz(),
+        "temperatures_c": temperatures_c(),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "hostname": platform.node(),
+    }

@@ -1,0 +1,70 @@
+"""The timing rules (after MLPerf LoadGen, trtexec and benchmark_model), with the clock injected.
+
+Warm-up runs until it has done at least ``warmup_iterations`` AND ``warmup_s``; measurement then runs
+until both ``min_iterations`` and ``min_duration_s`` are met, and never past ``max_duration_s``
+(warm-up is capped by ``max_duration_s`` too). Each iteration is timed on its own with a monotonic
+ns clock and feeds the next of several distinct inputs, never one pre-filled buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+
+@dataclass(frozen=True)
+class TimingRules:
+    warmup_iterations: int = 5
+    warmup_s: float = 0.5
+    min_iterations: int = 50
+    min_duration_s: float = 1.0
+    max_duration_s: float = 60.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TimingRules":
+        known = {k: data[k] for k in cls.__dataclass_fields__ if data.get(k) is not None}
+        return cls(**known)
+
+
+def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRules,
+            clock: Callable[[], int]) -> dict[str, Any]:
+    """Warm up, then time iterations; returns raw samples and whether each minimum was met."""
+    n_feeds = len(feeds)
+    max_ns = int(rules.max_duration_s * 1e9)
+
+    start = clock()
+    warm = 0
+    while True:
+        infer(feeds[warm % n_feeds])
+        warm += 1
+        elapsed = clock() - start
+        done = warm >= rules.warmup_iterations and elapsed >= rules.warmup_s * 1e9
+        if done or elapsed >= max_ns:
+            break
+    warmup_ns = clock() - start
+
+    samples: list[int] = []
+    min_ns = int(rules.min_duration_s * 1e9)
+    start = clock()
+    i = warm
+    while True:
+        t0 = clock()
+        infer(feeds[i % n_feeds])
+        t1 = clock()
+        samples.append(t1 - t0)
+        i += 1
+        elapsed = t1 - start
+        if elapsed >= max_ns or (len(samples) >= rules.min_iterations and elapsed >= min_ns):
+            break
+    duration_ns = clock() - start
+    return {
+        "samples_ns": samples,
+        "iterations": len(samples),
+        "duration_s": duration_ns / 1e9,
+        "warmup": {"iterations": warm, "duration_s": warmup_ns / 1e9},
+        "validity": {
+            "min_iterations_met": len(samples) >= rules.min_iterations,
+            "min_duration_met": duration_ns >= min_ns,
+            "stopped_by_max_duration": duration_ns >= max_ns,
+        },
+    }
