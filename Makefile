@@ -1,0 +1,31 @@
+# The two commands a fresh clone needs: `make demo` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test install system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install --quiet -e '.[all,dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# System packages the tests need (OpenSSH server for the SSH fixtures); installed only when missing.
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: install
+	$(VENV)/bin/edgebench demo
+
+test: install system-deps
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .edgebench .pytest_cache

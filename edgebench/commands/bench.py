@@ -1,0 +1,99 @@
+"""`edgebench bench` and `edgebench demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgebench.bench import BenchRequest, run_bench
+from edgebench.commands.common import console
+from edgebench.config import TimingSpec
+from edgebench.data import parse_shape
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.paths import bundled_dir
+from edgebench.render import result_table
+from edgebench.result import write_results
+
+
+def _parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
+    ranges = {}
+    for item in items:
+        name, _, rest = item.partition(":")
+        low, _, high = rest.partition(":")
+        try:
+            ranges[name] = (float(low), float(high))
+        except ValueError:
+            raise EdgebenchError(f"bad --input-range {item!r}: write NAME:LOW:HIGH (e.g. ids:0:30522)",
+                                 ExitStatus.USAGE) from None
+    return ranges
+
+
+def _parse_values(items: list[str]) -> dict[str, float]:
+    values = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise EdgebenchError(f"bad --input-value {item!r}: write NAME=VALUE (e.g. sr=16000)",
+                                 ExitStatus.USAGE) from None
+    return values
+
+
+def bench(
+    model: Path = typer.Argument(..., help="Model file (.onnx)."),
+    device: str = typer.Option("local-cpu", "--device", "-d", help="Device profile name or YAML path."),
+    dataset: Optional[Path] = typer.Option(None, help=".npz with one array per input (+ optional labels)."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Batch size for a dynamic first dimension."),
+    threads: Optional[int] = typer.Option(None, min=0, help="Runtime threads (0: runtime default)."),
+    shape: list[str] = typer.Option([], help="Resolve dynamic dims: NAME:1x3x224x224 (repeatable)."),
+    input_range: list[str] = typer.Option([], help="Random-input range: NAME:LOW:HIGH (repeatable)."),
+    input_value: list[str] = typer.Option([], help="Fixed input value: NAME=VALUE (repeatable)."),
+    warmup_s: float = typer.Option(0.5, min=0, help="Warm up at least this long."),
+    warmup_iterations: int = typer.Option(5, min=0, help="Warm up at least this many iterations."),
+    min_iterations: int = typer.Option(50, min=1, help="Measure at least this many iterations."),
+    min_duration_s: float = typer.Option(1.0, min=0, help="Measure at least this long."),
+    max_duration_s: float = typer.Option(60.0, min=0.001, help="Stop measuring after this long."),
+    output: Optional[str] = typer.Option(None, help="Output scored for top-1 (default: the first)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result JSON here."),
+) -> None:
+    """Benchmark one model on one device: latency, load and first inference, peak memory, top-1."""
+    if max_duration_s < min_duration_s:
+        raise EdgebenchError(f"--max-duration-s {max_duration_s} is below --min-duration-s {min_duration_s}: "
+                             "raise it", ExitStatus.USAGE)
+    req = BenchRequest(
+        model=model, device=device, dataset=dataset, batch=batch, threads=threads,
+        shapes=dict(parse_shape(s) for s in shape), ranges=_parse_ranges(input_range),
+        values=_parse_values(input_value), output=output,
+        timing=TimingSpec(warmup_s=warmup_s, warmup_iterations=warmup_iterations, min_iterations=min_iterations,
+                          min_duration_s=min_duration_s, max_duration_s=max_duration_s),
+    )
+    _bench_and_show(req, json_out)
+
+
+def _bench_and_show(req: BenchRequest, json_out: Path | None) -> None:
+    with console.status(f"benchmarking {req.model.name} on {req.device}…"):
+        result = run_bench(req)
+    console.print(result_table([result]))
+    if json_out:
+        write_results([result], json_out)
+        console.print(f"result written to {json_out}")
+
+
+def demo(
+    json_out: Path = typer.Option(Path(".edgebench/demo/result.json"), "--json", help="Where to write the result."),
+) -> None:
+    """Benchmark the bundled digits model on this machine's CPU."""
+    digits = bundled_dir("examples") / "digits"
+    req = BenchRequest(model=digits / "digits_cnn.onnx", dataset=digits / "eval.npz", device="local-cpu",
+                       threads=1, name="digits-cnn", timing=TimingSpec(min_iterations=200, min_duration_s=2.0))
+    _bench_and_show(req, json_out)
+
+
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(bench)
+    app.command()(demo)
