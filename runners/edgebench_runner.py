@@ -137,6 +137,8 @@ def run_job(job: dict[str, Any], clock: Callable[[], int] = time.perf_counter_ns
 
     with stage("runtime_missing"):
         backend = backend_cls(job)  # imports the runtime: part of the baseline, not the model's footprint
+    with stage("usage", "bad runtime option: "):
+        backend.check_options()
     memory = {"baseline": peak_rss_mb()}
     arrays = load_inputs(job["inputs_npz"])
     batch = int(job.get("batch") or 1)

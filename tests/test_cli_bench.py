@@ -141,3 +141,16 @@ def test_console_script_exit_status_and_version():
     proc = subprocess.run([str(exe), "bench", "/nope.onnx"], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "COLUMNS": "80"})
     assert proc.returncode == ExitStatus.NOT_FOUND and proc.stderr.count("\n") == 1
+
+
+def test_runtime_options_reach_onnxruntime(digits_onnx, tmp_path):
+    out = tmp_path / "r.json"
+    assert bench(str(digits_onnx), "--option", "graph_optimization_level=disable", "--option",
+                 "execution_providers=CPUExecutionProvider", "--json", str(out)) == 0
+    options = json.loads(out.read_text())["runtime"]["options"]
+    assert options["graph_optimization_level"] == "disable" and options["providers"] == ["CPUExecutionProvider"]
+
+
+def test_bad_runtime_option_value_is_reported(digits_onnx, capsys):
+    assert bench(str(digits_onnx), "--option", "graph_optimization_level=max") == ExitStatus.USAGE
+    assert "graph_optimization_level 'max' is not one of" in one_line_error(capsys)

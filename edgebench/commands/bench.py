@@ -30,6 +30,19 @@ def _parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+def parse_options(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` runtime options; integers stay integers, commas make lists."""
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgebenchError(f"bad --option {item!r}: write KEY=VALUE (e.g. graph_optimization_level=basic)",
+                                 ExitStatus.USAGE)
+        parts = [int(v) if v.lstrip("-").isdigit() else v for v in value.split(",")]
+        options[key] = parts if "," in value or key.endswith("providers") else parts[0]
+    return options
+
+
 def _parse_values(items: list[str]) -> dict[str, float]:
     values = {}
     for item in items:
@@ -57,6 +70,9 @@ def bench(
     min_duration_s: float = typer.Option(1.0, min=0, help="Measure at least this long."),
     max_duration_s: float = typer.Option(60.0, min=0.001, help="Stop measuring after this long."),
     output: Optional[str] = typer.Option(None, help="Output scored for top-1 (default: the first)."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Runtime option KEY=VALUE (repeatable), e.g. "
+                                     "graph_optimization_level=basic, execution_providers=CPUExecutionProvider, "
+                                     "inter_op_threads=2."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result JSON here."),
 ) -> None:
     """Benchmark one model on one device: latency, load and first inference, peak memory, top-1."""
@@ -66,7 +82,7 @@ def bench(
     req = BenchRequest(
         model=model, device=device, dataset=dataset, batch=batch, threads=threads,
         shapes=dict(parse_shape(s) for s in shape), ranges=_parse_ranges(input_range),
-        values=_parse_values(input_value), output=output,
+        values=_parse_values(input_value), output=output, backend_options=parse_options(option),
         timing=TimingSpec(warmup_s=warmup_s, warmup_iterations=warmup_iterations, min_iterations=min_iterations,
                           min_duration_s=min_duration_s, max_duration_s=max_duration_s),
     )

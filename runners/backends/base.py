@@ -23,6 +23,9 @@ class BaseBackend:
         return RuntimeMissing(f"{self.runtime_name} is not installed on this device ({exc}): "
                               f"pip install {self.pip_package}")
 
+    def check_options(self) -> None:
+        """Refuse unknown or bad backend options before anything loads (raise ValueError)."""
+
     def runtime_version(self) -> str:
         raise NotImplementedError
 

@@ -30,6 +30,11 @@ class Backend(BaseBackend):
     def runtime_version(self) -> str:
         return str(self.ort.__version__)
 
+    def check_options(self) -> None:
+        level = str(self.backend_options.get("graph_optimization_level", "all"))
+        if level not in _LEVELS:
+            raise ValueError(f"graph_optimization_level {level!r} is not one of {', '.join(_LEVELS)}")
+
     def _providers(self) -> list[Any]:
         wanted = self.backend_options.get("execution_providers") or _DEVICE_PROVIDERS.get(self.device.upper())
         if not wanted:
