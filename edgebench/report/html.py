@@ -21,10 +21,11 @@ padding:18px 20px;margin:18px 0}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:14px}.card{background:#fff;border:1px solid var(--line);
 border-radius:10px;padding:10px 14px;min-width:130px}.card b{display:block;font-size:20px}
 .card.best{border-color:var(--best);min-width:260px}.card.best b{font-size:15px;color:var(--best)}
-table{border-collapse:collapse;width:100%;font-size:12.5px;font-variant-numeric:tabular-nums}
-th,td{padding:5px 7px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+table{border-collapse:collapse;width:100%;font-size:12px;font-variant-numeric:tabular-nums}
+th,td{padding:4px 6px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{background:#f1f5f9;font-weight:600;position:sticky;top:0}th:first-child,td:first-child{text-align:left}
-th:nth-child(-n+4),td:nth-child(-n+4){text-align:left}td.opt{white-space:normal}tr.best td{background:#fff7ed}tr.err td{background:#fef2f2}
+th:nth-child(-n+5),td:nth-child(-n+5){text-align:left}td.mark{font-size:15px;padding:0 2px 0 6px}
+td.mark.best{color:var(--best)}td.mark.front{color:var(--blue)}tr.best td{background:#fff7ed}tr.err td{background:#fef2f2}
 .tag{display:inline-block;border-radius:9px;padding:0 7px;font-size:11px;font-weight:600;margin-left:4px}
 .tag.best{background:var(--best);color:#fff}.tag.ok{background:#dcfce7;color:#166534}
 .tag.warn{background:#fef3c7;color:var(--warn)}.tag.err{background:#fee2e2;color:var(--bad)}
@@ -49,11 +50,12 @@ def _kib(value: int | None) -> str:
     return "—" if not value else f"{value / 1024:.1f} KiB"
 
 
-def _tags(cell: Cell) -> str:
-    tags = ['<span class="tag best">★ best</span>'] if cell.best else []
+def _mark(cell: Cell) -> str:
+    if cell.best:
+        return '<td class="mark best" title="best cell on this device">★</td>'
     if cell.on_front:
-        tags.append('<span class="tag front">front</span>')
-    return "".join(tags)
+        return '<td class="mark front" title="on the Pareto front">◆</td>'
+    return "<td></td>"
 
 
 def _validity(cell: Cell) -> str:
@@ -63,22 +65,25 @@ def _validity(cell: Cell) -> str:
     return "".join(f'<span class="tag warn" title="validity flag failed">{escape(p)}</span>' for p in problems)
 
 
-COLUMNS = ("model", "recipe", "format", "options", "p50 ms", "p90 ms", "p99 ms", "CV", "iters", "load ms", "first ms", "inf/s", "peak MB",
-           "size", "gzip", "accuracy", "validity")
+COLUMNS = ("", "model", "recipe", "format", "options", "p50 ms", "p99 ms", "rCV", "iters", "load ms", "first ms",
+           "inf/s", "peak MB", "size / gzip", "accuracy", "validity")
+
+HEAD_TIPS = {"rCV": ' title="robust CV: 1.4826·MAD / median (what the cv_ok flag judges)"',
+             "inf/s": ' title="inferences per second (batch / mean latency)"',
+             "peak MB": ' title="peak resident memory of the runner process (VmHWM)"'}
 
 
 def _row(cell: Cell) -> str:
     r = cell.result
-    name = "".join(f"<td>{escape(v)}</td>" for v in (cell.model, cell.recipe, cell.format))
+    name = _mark(cell) + "".join(f"<td>{escape(v)}</td>" for v in (cell.model, cell.recipe, cell.format, cell.options))
     if not r.ok:
-        return (f'<tr class="err">{name}<td class="opt">{escape(cell.options)}<span class="tag err">error</span></td>'
-                f'<td class="msg" colspan="{len(COLUMNS) - 4}">{escape(cell.error)}</td></tr>')
-    name += f'<td class="opt">{escape(cell.options)}{_tags(cell)}</td>'
+        return (f'<tr class="err">{name}<td class="msg" colspan="{len(COLUMNS) - 5}"><span class="tag err">error</span> '
+                f'{escape(cell.error)}</td></tr>')
     lat = r.latency_ms or {}
-    cols = [_n(lat.get("p50"), ".4g"), _n(lat.get("p90"), ".4g"), _n(lat.get("p99"), ".4g"),
-            _n(lat.get("cv"), ".1%"), str(r.iterations), _n(r.load_ms, ".1f"), _n(r.first_inference_ms, ".3g"),
-            _n(r.throughput_per_s, ",.0f"), _n(r.memory_mb.get("peak"), ".1f"), _kib(r.model.get("size_bytes")),
-            _kib(r.model.get("gzip_bytes")), _n(cell.accuracy, ".2%"), _validity(cell)]
+    cols = [_n(lat.get("p50"), ".4g"), _n(lat.get("p99"), ".4g"),
+            _n(lat.get("robust_cv"), ".1%"), str(r.iterations), _n(r.load_ms, ".1f"), _n(r.first_inference_ms, ".3g"),
+            _n(r.throughput_per_s, ",.0f"), _n(r.memory_mb.get("peak"), ".1f"),
+            f'{_kib(r.model.get("size_bytes"))} / {_kib(r.model.get("gzip_bytes"))}', _n(cell.accuracy, ".2%"), _validity(cell)]
     css = ' class="best"' if cell.best else ""
     return f"<tr{css}>{name}" + "".join(f"<td>{c}</td>" for c in cols) + "</tr>"
 
@@ -86,12 +91,12 @@ def _row(cell: Cell) -> str:
 def _device(view: DeviceView, data: ReportData) -> str:
     env = view.environment
     metric = view.metric or "accuracy"
-    head = "".join(f"<th>{escape(metric if c == 'accuracy' else c)}</th>" for c in COLUMNS)
+    head = "".join(f"<th{HEAD_TIPS.get(c, '')}>{escape(metric if c == 'accuracy' else c)}</th>" for c in COLUMNS)
     rows = "".join(_row(c) for c in view.cells)
     pareto = svg.pareto_svg(view.cells, metric)
     boxes = svg.box_svg(view.cells)
-    rule = (f"★ best: the fastest p50 within {data.drop_text} of {metric} of the model's "
-            "most accurate cell on this device" if view.metric else "★ best: the fastest p50 (no accuracy measured)")
+    rule = (f"★ best: the fastest p50 within {data.drop_text} of {metric} of the model's most accurate cell on this "
+            "device. ◆ on the Pareto front." if view.metric else "★ best: the fastest p50 (no accuracy measured).")
     plots = [f"<figure>{pareto}<figcaption>Latency versus {escape(metric)}. Dashed: the Pareto front (no other "
              f"cell is both faster and more accurate). Orange ring: best. Hover a point for its figures."
              "</figcaption></figure>" if pareto else

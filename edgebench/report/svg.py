@@ -55,7 +55,7 @@ def _x_axis(lo: float, hi: float, x: Callable[[float], float], y0: float, y1: fl
     return out
 
 
-def pareto_svg(cells: Sequence[Cell], metric: str, width: int = 500, height: int = 330) -> str:
+def pareto_svg(cells: Sequence[Cell], metric: str, width: int = 480, height: int = 330) -> str:
     """p50 latency (x, lower is better) against accuracy (y, higher is better); the front is the staircase."""
     pts = [c for c in cells if c.accuracy is not None and c.p50 is not None]
     if not pts:
@@ -98,12 +98,12 @@ def pareto_svg(cells: Sequence[Cell], metric: str, width: int = 500, height: int
     return _svg(width, height, body, f"latency versus {metric}")
 
 
-def box_svg(cells: Sequence[Cell], width: int = 590) -> str:
+def box_svg(cells: Sequence[Cell], width: int = 620) -> str:
     """One row per cell: whiskers p1–p99, box q1–q3, median bar, and dots at every 2nd percentile."""
     rows = [c for c in cells if c.distribution is not None]
     if not rows:
         return ""
-    label_w, right, top, row_h = 200, 54, 8, 24
+    label_w, right, top, row_h = 236, 54, 8, 24
     height = top + row_h * len(rows) + 40
     lo, hi = _span([v for c in rows for v in (c.distribution.p1, c.distribution.p99)], pad=0.05)
     lo = max(lo, 0.0)
@@ -112,7 +112,7 @@ def box_svg(cells: Sequence[Cell], width: int = 590) -> str:
                    (label_w + width - right) / 2)
     for i, c in enumerate(rows):
         d, cy = c.distribution, top + row_h * i + row_h / 2
-        name = c.label if len(c.label) <= 34 else c.label[:33] + "…"
+        name = c.label if len(c.label) <= 40 else c.label[:39] + "…"
         colour = ORANGE if c.best else BLUE
         tip = (f"{c.label}\nmin {d.min:.4g} · p1 {d.p1:.4g} · q1 {d.q1:.4g} · median {d.median:.4g} · "
                f"q3 {d.q3:.4g} · p99 {d.p99:.4g} · max {d.max:.4g} ms ({len(c.result.samples_ns)} samples)")
