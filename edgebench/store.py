@@ -27,6 +27,11 @@ APPLICATION_ID = 0x45424E43  # "EBNC": PRAGMA application_id marks the file as e
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 CellKey = tuple[str, str, str, str, str]  # model, recipe, format, device, options JSON (Result.cell_key)
 
+
+def cell_key(model: str, recipe: str, fmt: str, device: str, options: dict[str, Any]) -> CellKey:
+    """A planned cell's key in the form :attr:`Result.cell_key` has, so a sweep can match plan and store."""
+    return (str(model), str(recipe), str(fmt), str(device), json.dumps(options, sort_keys=True))
+
 _SCHEMA = """
 CREATE TABLE runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -211,10 +216,12 @@ class Store:
         return self._run_info(row)
 
     # --- results ------------------------------------------------------------------------------------
-    def add_result(self, run_id: int, result: Result) -> None:
+    def add_result(self, run_id: int, result: Result, key: CellKey | None = None) -> None:
         """Store one cell in its own transaction. The same cell added again replaces the earlier row:
-        a run holds one row per cell, and a re-run cell (a retried error) keeps its newest result."""
-        model, recipe, fmt, device, options = result.cell_key
+        a run holds one row per cell, and a re-run cell (a retried error) keeps its newest result.
+        ``key`` (default ``result.cell_key``) lets a sweep file a cell under its planned key, e.g. an
+        error cell whose Result could not learn every option."""
+        model, recipe, fmt, device, options = key or result.cell_key
         error = json.dumps(result.error, sort_keys=True) if result.error else None
         p50 = (result.latency_ms or {}).get("p50")
         top1 = result.accuracy.get("top1")

@@ -33,7 +33,8 @@ def test_best_is_the_fastest_cell_within_the_accuracy_drop(real_results):
 
 def test_a_less_accurate_faster_cell_is_not_best(real_results):
     fast, slow = sorted(real_results[:2], key=lambda r: r.latency_ms["p50"])
-    worse = type(fast).from_dict({**fast.to_dict(), "accuracy": {**fast.accuracy, "top1": fast.accuracy["top1"] - 0.05}})
+    lower = {**fast.accuracy, "top1": fast.accuracy["top1"] - 0.05}
+    worse = type(fast).from_dict({**fast.to_dict(), "accuracy": lower})
     data = build_report([worse, slow], max_accuracy_drop=0.01)
     cells = data.devices[0].cells
     assert [c.best for c in cells] == [False, True]  # 5 points lost is more than the 1 allowed

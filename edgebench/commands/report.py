@@ -17,8 +17,8 @@ def report(
     run: Optional[str] = typer.Argument(None, help="Run id or name (default: the newest run)."),
     last: bool = typer.Option(False, "--last", help="Report the newest run."),
     store: Path = store_option(),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here "
-                                        "(default when neither --html nor --md: next to the store, reports/run-ID.html)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here (default when neither "
+                                        "--html nor --md: reports/run-ID.html next to the store)."),
     md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown summary here."),
     max_accuracy_drop: float = typer.Option(0.01, min=0, max=1, help="The best cell may lose at most this much "
                                             "accuracy (a fraction: 0.01 = 1 point) against the most accurate cell."),

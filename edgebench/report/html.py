@@ -25,13 +25,15 @@ table{border-collapse:collapse;width:100%;font-size:12px;font-variant-numeric:ta
 th,td{padding:4px 6px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{background:#f1f5f9;font-weight:600;position:sticky;top:0}th:first-child,td:first-child{text-align:left}
 th:nth-child(-n+5),td:nth-child(-n+5){text-align:left}td.mark{font-size:15px;padding:0 2px 0 6px}
-td.mark.best{color:var(--best)}td.mark.front{color:var(--blue)}tr.best td{background:#fff7ed}tr.err td{background:#fef2f2}
+td.mark.best{color:var(--best)}td.mark.front{color:var(--blue)}
+tr.best td{background:#fff7ed}tr.err td{background:#fef2f2}
 .tag{display:inline-block;border-radius:9px;padding:0 7px;font-size:11px;font-weight:600;margin-left:4px}
 .tag.best{background:var(--best);color:#fff}.tag.ok{background:#dcfce7;color:#166534}
 .tag.warn{background:#fef3c7;color:var(--warn)}.tag.err{background:#fee2e2;color:var(--bad)}
 .tag.front{background:#dbeafe;color:#1e40af}td.msg{color:var(--bad);text-align:left;white-space:normal}
 .plots{display:flex;flex-wrap:wrap;gap:20px;align-items:flex-start;margin-top:12px}
-figure{margin:0;display:table}figcaption{display:table-caption;caption-side:bottom;color:var(--mute);font-size:12px;padding-top:4px}
+figure{margin:0;display:table}
+figcaption{display:table-caption;caption-side:bottom;color:var(--mute);font-size:12px;padding-top:4px}
 .empty{color:var(--mute);font-style:italic}dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0}
 dt{color:var(--mute)}dd{margin:0}pre{background:#f1f5f9;padding:10px;border-radius:6px;overflow:auto;font-size:12px}
 footer{color:var(--mute);font-size:12px}
@@ -77,13 +79,15 @@ def _row(cell: Cell) -> str:
     r = cell.result
     name = _mark(cell) + "".join(f"<td>{escape(v)}</td>" for v in (cell.model, cell.recipe, cell.format, cell.options))
     if not r.ok:
-        return (f'<tr class="err">{name}<td class="msg" colspan="{len(COLUMNS) - 5}"><span class="tag err">error</span> '
+        return (f'<tr class="err">{name}<td class="msg" colspan="{len(COLUMNS) - 5}">'
+                f'<span class="tag err">error</span> '
                 f'{escape(cell.error)}</td></tr>')
     lat = r.latency_ms or {}
     cols = [_n(lat.get("p50"), ".4g"), _n(lat.get("p99"), ".4g"),
             _n(lat.get("robust_cv"), ".1%"), str(r.iterations), _n(r.load_ms, ".1f"), _n(r.first_inference_ms, ".3g"),
             _n(r.throughput_per_s, ",.0f"), _n(r.memory_mb.get("peak"), ".1f"),
-            f'{_kib(r.model.get("size_bytes"))} / {_kib(r.model.get("gzip_bytes"))}', _n(cell.accuracy, ".2%"), _validity(cell)]
+            f'{_kib(r.model.get("size_bytes"))} / {_kib(r.model.get("gzip_bytes"))}', _n(cell.accuracy, ".2%"),
+            _validity(cell)]
     css = ' class="best"' if cell.best else ""
     return f"<tr{css}>{name}" + "".join(f"<td>{c}</td>" for c in cols) + "</tr>"
 
@@ -108,7 +112,8 @@ def _device(view: DeviceView, data: ReportData) -> str:
             f'<p class="sub">{escape(str(env.get("cpu") or "unknown CPU"))} · {_n(env.get("cores"), "")} cores · '
             f'{escape(", ".join(view.runtimes) or "no runtime reported")}</p>'
             f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
-            f'<p class="sub" style="margin-top:6px">{escape(rule)}</p><div class="plots">{"".join(plots)}</div></section>')
+            f'<p class="sub" style="margin-top:6px">{escape(rule)}</p>'
+            f'<div class="plots">{"".join(plots)}</div></section>')
 
 
 def _summary(data: ReportData) -> str:
@@ -127,7 +132,8 @@ def _summary(data: ReportData) -> str:
 
 def _sizes(data: ReportData) -> str:
     chart = svg.size_svg(data.artifacts)
-    rows = "".join(f"<tr><td>{escape(a.model)} · {escape(a.recipe)} · {escape(a.format)}</td><td>{escape(a.precision)}"
+    rows = "".join(f"<tr><td>{escape(a.model)} · {escape(a.recipe)} · {escape(a.format)}</td>"
+                   f"<td>{escape(a.precision)}"
                    f"</td><td>{_n(a.size_bytes, ',')}</td><td>{_n(a.gzip_bytes, ',')}</td><td>"
                    f"{_n(a.gzip_bytes / a.size_bytes if a.size_bytes and a.gzip_bytes else None, '.0%')}</td></tr>"
                    for a in data.artifacts)
@@ -164,4 +170,5 @@ def render_html(data: ReportData) -> str:
             f'content="width=device-width,initial-scale=1"><title>{escape(data.title)}</title><style>{CSS}</style>'
             f'</head><body><main><header><h1>{escape(data.title)}</h1><p class="meta">{" · ".join(meta)}</p>'
             f'{_summary(data)}</header>{"".join(body)}<footer>Generated {escape(data.generated_utc)} by edgebench. '
-            "Latencies are per iteration, percentiles by nearest rank over the raw samples.</footer></main></body></html>\n")
+            "Latencies are per iteration, percentiles by nearest rank over the raw samples."
+            "</footer></main></body></html>\n")

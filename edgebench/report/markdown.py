@@ -20,7 +20,8 @@ def _row(cell: Cell) -> str:
         return f"| {name} | error: {_cell_text(cell.error)} |" + " |" * 7
     lat = r.latency_ms or {}
     flags = ", ".join(cell.problems) or "valid"
-    return (f"| {'**' + name + '**' if cell.best else name} | {_n(lat.get('p50'), '.4g')} | {_n(lat.get('p99'), '.4g')} "
+    name = f"**{name}**" if cell.best else name
+    return (f"| {name} | {_n(lat.get('p50'), '.4g')} | {_n(lat.get('p99'), '.4g')} "
             f"| {_n(lat.get('robust_cv'), '.1%')} | {_n(r.memory_mb.get('peak'), '.1f')} "
             f"| {_n(r.model.get('size_bytes'), ',')} | {_n(r.model.get('gzip_bytes'), ',')} "
             f"| {_n(cell.accuracy, '.2%')} | {flags} |")
@@ -48,7 +49,8 @@ def render_markdown(data: ReportData) -> str:
                   "accurate cell on the device.", ""]
     for view in data.devices:
         metric = view.metric or "accuracy"
-        lines += [f"## {view.name}", "", f"| cell | p50 ms | p99 ms | robust CV | peak MB | size B | gzip B | {metric} | validity |",
+        lines += [f"## {view.name}", "",
+                  f"| cell | p50 ms | p99 ms | robust CV | peak MB | size B | gzip B | {metric} | validity |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         lines += [_row(c) for c in view.cells]
         lines.append("")

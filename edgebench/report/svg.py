@@ -16,13 +16,17 @@ BLUE, ORANGE, GREY, INK, GRID = "#2563eb", "#ea580c", "#9ca3af", "#1f2937", "#e5
 FONT = 'font-family="system-ui,-apple-system,Segoe UI,Roboto,sans-serif"'
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values (1, 2, 5 × 10^k steps) covering [lo, hi]."""
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
+def _step(lo: float, hi: float, count: int) -> float:
     raw = (hi - lo) / count
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2, 5 × 10^k steps) inside [lo, hi]."""
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    step = _step(lo, hi, count)
     start = math.ceil(lo / step - 1e-9) * step
     return [round(start + i * step, 12) for i in range(int((hi - start) / step + 1e-9) + 1)]
 
@@ -33,9 +37,12 @@ def fmt(value: float) -> str:
 
 
 def _span(values: Sequence[float], pad: float = 0.08) -> tuple[float, float]:
+    """The values' range, padded, widened out to round ticks so that both ends of an axis are labelled."""
     lo, hi = min(values), max(values)
     width = (hi - lo) or (abs(hi) * 0.1 or 1.0)
-    return lo - width * pad, hi + width * pad
+    lo, hi = lo - width * pad, hi + width * pad
+    step = _step(lo, hi, 5)
+    return math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
 
 
 def _svg(width: float, height: float, body: list[str], label: str) -> str:
@@ -156,6 +163,7 @@ def size_svg(artifacts: Sequence[Artifact], width: int = 560) -> str:
         if a.gzip_bytes:
             body.append(f'<rect x="{label_w}" y="{y0 + 12}" width="{x(a.gzip_bytes) - label_w:.1f}" height="10" '
                         f'fill="{BLUE}" fill-opacity="0.35"/>'
-                        f'<text x="{x(a.gzip_bytes) + 4:.1f}" y="{y0 + 21}" fill="#6b7280">{kb(a.gzip_bytes)} gz</text>')
+                        f'<text x="{x(a.gzip_bytes) + 4:.1f}" y="{y0 + 21}" fill="#6b7280">'
+                        f'{kb(a.gzip_bytes)} gz</text>')
         body.append("</g>")
     return _svg(width, height, body, "artifact sizes")
