@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs, only those missing (root or sudo required then).
+# Installs the Debian packages the test suite needs (sshd for the SSH fixtures, chromium for the report test), only those missing (root or sudo required then).
 set -euo pipefail
 need=()
 command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
+(command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1) || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
 echo "installing system packages: ${need[*]}"

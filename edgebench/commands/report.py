@@ -1,0 +1,43 @@
+"""`edgebench report`: the HTML page and Markdown summary of one stored run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgebench.commands.common import console
+from edgebench.commands.results import load_run, store_option
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.report import write_report
+
+
+def report(
+    run: Optional[str] = typer.Argument(None, help="Run id or name (default: the newest run)."),
+    last: bool = typer.Option(False, "--last", help="Report the newest run."),
+    store: Path = store_option(),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here (default when neither "
+                                        "--html nor --md: reports/run-ID.html next to the store)."),
+    md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown summary here."),
+    max_accuracy_drop: float = typer.Option(0.01, min=0, max=1, help="The best cell may lose at most this much "
+                                            "accuracy (a fraction: 0.01 = 1 point) against the most accurate cell."),
+) -> None:
+    """Write a self-contained HTML report and/or a Markdown summary of a run."""
+    if run is not None and last:
+        raise EdgebenchError(f"pass a run ({run!r}) or --last, not both", ExitStatus.USAGE)
+    info, results = load_run(store, run)
+    if html is None and md is None:
+        html = store.parent / "reports" / f"run-{info.id}.html"
+    data = write_report(results, info, html, md, max_accuracy_drop)
+    for view in data.devices:
+        for cell in (c for c in view.cells if c.best):
+            acc = f", {view.metric} {cell.accuracy:.2%}" if cell.accuracy is not None else ""
+            console.print(f"best on {view.name}: {cell.label} (p50 {cell.p50:.4g} ms{acc})")
+    for path in (html, md):
+        if path:
+            console.print(f"report written to {path}")
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(report)

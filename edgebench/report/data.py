@@ -1,0 +1,225 @@
+"""What every report shows, computed once from Result records: cells per device, the best cell, the
+Pareto front, latency distributions from raw samples, artifact sizes, flags and environment.
+
+The HTML, Markdown and CSV views only lay this out, so the three never disagree on a number.
+Distributions are recomputed from ``samples_ns`` (never from stored aggregates).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from edgebench.result import Result, utc_now
+from edgebench.stats import nearest_rank
+from edgebench.store import RunInfo
+
+VALIDITY_FLAGS = ("min_iterations_met", "min_duration_met", "cv_ok")
+QUANTILES = tuple(range(2, 100, 2))  # the dots of a distribution strip
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Milliseconds: box q1–q3 with the median, whiskers p1–p99, the extremes, and quantile dots."""
+
+    min: float
+    p1: float
+    q1: float
+    median: float
+    q3: float
+    p99: float
+    max: float
+    dots: tuple[float, ...]
+
+    @classmethod
+    def from_samples(cls, samples_ns: Sequence[int]) -> "Distribution | None":
+        if not samples_ns:
+            return None
+        ms = sorted(s / 1e6 for s in samples_ns)
+        q = lambda p: nearest_rank(ms, p)  # noqa: E731
+        return cls(min=ms[0], p1=q(1), q1=q(25), median=q(50), q3=q(75), p99=q(99), max=ms[-1],
+                   dots=tuple(q(p) for p in QUANTILES))
+
+
+@dataclass
+class Cell:
+    result: Result
+    options: str  # the options that differ between the report's cells
+    with_model: bool = True  # False when the report holds one model: labels then skip its name
+    accuracy: float | None = None
+    best: bool = False
+    on_front: bool = False
+    distribution: Distribution | None = None
+
+    @property
+    def model(self) -> str:
+        return str(self.result.model.get("name"))
+
+    @property
+    def recipe(self) -> str:
+        return str(self.result.model.get("recipe"))
+
+    @property
+    def format(self) -> str:
+        return str(self.result.model.get("format"))
+
+    @property
+    def label(self) -> str:
+        return " · ".join(x for x in (self.model if self.with_model else "", self.recipe, self.format,
+                                      self.options) if x)
+
+    @property
+    def p50(self) -> float | None:
+        return (self.result.latency_ms or {}).get("p50")
+
+    @property
+    def error(self) -> str:
+        err = self.result.error or {}
+        return f"{err.get('kind', 'error')}: {err.get('message', '')}".strip(": ")
+
+    @property
+    def problems(self) -> list[str]:
+        """Validity flags that failed; empty for a valid measurement."""
+        flags = self.result.validity
+        found = [k.replace("_met", "").replace("_ok", "") for k in VALIDITY_FLAGS if flags.get(k) is False]
+        return found + (["throttled"] if flags.get("throttled") else [])
+
+
+@dataclass
+class DeviceView:
+    name: str
+    cells: list[Cell]
+    metric: str | None  # "top1" or "agreement_top1": the accuracy plotted and used to pick the best
+    environment: dict[str, Any]
+    runtimes: list[str]
+
+
+@dataclass
+class Artifact:
+    model: str
+    recipe: str
+    format: str
+    precision: str
+    size_bytes: int | None
+    gzip_bytes: int | None
+
+
+@dataclass
+class ReportData:
+    title: str
+    run: RunInfo | None
+    devices: list[DeviceView]
+    artifacts: list[Artifact]
+    common_options: str
+    max_accuracy_drop: float
+    generated_utc: str = field(default_factory=utc_now)
+
+    @property
+    def drop_text(self) -> str:
+        points = self.max_accuracy_drop * 100
+        return f"{points:.3g} point{'' if points == 1 else 's'}"
+
+    @property
+    def cells(self) -> list[Cell]:
+        return [c for d in self.devices for c in d.cells]
+
+    @property
+    def errors(self) -> list[Cell]:
+        return [c for c in self.cells if not c.result.ok]
+
+
+def _format_options(options: dict[str, Any], keys: Sequence[str]) -> str:
+    """``threads=1 batch=4``; shapes only when the batch does not already explain them."""
+    parts = []
+    for key in keys:
+        value = options.get(key)
+        if value is None or (key == "shapes" and "batch" in keys):
+            continue
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={'x'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> set[int]:
+    """Indexes of the points no other point beats on both lower latency (x) and higher accuracy (y)."""
+    front, best_y = set(), float("-inf")
+    for i in sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1])):
+        if points[i][1] > best_y:
+            front.add(i)
+            best_y = points[i][1]
+    return front
+
+
+def _device_view(name: str, cells: list[Cell], max_drop: float) -> DeviceView:
+    ok = [c for c in cells if c.result.ok and c.p50 is not None]
+    metric = next((m for m in ("top1", "agreement_top1") if any(c.result.accuracy.get(m) is not None for c in ok)),
+                  None)
+    for c in ok:
+        c.accuracy = c.result.accuracy.get(metric) if metric else None
+        c.distribution = Distribution.from_samples(c.result.samples_ns)
+    scored = [c for c in ok if c.accuracy is not None]
+    for i in pareto_front([(c.p50, c.accuracy) for c in scored]):
+        scored[i].on_front = True
+    for model in {c.model for c in ok}:
+        mine = [c for c in (scored or ok) if c.model == model]
+        if mine and metric:
+            ceiling = max(c.accuracy for c in mine)
+            mine = [c for c in mine if c.accuracy >= ceiling - max_drop]
+        if mine:
+            min(mine, key=lambda c: c.p50).best = True
+    env = next((c.result.environment for c in ok), cells[0].result.environment)
+    runtimes = sorted({f"{c.result.runtime.get('name')} {c.result.runtime.get('version')}"
+                       for c in cells if c.result.runtime})
+    order = sorted(ok, key=lambda c: c.p50) + [c for c in cells if c not in ok]
+    return DeviceView(name=name, cells=order, metric=metric, environment=env, runtimes=runtimes)
+
+
+def build_report(results: Sequence[Result], run: RunInfo | None = None, max_accuracy_drop: float = 0.01,
+                 title: str | None = None) -> ReportData:
+    """Group by device; the best cell per (device, model) is the fastest p50 whose accuracy is within
+    ``max_accuracy_drop`` of that model's most accurate cell on the device."""
+    keys = sorted({k for r in results for k in r.options})
+    varying = [k for k in keys if len({json.dumps(r.options.get(k), sort_keys=True) for r in results}) > 1]
+    common = [k for k in keys if k not in varying and k != "shapes"]
+    several_models = len({r.model.get("name") for r in results}) > 1
+    by_device: dict[str, list[Cell]] = {}
+    for r in results:
+        cell = Cell(r, _format_options(r.options, varying), with_model=several_models)
+        by_device.setdefault(str(r.device.get("profile")), []).append(cell)
+    devices = [_device_view(name, cells, max_accuracy_drop) for name, cells in by_device.items()]
+    artifacts: dict[tuple[str, ...], Artifact] = {}
+    for r in results:
+        m = r.model
+        key = (str(m.get("name")), str(m.get("recipe")), str(m.get("format")), str(m.get("precision")))
+        if m.get("size_bytes") and (r.ok or key not in artifacts):
+            artifacts[key] = Artifact(*key, size_bytes=m.get("size_bytes"), gzip_bytes=m.get("gzip_bytes"))
+    return ReportData(
+        title=title or (f"edgebench run {run.id}: {run.name}" if run else "edgebench results"), run=run,
+        devices=devices, artifacts=list(artifacts.values()),
+        common_options=_format_options(results[0].options, common) if results else "",
+        max_accuracy_drop=max_accuracy_drop)
+
+
+CSV_COLUMNS = ("model", "recipe", "format", "precision", "device", "options", "status", "error", "p50_ms", "p90_ms",
+               "p99_ms", "mean_ms", "cv", "iterations", "load_ms", "first_inference_ms", "throughput_per_s",
+               "peak_mb", "size_bytes", "gzip_bytes", "top1", "agreement_top1", "min_iterations_met",
+               "min_duration_met", "cv_ok", "throttled", "runtime", "runtime_version", "created_utc")
+
+
+def flat_row(r: Result) -> dict[str, Any]:
+    """One cell as one flat row (CSV and spreadsheets); nested fields stay in the JSON export."""
+    lat, m = r.latency_ms or {}, r.model
+    return {
+        "model": m.get("name"), "recipe": m.get("recipe"), "format": m.get("format"),
+        "precision": m.get("precision"), "device": r.device.get("profile"),
+        "options": json.dumps(r.options, sort_keys=True), "status": r.status,
+        "error": (r.error or {}).get("message"), "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"),
+        "p99_ms": lat.get("p99"), "mean_ms": lat.get("mean"), "cv": lat.get("cv"), "iterations": r.iterations,
+        "load_ms": r.load_ms, "first_inference_ms": r.first_inference_ms, "throughput_per_s": r.throughput_per_s,
+        "peak_mb": r.memory_mb.get("peak"), "size_bytes": m.get("size_bytes"), "gzip_bytes": m.get("gzip_bytes"),
+        "top1": r.accuracy.get("top1"), "agreement_top1": r.accuracy.get("agreement_top1"),
+        **{k: r.validity.get(k) for k in ("min_iterations_met", "min_duration_met", "cv_ok", "throttled")},
+        "runtime": r.runtime.get("name"), "runtime_version": r.runtime.get("version"), "created_utc": r.created_utc,
+    }

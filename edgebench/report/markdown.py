@@ -1,0 +1,62 @@
+"""The Markdown summary: what a CI job posts in a pull-request comment or a job summary."""
+
+from __future__ import annotations
+
+from edgebench.report.data import Cell, ReportData
+
+
+def _n(value: float | None, spec: str) -> str:
+    return "—" if value is None else f"{value:{spec}}"
+
+
+def _cell_text(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _row(cell: Cell) -> str:
+    r = cell.result
+    name = _cell_text(cell.label) + (" ★" if cell.best else "")
+    if not r.ok:
+        return f"| {name} | error: {_cell_text(cell.error)} |" + " |" * 7
+    lat = r.latency_ms or {}
+    flags = ", ".join(cell.problems) or "valid"
+    name = f"**{name}**" if cell.best else name
+    return (f"| {name} | {_n(lat.get('p50'), '.4g')} | {_n(lat.get('p99'), '.4g')} "
+            f"| {_n(lat.get('robust_cv'), '.1%')} | {_n(r.memory_mb.get('peak'), '.1f')} "
+            f"| {_n(r.model.get('size_bytes'), ',')} | {_n(r.model.get('gzip_bytes'), ',')} "
+            f"| {_n(cell.accuracy, '.2%')} | {flags} |")
+
+
+def render_markdown(data: ReportData) -> str:
+    lines = [f"# {data.title}", ""]
+    run = data.run
+    if run:
+        commit = f", commit {run.commit['sha'][:10]}{' (dirty)' if run.commit['dirty'] else ''}" if run.commit else ""
+        lines += [f"Run {run.id} `{run.name}`: {run.status}, started {run.created_utc}, edgebench "
+                  f"{run.edgebench_version}{commit}.", ""]
+    cells = data.cells
+    lines += [f"{len(cells)} cells, {len(cells) - len(data.errors)} ok, {len(data.errors)} errors, "
+              f"{len(data.devices)} device(s)." + (f" Options: {data.common_options}." if data.common_options else ""),
+              ""]
+    if not data.devices:
+        return "\n".join(lines + ["This run has no results yet.", ""])
+    best = [(v, c) for v in data.devices for c in v.cells if c.best]
+    if best:
+        lines += ["## Best per device", ""]
+        lines += [f"- **{v.name}**: {c.label}, p50 {c.p50:.4g} ms"
+                  + (f", {v.metric} {c.accuracy:.2%}" if c.accuracy is not None else "") for v, c in best]
+        lines += ["", f"Best: the fastest p50 within {data.drop_text} of accuracy of the model's most "
+                  "accurate cell on the device.", ""]
+    for view in data.devices:
+        metric = view.metric or "accuracy"
+        lines += [f"## {view.name}", "",
+                  f"| cell | p50 ms | p99 ms | robust CV | peak MB | size B | gzip B | {metric} | validity |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [_row(c) for c in view.cells]
+        lines.append("")
+    if data.errors:
+        lines += ["## Errors", ""]
+        lines += [f"- {_cell_text(c.label)} on {c.result.device.get('profile')}: {_cell_text(c.error)}"
+                  for c in data.errors]
+        lines.append("")
+    return "\n".join(lines)

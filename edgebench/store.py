@@ -1,0 +1,255 @@
+"""The SQLite results store: one row per finished cell, committed the moment the cell finishes.
+
+A sweep can be killed at any point (Ctrl-C, SIGKILL, a power cut) and lose at most the cell in flight:
+each result is its own transaction, the journal is WAL with ``synchronous=FULL``, and ``--resume`` asks
+:meth:`Store.finished_cells` what not to run again. The full Result JSON (raw ``samples_ns`` included)
+is kept, so reports and gates recompute every figure from samples rather than from stored aggregates.
+A "run" is one invocation of a sweep (or of anything else that records results); it needs no SweepSpec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from edgebench import __version__
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.result import Result, git_commit, utc_now
+
+DEFAULT_PATH = Path(".edgebench/results.db")
+SCHEMA_VERSION = 1  # PRAGMA user_version
+APPLICATION_ID = 0x45424E43  # "EBNC": PRAGMA application_id marks the file as edgebench's
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+CellKey = tuple[str, str, str, str, str]  # model, recipe, format, device, options JSON (Result.cell_key)
+
+
+def cell_key(model: str, recipe: str, fmt: str, device: str, options: dict[str, Any]) -> CellKey:
+    """A planned cell's key in the form :attr:`Result.cell_key` has, so a sweep can match plan and store."""
+    return (str(model), str(recipe), str(fmt), str(device), json.dumps(options, sort_keys=True))
+
+_SCHEMA = """
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  created_utc TEXT NOT NULL,
+  finished_utc TEXT,
+  status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+  spec TEXT NOT NULL,
+  edgebench_version TEXT NOT NULL,
+  commit_sha TEXT,
+  commit_dirty INTEGER
+);
+CREATE TABLE results (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  model TEXT NOT NULL, recipe TEXT NOT NULL, format TEXT NOT NULL, device TEXT NOT NULL, options TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  p50_ms REAL,
+  top1 REAL,
+  result TEXT NOT NULL,
+  created_utc TEXT NOT NULL,
+  UNIQUE (run_id, model, recipe, format, device, options)
+);
+CREATE INDEX results_run ON results(run_id);
+"""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    name: str
+    created_utc: str
+    finished_utc: str | None
+    status: str
+    spec: dict[str, Any]
+    edgebench_version: str
+    commit: dict[str, Any] | None
+    cells: int
+    errors: int
+
+    def describe(self) -> str:
+        return f"{self.id} ({self.name}, {self.created_utc}, {self.status})"
+
+
+class Store:
+    """Thread-safe: worker threads of one sweep share the connection under a lock; other processes
+    reach the same file through SQLite's own locking (WAL, busy timeout)."""
+
+    def __init__(self, path: Path | str = DEFAULT_PATH, create: bool = True, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise EdgebenchError(f"no results store at {self.path}: run 'edgebench sweep' first or pass "
+                                     "--store PATH", ExitStatus.NOT_FOUND)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif self.path.is_dir():
+            raise EdgebenchError(f"results store {self.path} is a directory: pass a file with --store PATH",
+                                 ExitStatus.USAGE)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
+                                     check_same_thread=False)
+        try:
+            self._open(create)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _refuse(self, why: str) -> EdgebenchError:
+        return EdgebenchError(f"{self.path} is not an edgebench results store ({why}): pass another file "
+                              "with --store PATH, or move this one away", ExitStatus.USAGE)
+
+    def _open(self, create: bool) -> None:
+        conn = self._conn
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._refuse(str(exc)) from None
+        if app_id == 0 and tables == 0 and version == 0:
+            if not create:
+                raise self._refuse("the database is empty")
+            self._initialise()
+        elif app_id != APPLICATION_ID:
+            raise self._refuse("another application's SQLite database")
+        elif version > SCHEMA_VERSION:
+            raise EdgebenchError(f"{self.path} was written by a newer edgebench (store schema {version}, this "
+                                 f"edgebench {__version__} reads {SCHEMA_VERSION}): upgrade edgebench or pass "
+                                 "another --store", ExitStatus.USAGE)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+
+    def _initialise(self) -> None:
+        with self._transaction() as conn:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                return  # another process created it while we waited for the write lock
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock: BEGIN IMMEDIATE takes SQLite's write lock up front (so
+        the busy timeout applies), COMMIT on success, ROLLBACK on any exception."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- runs ---------------------------------------------------------------------------------------
+    def create_run(self, name: str, spec: dict[str, Any]) -> int:
+        commit = git_commit()
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (name, created_utc, status, spec, edgebench_version, commit_sha, commit_dirty) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                (name, utc_now(), json.dumps(spec, sort_keys=True, default=str), __version__,
+                 commit["sha"] if commit else None, int(commit["dirty"]) if commit else None))
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str = "finished") -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status {status!r} is not one of {RUN_STATUSES}")
+        self.run(run_id)
+        with self._transaction() as conn:
+            conn.execute("UPDATE runs SET status = ?, finished_utc = ? WHERE id = ?", (status, utc_now(), run_id))
+
+    _RUN_QUERY = ("SELECT r.id, r.name, r.created_utc, r.finished_utc, r.status, r.spec, r.edgebench_version, "
+                  "r.commit_sha, r.commit_dirty, count(c.id), coalesce(sum(c.status != 'ok'), 0) "
+                  "FROM runs r LEFT JOIN results c ON c.run_id = r.id ")
+
+    @staticmethod
+    def _run_info(row: tuple[Any, ...]) -> RunInfo:
+        commit = None if row[7] is None else {"sha": row[7], "dirty": bool(row[8])}
+        return RunInfo(id=row[0], name=row[1], created_utc=row[2], finished_utc=row[3], status=row[4],
+                       spec=json.loads(row[5]), edgebench_version=row[6], commit=commit, cells=row[9],
+                       errors=row[10])
+
+    def runs(self, limit: int | None = None) -> list[RunInfo]:
+        """Newest first."""
+        sql = self._RUN_QUERY + "GROUP BY r.id ORDER BY r.id DESC" + (" LIMIT ?" if limit else "")
+        with self._lock:
+            rows = self._conn.execute(sql, (limit,) if limit else ()).fetchall()
+        return [self._run_info(row) for row in rows]
+
+    def last_run(self) -> RunInfo | None:
+        runs = self.runs(limit=1)
+        return runs[0] if runs else None
+
+    def run(self, ref: int | str) -> RunInfo:
+        """A run by id, or by name (its newest run); unknown → an error that lists recent runs."""
+        text = str(ref).strip()
+        if text.isdigit():
+            where, arg = "WHERE r.id = ? ", int(text)
+        else:
+            where, arg = "WHERE r.name = ? ", text
+        with self._lock:
+            row = self._conn.execute(self._RUN_QUERY + where + "GROUP BY r.id ORDER BY r.id DESC LIMIT 1",
+                                     (arg,)).fetchone()
+        if row is None:
+            recent = self.runs(limit=5)
+            listing = "; ".join(r.describe() for r in recent) if recent else "the store has no runs yet"
+            raise EdgebenchError(f"no run {text!r} in {self.path} (recent: {listing}): pass a run id or name "
+                                 "from 'edgebench results list'", ExitStatus.NOT_FOUND)
+        return self._run_info(row)
+
+    # --- results ------------------------------------------------------------------------------------
+    def add_result(self, run_id: int, result: Result, key: CellKey | None = None) -> None:
+        """Store one cell in its own transaction. The same cell added again replaces the earlier row:
+        a run holds one row per cell, and a re-run cell (a retried error) keeps its newest result.
+        ``key`` (default ``result.cell_key``) lets a sweep file a cell under its planned key, e.g. an
+        error cell whose Result could not learn every option."""
+        model, recipe, fmt, device, options = key or result.cell_key
+        error = json.dumps(result.error, sort_keys=True) if result.error else None
+        p50 = (result.latency_ms or {}).get("p50")
+        top1 = result.accuracy.get("top1")
+        payload = json.dumps(result.to_dict(), separators=(",", ":"))
+        self.run(run_id)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO results (run_id, model, recipe, format, device, options, status, error, p50_ms, "
+                "top1, result, created_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, model, recipe, format, device, options) DO UPDATE SET "
+                "status = excluded.status, error = excluded.error, p50_ms = excluded.p50_ms, "
+                "top1 = excluded.top1, result = excluded.result, created_utc = excluded.created_utc",
+                (run_id, model, recipe, fmt, device, options, result.status, error, p50, top1, payload, utc_now()))
+
+    def finished_cells(self, run_id: int, include_errors: bool = True) -> set[CellKey]:
+        """Cell keys already stored for the run (what ``--resume`` skips); ``include_errors=False``
+        leaves failed cells out so that a resume can retry them."""
+        self.run(run_id)
+        sql = "SELECT model, recipe, format, device, options FROM results WHERE run_id = ?"
+        if not include_errors:
+            sql += " AND status = 'ok'"
+        with self._lock:
+            return {tuple(row) for row in self._conn.execute(sql, (run_id,))}  # type: ignore[misc]
+
+    def results(self, run_id: int) -> list[Result]:
+        """In the order the cells finished."""
+        self.run(run_id)
+        with self._lock:
+            rows = self._conn.execute("SELECT id, result FROM results WHERE run_id = ? ORDER BY id",
+                                      (run_id,)).fetchall()
+        return [Result.from_dict(json.loads(text), f"{self.path} result {rid}") for rid, text in rows]

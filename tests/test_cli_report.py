@@ -1,0 +1,117 @@
+"""`edgebench report` end to end: the HTML opened in headless Chromium (a real screenshot, no console
+errors), with 1 cell, with a real run of several cells and an error, and with ~50 cells."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgebench.cli import main
+from edgebench.errors import ExitStatus
+from edgebench.result import Result
+from edgebench.store import Store
+from tests.results_fixtures import chromium, real_results  # noqa: F401  (session fixture)
+
+needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium is not installed: run scripts/system-deps.sh")
+
+
+def open_in_chromium(html: Path, tmp: Path) -> tuple[Path, list[str], str]:
+    """Screenshot, console messages and rendered DOM of the page, offline (no network features)."""
+    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--enable-logging=stderr", "--v=0", "--window-size=1280,2000", "--hide-scrollbars"]
+    png = tmp / "shot.png"
+    shot = subprocess.run([*base, f"--user-data-dir={tmp / 'profile-1'}", f"--screenshot={png}", html.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([*base, f"--user-data-dir={tmp / 'profile-2'}", "--dump-dom", html.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    console = [line for line in (shot.stderr + dom.stderr).splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    return png, console, dom.stdout
+
+
+def distinct_colours(png: Path) -> int:
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (1280, 2000)
+        return len(image.convert("RGB").getcolors(maxcolors=1 << 24))
+
+
+def report(store: Path, tmp: Path, *args: str) -> tuple[ExitStatus, Path, Path]:
+    html, md = tmp / "report.html", tmp / "report.md"
+    return main(["report", *args, "--store", str(store), "--html", str(html), "--md", str(md)]), html, md
+
+
+@pytest.fixture
+def store_path(tmp_path, real_results):
+    path = tmp_path / "results.db"
+    with Store(path) as store:
+        run = store.create_run("nightly", {"recipes": ["fp32"], "formats": ["onnx"], "devices": ["local-cpu"]})
+        for r in real_results:
+            store.add_result(run, r)
+        store.finish_run(run)
+    return path
+
+
+@needs_chromium
+def test_the_console_check_catches_a_script_error(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><p>x</p><script>notDefined()</script></body></html>")
+    _, console, _ = open_in_chromium(page, tmp_path)
+    assert any("Uncaught ReferenceError" in line for line in console)
+
+
+@needs_chromium
+def test_report_of_a_real_run_renders_in_chromium(store_path, tmp_path, capsys):
+    status, html, md = report(store_path, tmp_path, "--last")
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "best on local-cpu: digits-cnn · fp32 · onnx" in out
+    png, console, dom = open_in_chromium(html, tmp_path)
+    assert console == []
+    assert distinct_colours(png) > 200  # text, plots and badges, not a blank page
+    assert dom.count("<svg") == 3 and "Device: local-cpu" in dom and "not a readable ONNX model" in dom
+    assert "| cell | p50 ms" in md.read_text()
+
+
+@needs_chromium
+def test_report_of_one_cell_and_of_fifty_cells_render(tmp_path, real_results):
+    path = tmp_path / "results.db"
+    with Store(path) as store:
+        single = store.create_run("single", {})
+        store.add_result(single, real_results[0])
+        many = store.create_run("many", {})
+        for i in range(48):  # the same real measurements under 48 cell keys: a layout check at scale
+            source = real_results[i % 3].to_dict()
+            store.add_result(many, Result.from_dict({**source, "options": {**source["options"], "variant": i}}))
+        store.add_result(many, real_results[3])
+    for run, rows in (("single", 1), ("many", 49)):
+        status, html, _ = report(path, tmp_path / run, run)
+        assert status == 0
+        png, console, dom = open_in_chromium(html, tmp_path / run)
+        assert console == [] and distinct_colours(png) > 100
+        assert dom.count("<tr") == rows + 1 + 2  # device table rows + its header + the sizes table (1 artifact)
+
+
+def test_report_defaults_to_the_newest_run_next_to_the_store(store_path):
+    assert main(["report", "--store", str(store_path)]) == 0
+    assert (store_path.parent / "reports" / "run-1.html").is_file()
+
+
+def test_report_refuses_a_run_and_last_together(store_path, capsys):
+    assert main(["report", "1", "--last", "--store", str(store_path)]) == ExitStatus.USAGE
+    assert "not both" in capsys.readouterr().err
+
+
+def test_report_of_an_unknown_run_lists_recent_runs(store_path, tmp_path, capsys):
+    status, html, _ = report(store_path, tmp_path, "7")
+    assert status == ExitStatus.NOT_FOUND and not html.exists()
+    assert "recent: 1 (nightly" in capsys.readouterr().err
+
+
+def test_report_of_an_empty_store(tmp_path, capsys):
+    Store(tmp_path / "empty.db").close()
+    status, _, _ = report(tmp_path / "empty.db", tmp_path)
+    assert status == ExitStatus.NOT_FOUND and "holds no runs yet" in capsys.readouterr().err

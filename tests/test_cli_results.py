@@ -1,0 +1,74 @@
+"""`edgebench results list | show | export` on a store filled with real results."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from edgebench.cli import main
+from edgebench.errors import ExitStatus
+from edgebench.report.data import CSV_COLUMNS
+from edgebench.result import read_results
+from edgebench.store import Store
+from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
+
+
+@pytest.fixture
+def store_path(tmp_path, real_results):
+    path = tmp_path / "results.db"
+    with Store(path) as store:
+        old = store.create_run("older", {})
+        store.finish_run(old)
+        run = store.create_run("nightly", {"recipes": ["fp32"]})
+        for r in real_results:
+            store.add_result(run, r)
+        store.finish_run(run)
+    return path
+
+
+def test_list_shows_runs_newest_first(store_path, capsys):
+    assert main(["results", "list", "--store", str(store_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("nightly") < out.index("older")
+    assert "finished" in out
+
+
+def test_show_prints_every_cell_and_the_error(store_path, capsys):
+    assert main(["results", "show", "nightly", "--store", str(store_path)]) == 0
+    out = capsys.readouterr().out
+    assert "run 2 nightly: finished" in out and "4 cells, 1 errors" in out
+    assert out.count("digits-cnn") == 3 and "broken" in out and "error:" in out
+
+
+def test_export_csv_and_json_parse_back(store_path, tmp_path, real_results):
+    csv_out, json_out = tmp_path / "out" / "r.csv", tmp_path / "out" / "r.json"
+    assert main(["results", "export", "2", "--csv", str(csv_out), "--json", str(json_out),
+                 "--store", str(store_path)]) == 0
+    rows = list(csv.DictReader(csv_out.open()))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(real_results)
+    for row, r in zip(rows, real_results):
+        assert (row["model"], row["recipe"], row["format"], row["device"], row["status"]) == \
+            (r.model["name"], r.model["recipe"], r.model["format"], r.device["profile"], r.status)
+        if r.ok:
+            assert float(row["p50_ms"]) == r.latency_ms["p50"] and float(row["top1"]) == r.accuracy["top1"]
+            assert row["cv_ok"] in ("True", "False") and int(row["size_bytes"]) == r.model["size_bytes"]
+        else:
+            assert "not a readable ONNX model" in row["error"] and row["p50_ms"] == ""
+    assert isinstance(json.loads(json_out.read_text()), list)
+    assert [x.to_dict() for x in read_results(json_out)] == [r.to_dict() for r in real_results]
+
+
+def test_export_of_one_cell_is_still_a_list(tmp_path, real_results):
+    path = tmp_path / "results.db"
+    with Store(path) as store:
+        store.add_result(store.create_run("one", {}), real_results[0])
+    out = tmp_path / "one.json"
+    assert main(["results", "export", "one", "--json", str(out), "--store", str(path)]) == 0
+    assert len(json.loads(out.read_text())) == 1
+
+
+def test_export_needs_an_output(store_path, capsys):
+    assert main(["results", "export", "2", "--store", str(store_path)]) == ExitStatus.USAGE
+    assert "--csv OUT and/or --json OUT" in capsys.readouterr().err
