@@ -146,3 +146,29 @@ def load_profile(name_or_path: str) -> DeviceProfile:
                                  ExitStatus.CONFIG)
         path = known[name_or_path]
     return parse_model(DeviceProfile, load_yaml(path, "device profile"), str(path))
+
+
+class SweepModel(Strict):
+    name: str = Field(..., description="the model's name in results and reports")
+    path: str = Field(..., description="the source model (.onnx), relative to the spec file")
+    dataset: str | None = Field(None, description=".npz with one array per input (+ labels) for accuracy")
+    calibration: str | None = Field(None, description=".npz of calibration inputs for int8 recipes")
+    shapes: dict[str, list[int]] = Field(default_factory=dict, description="dynamic dimensions: input → shape")
+    input_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict, description="random-input ranges")
+    input_values: dict[str, float] = Field(default_factory=dict, description="fixed random-input values")
+    output: str | None = Field(None, description="output scored for top-1 (default: the first)")
+
+
+class SweepSpec(Strict):
+    name: str
+    models: list[SweepModel] = Field(..., min_length=1)
+    recipes: list[str] = Field(["fp32"], min_length=1, description="compression recipes, e.g. fp32, int8, prune:0.5+int8")
+    formats: list[str] = Field(["onnx"], min_length=1, description="onnx, openvino, tflite, tensorrt")
+    devices: list[str] = Field(["local-cpu"], min_length=1, description="profile names or profile YAML paths")
+    options: dict[Literal["threads", "batch"], list[int]] = Field(
+        default_factory=dict, description="option axes, e.g. {threads: [1, 4], batch: [1, 8]}")
+    timing: TimingSpec = TimingSpec()
+    include: list[dict[str, str]] = Field(default_factory=list, description="keep only cells matching one of these "
+                                          "(axis → glob), e.g. [{format: tflite, device: rpi*}]")
+    exclude: list[dict[str, str]] = Field(default_factory=list, description="drop cells matching one of these")
+    cell_timeout_s: float = Field(900.0, gt=0, description="a cell running longer is stopped and recorded failed")

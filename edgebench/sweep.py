@@ -1,0 +1,146 @@
+"""Sweep planning: a spec becomes the matrix of cells it asks for, checked before anything runs.
+
+Every mistake in a spec (an unknown recipe step, format or device, a missing file, the same cell
+twice) is refused here, naming the field, so a sweep never fails an hour in on a typo.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebench.config import DeviceProfile, SweepModel, SweepSpec, load_profile, load_yaml, parse_model
+from edgebench.errors import EdgebenchError, ExitStatus
+
+FORMAT_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite", "tensorrt": "tensorrt"}
+BUILT_ON_TARGET = {"tensorrt"}  # engines are GPU-specific: the runner builds and caches them on the device
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: SweepModel
+    recipe: str
+    format: str
+    device: str  # the profile's name, as results record it
+    options: tuple[tuple[str, int], ...]
+
+    @property
+    def options_dict(self) -> dict[str, int]:
+        return dict(self.options)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """Matches ``Result.cell_key`` of the result this cell produces."""
+        return (self.model.name, self.recipe, self.format, self.device,
+                json.dumps(self.options_dict, sort_keys=True))
+
+    @property
+    def conversion(self) -> tuple[str, str, str]:
+        return (self.model.name, self.recipe, self.format)
+
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in self.options)
+        return f"{self.model.name} {self.recipe} {self.format} @ {self.device} [{opts}]"
+
+    def axes(self) -> dict[str, str]:
+        return {"model": self.model.name, "recipe": self.recipe, "format": self.format, "device": self.device,
+                **{k: str(v) for k, v in self.options}}
+
+
+@dataclass
+class Plan:
+    spec: SweepSpec
+    base_dir: Path
+    profiles: dict[str, DeviceProfile]
+    cells: list[Cell] = field(default_factory=list)
+    skipped: list[tuple[Cell, str]] = field(default_factory=list)
+
+    @property
+    def conversions(self) -> list[tuple[str, str, str]]:
+        """Each (model, recipe, format) the host converts once, in first-use order."""
+        return list(dict.fromkeys(c.conversion for c in self.cells if c.format not in BUILT_ON_TARGET))
+
+    def model(self, name: str) -> SweepModel:
+        return next(m for m in self.spec.models if m.name == name)
+
+    def path(self, relative: str | None) -> Path | None:
+        return None if relative is None else (self.base_dir / Path(relative).expanduser())
+
+
+def load_spec(path: Path) -> tuple[SweepSpec, Path]:
+    spec = parse_model(SweepSpec, load_yaml(path, "sweep spec"), str(path))
+    return spec, path.resolve().parent
+
+
+def _matches(cell: Cell, rule: dict[str, str]) -> bool:
+    axes = cell.axes()
+    return all(fnmatch.fnmatchcase(axes.get(k, ""), str(v)) for k, v in rule.items())
+
+
+def _duplicates(values: list[str]) -> list[str]:
+    return sorted({v for v in values if values.count(v) > 1})
+
+
+def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[str],
+              canonical_recipe: Any) -> Plan:
+    """Expand and check the matrix. ``canonical_recipe`` parses a recipe (raising on a bad one)
+    and returns its canonical text, so `int8+prune:0.5` is refused and `prune:.5` equals `prune:0.5`."""
+    for axis, values in (("models", [m.name for m in spec.models]), ("recipes", spec.recipes),
+                         ("formats", spec.formats), ("devices", spec.devices)):
+        dup = _duplicates(values)
+        if dup:
+            raise EdgebenchError(f"{source}: {axis} lists {', '.join(dup)} more than once: each cell must be "
+                                 "defined once", ExitStatus.CONFIG)
+    for fmt in spec.formats:
+        if fmt not in known_formats:
+            raise EdgebenchError(f"{source}: unknown format {fmt!r} in formats: use one of "
+                                 f"{', '.join(sorted(known_formats))}", ExitStatus.CONFIG)
+    recipes = []
+    for text in spec.recipes:
+        try:
+            recipes.append(canonical_recipe(text))
+        except EdgebenchError as exc:
+            raise EdgebenchError(f"{source}: recipes: {exc}", ExitStatus.CONFIG) from None
+    dup = _duplicates(recipes)
+    if dup:
+        raise EdgebenchError(f"{source}: recipes name {', '.join(dup)} twice (in different spellings): "
+                             "each cell must be defined once", ExitStatus.CONFIG)
+    plan = Plan(spec, base_dir, {})
+    for model in spec.models:
+        for what in ("path", "dataset", "calibration"):
+            p = plan.path(getattr(model, what))
+            if p is not None and not p.is_file():
+                raise EdgebenchError(f"{source}: model {model.name!r} {what} not found: {p} — fix the path "
+                                     "(relative paths are relative to the spec file)", ExitStatus.NOT_FOUND)
+    for ref in spec.devices:
+        profile = load_profile(ref)
+        if profile.name in plan.profiles:
+            raise EdgebenchError(f"{source}: devices {ref!r} and another entry are both profile "
+                                 f"{profile.name!r}: list each device once", ExitStatus.CONFIG)
+        plan.profiles[profile.name] = profile
+    option_axes = sorted(spec.options.items())
+    for model, recipe, fmt, device in itertools.product(spec.models, recipes, spec.formats, plan.profiles):
+        profile = plan.profiles[device]
+        defaults = {"threads": profile.threads, "batch": 1}
+        combos = itertools.product(*[values for _, values in option_axes]) if option_axes else [()]
+        for combo in combos:
+            options = {**defaults, **dict(zip([k for k, _ in option_axes], combo))}
+            cell = Cell(model, recipe, fmt, device, tuple(sorted(options.items())))
+            if spec.include and not any(_matches(cell, r) for r in spec.include):
+                continue
+            if any(_matches(cell, r) for r in spec.exclude):
+                continue
+            runtime = FORMAT_RUNTIME[fmt]
+            if runtime not in profile.runtimes:
+                plan.skipped.append((cell, f"{device} has no {runtime} (its profile's runtimes: "
+                                           f"{', '.join(profile.runtimes)})"))
+                continue
+            plan.cells.append(cell)
+    if not plan.cells:
+        raise EdgebenchError(f"{source}: the spec selects no runnable cell ({len(plan.skipped)} skipped): check "
+                             "formats against the devices' runtimes and the include/exclude filters", ExitStatus.CONFIG)
+    return plan

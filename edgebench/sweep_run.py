@@ -1,0 +1,141 @@
+"""Running a planned sweep: convert each (model, recipe, format) once, then measure cells with one
+worker per device (devices in parallel, never two jobs on one device), committing each cell at once.
+
+A failing conversion or cell is recorded with its error and the sweep goes on. Ctrl-C stops
+scheduling; the cells in flight finish (or fail) and every finished cell is kept for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from edgebench.errors import EdgebenchError
+from edgebench.result import Result
+from edgebench.sweep import BUILT_ON_TARGET, Cell, Plan
+
+Converter = Callable[[Plan, tuple[str, str, str]], tuple[Path, bool]]  # → (artifact, cache hit)
+CellBench = Callable[[Plan, Cell, "Path | None"], Result]
+
+
+class ResultSink(Protocol):
+    def add_result(self, run_id: int, result: Result) -> None: ...
+
+
+class Events(Protocol):
+    """What a progress display hears; called from worker threads."""
+
+    def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None: ...
+    def cell_started(self, cell: Cell) -> None: ...
+    def cell_done(self, cell: Cell, result: Result) -> None: ...
+
+
+@dataclass
+class Outcome:
+    results: list[Result] = field(default_factory=list)
+    conversions: int = 0
+    cache_hits: int = 0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.results if not r.ok)
+
+
+def error_result(plan: Plan, cell: Cell, kind: str, message: str) -> Result:
+    profile = plan.profiles[cell.device]
+    return Result(
+        model={"name": cell.model.name, "recipe": cell.recipe, "format": cell.format,
+               "path": str(plan.path(cell.model.path))},
+        device={"profile": cell.device, "host": profile.connection.host or "localhost",
+                "accelerator": profile.accelerator},
+        status="error", error={"kind": kind, "message": message}, options=cell.options_dict)
+
+
+class SweepRunner:
+    def __init__(self, plan: Plan, sink: ResultSink, run_id: int, convert: Converter, bench: CellBench,
+                 events: Events, done: set[tuple[str, ...]] = frozenset()) -> None:
+        self.plan, self.sink, self.run_id = plan, sink, run_id
+        self.convert, self.bench, self.events = convert, bench, events
+        self.todo = [c for c in plan.cells if c.key not in done]
+        self.stop = threading.Event()
+        self.outcome = Outcome()
+        self._lock = threading.Lock()
+        self.artifacts: dict[tuple[str, str, str], Path] = {}
+        self.conversion_errors: dict[tuple[str, str, str], EdgebenchError | Exception] = {}
+
+    def run(self) -> Outcome:
+        try:
+            self._convert_all()
+            self._measure_all()
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.outcome.interrupted = True
+        return self.outcome
+
+    def _convert_all(self) -> None:
+        needed = list(dict.fromkeys(c.conversion for c in self.todo if c.format not in BUILT_ON_TARGET))
+        for conversion in needed:
+            if self.stop.is_set():
+                return
+            try:
+                path, hit = self.convert(self.plan, conversion)
+                self.artifacts[conversion] = path
+                self.outcome.cache_hits += hit
+                self.outcome.conversions += not hit
+                self.events.conversion_done(conversion, hit, None)
+            except Exception as exc:  # recorded on every cell that needs it; the sweep goes on
+                self.conversion_errors[conversion] = exc
+                self.events.conversion_done(conversion, False, _one_line(exc))
+
+    def _measure_all(self) -> None:
+        by_device: dict[str, list[Cell]] = {}
+        for cell in self.todo:
+            by_device.setdefault(cell.device, []).append(cell)
+        workers = [threading.Thread(target=self._worker, args=(cells,), name=f"device-{device}", daemon=True)
+                   for device, cells in by_device.items()]
+        for w in workers:
+            w.start()
+        try:
+            for w in workers:
+                while w.is_alive():
+                    w.join(timeout=0.2)
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.outcome.interrupted = True
+            for w in workers:  # the cells in flight end by their own timeout; nothing half-recorded
+                w.join()
+
+    def _worker(self, cells: list[Cell]) -> None:
+        for cell in cells:
+            if self.stop.is_set():
+                return
+            self.events.cell_started(cell)
+            result = self._run_cell(cell)
+            if self.stop.is_set() and not result.ok:
+                return  # killed by the interrupt: not a real failure, leave it for --resume
+            self.sink.add_result(self.run_id, result)
+            with self._lock:
+                self.outcome.results.append(result)
+            self.events.cell_done(cell, result)
+
+    def _run_cell(self, cell: Cell) -> Result:
+        failed = self.conversion_errors.get(cell.conversion)
+        if failed is not None:
+            kind = getattr(getattr(failed, "status", None), "name", "conversion_failed").lower()
+            return error_result(self.plan, cell, kind, f"conversion failed: {_one_line(failed)}")
+        try:
+            return self.bench(self.plan, cell, self.artifacts.get(cell.conversion))
+        except EdgebenchError as exc:
+            return error_result(self.plan, cell, exc.kind, str(exc))
+        except Exception as exc:  # an edgebench bug must not lose the rest of the sweep
+            return error_result(self.plan, cell, "internal",
+                                f"{_one_line(exc)} ({traceback.format_exc().splitlines()[-3].strip()})")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
