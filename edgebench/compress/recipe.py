@@ -77,8 +77,7 @@ class Recipe:
 
     @property
     def canonical(self) -> str:
-        parts = [s.canonical() for s in self.steps if s.kind != "fp32"]
-        return "+".join(parts) if parts else "fp32"
+        return "+".join(s.canonical() for s in self.steps) or "fp32"
 
     def find(self, kind: str) -> Step | None:
         return next((s for s in self.steps if s.kind == kind), None)
@@ -142,8 +141,8 @@ def _check_order(steps: list[Step], text: str) -> None:
         if after.stage < before.stage:
             why = ("pruning after clustering adds zero as an extra value and breaks weight sharing"
                    if before.kind == "cluster" else
-                   "quantizing first would be undone by later weight edits, which pruning and clustering "
-                   "need float weights for" if before.kind in PRECISIONS else
+                   "pruning and clustering edit float weights, which a precision step has already replaced"
+                   if before.kind in PRECISIONS else
                    "filter pruning changes layer shapes, so it runs before magnitude pruning")
             fixed = "+".join(s.canonical() for s in sorted(steps, key=lambda s: s.stage))
             raise _bad(f"recipe {text!r} puts {after.canonical()} after {before.canonical()}: the order is "
@@ -185,4 +184,4 @@ def parse_recipe(recipe: Union[str, list[Any], "Recipe", None]) -> Recipe:
         raise _bad(f"recipe {text!r} has an empty step: {_HELP}")
     steps = [_parse_step(i) for i in items]
     _check_order(steps, text)
-    return Recipe(tuple(steps))
+    return Recipe(tuple(s for s in steps if s.kind != "fp32"))  # fp32 is the absence of a precision step
