@@ -140,6 +140,30 @@ def dequantize(graph: Graph, node: Any) -> np.ndarray:
     return ((q - zero) * scale).astype(np.float32)
 
 
+def topological_sort(model: Any) -> None:
+    """Reorder nodes so each comes after its inputs' producers (ONNX requires it; some rewriting tools,
+    such as onnxruntime's fp16 converter, append the Casts they insert at the end)."""
+    graph = model.graph
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        still = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                still.append(node)
+        if len(still) == len(pending):
+            return  # a cycle or a subgraph-captured name: leave the order for the checker to judge
+        pending = still
+    nodes = [type(n)() for n in ordered]
+    for copy, node in zip(nodes, ordered):
+        copy.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
 def save_model(model: Any, path: str | Path) -> Path:
     """Check and write atomically: a temp file in the target folder renamed over the target at the end,
     so an error never leaves a partial model where a later run would pick it up."""

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from edgebench.compress.graph import save_model, topological_sort
 from edgebench.data import load_dataset, plan_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import load_onnx_info
@@ -144,4 +145,5 @@ def convert_fp16(model: Path, out: Path) -> Path:
         raise EdgebenchError("fp16 ONNX conversion needs onnxruntime: pip install 'edgebench[onnx]'",
                              ExitStatus.RUNTIME_MISSING) from None
     half = convert_float_to_float16(onnx.load(str(model)), keep_io_types=True)
-    return _atomic(out, lambda tmp: onnx.save(half, str(tmp)))
+    topological_sort(half)
+    return save_model(half, out)
