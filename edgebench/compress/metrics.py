@@ -45,6 +45,8 @@ def _skip(graph: Graph) -> set[str]:
     shape/index constants (an int32 tensor behind a DequantizeLinear is a quantized bias, so it counts)."""
     skip = set()
     dq_inputs = set()
+    dynamic_scales = {n.output[1] for n in graph.model.graph.node
+                      if n.op_type == "DynamicQuantizeLinear" and len(n.output) > 1}
     for node in graph.model.graph.node:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             skip.update(node.input[1:])
@@ -52,8 +54,8 @@ def _skip(graph: Graph) -> set[str]:
                 dq_inputs.add(node.input[0])
         elif node.op_type in INTEGER_OPS:
             skip.update(node.input[2:])
-        elif node.op_type == "Mul" and any(i.endswith("_scale") for i in node.input):
-            skip.update(i for i in node.input if i.endswith("_scale"))  # dynamic quantization's weight scale
+        elif node.op_type == "Mul" and any(i in dynamic_scales for i in node.input):
+            skip.update(node.input)  # activation scale × weight scale of dynamic quantization
     skip.update(n for n, a in graph.arrays.items()
                 if (a.dtype.kind == "b" or (a.dtype.kind in "iu" and a.dtype.itemsize > 1)) and n not in dq_inputs)
     return skip

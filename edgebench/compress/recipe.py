@@ -52,7 +52,7 @@ class Step:
 
     def canonical(self) -> str:
         if self.kind in PRUNE_KINDS:
-            return f"{self.kind}:{self.value:g}"
+            return f"{self.kind}:{float(self.value)!r}"  # repr: shortest exact spelling
         if self.kind == "cluster":
             return f"cluster:{self.value}" + (f":{self.option}" if self.option != "density" else "")
         if self.kind == "int8" and self.option != "minmax":
