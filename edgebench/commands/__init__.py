@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-MODULES = ("bench", "results", "report")
+MODULES = ("bench", "compress", "results", "report")
 
 
 def register(root: typer.Typer) -> None:

@@ -1,0 +1,67 @@
+"""OpenVINO-native int8: post-training quantization of an ``ov.Model`` with NNCF, calibrated on an .npz.
+
+NNCF is OpenVINO's own quantizer: it inserts FakeQuantize nodes that the CPU/GPU/NPU plugins execute as
+int8, which is what a deployed OpenVINO model does, rather than importing ONNX QDQ nodes. The converter
+layer calls :func:`quantize_openvino` on the model it converted; this module only needs the model's
+inputs, so the calibration set is checked against them (naming a misfit input) before NNCF runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench.compress.quantize_onnx import require_calibration
+from edgebench.data import load_dataset, plan_inputs
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.source import TensorSpec
+
+MAX_SUBSET = 300  # NNCF's default number of calibration samples
+
+
+def _nncf() -> Any:
+    try:
+        import nncf
+    except ImportError:
+        raise EdgebenchError("OpenVINO int8 needs NNCF: pip install 'edgebench[openvino]'",
+                             ExitStatus.RUNTIME_MISSING) from None
+    return nncf
+
+
+def input_specs(model: Any) -> tuple[TensorSpec, ...]:
+    """The ov.Model's inputs as TensorSpecs (dynamic dimensions as None), for the data checks."""
+    specs = []
+    for port in model.inputs:
+        shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+        specs.append(TensorSpec(port.get_any_name(), np.dtype(port.get_element_type().to_dtype()).name, shape))
+    return tuple(specs)
+
+
+def calibration_items(model: Any, calibration: Path) -> list[dict[str, np.ndarray]]:
+    """One feed per calibration sample (batch of one on batched inputs), keyed by input name."""
+    plan = plan_inputs(input_specs(model))
+    data = load_dataset(calibration, plan, what="calibration set")
+    step = plan.batch
+    items = []
+    for start in range(0, len(data) - len(data) % step, step):
+        items.append({name: (arr[start:start + step] if name in plan.batched else arr[start // step % len(arr)])
+                      for name, arr in data.arrays.items()})
+    return items
+
+
+def quantize_openvino(model: Any, calibration: str | Path | None, subset_size: int = MAX_SUBSET,
+                      ignored_names: list[str] | None = None) -> Any:
+    """Return the int8 ov.Model; ``ignored_names`` keeps those nodes in float (e.g. first/last layers)."""
+    items = calibration_items(model, require_calibration(Path(calibration) if calibration else None))
+    nncf = _nncf()
+    kwargs: dict[str, Any] = {"subset_size": min(subset_size, len(items))}
+    if ignored_names:
+        kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(ignored_names))
+    try:
+        return nncf.quantize(model, nncf.Dataset(items), **kwargs)
+    except (ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EdgebenchError(f"NNCF could not quantize the OpenVINO model ({first}): try int8 on the onnx "
+                             "format or report this with the model", ExitStatus.CONVERSION_FAILED) from None

@@ -1,0 +1,187 @@
+"""The compression recipe grammar: ``prune:0.8+cluster:16+int8``.
+
+A recipe is a chain of steps applied left to right. The order prune → cluster → quantize is enforced
+because each step must preserve the previous one's effect (Han et al., "Deep Compression"; the TF Model
+Optimization toolkit): clustering keeps zeros at zero, quantization keeps zeros and shared values. The
+other way round, pruning would add a new value (zero) to a clustered layer and quantization error would
+un-share clustered weights, so a different order is refused instead of silently producing a worse model.
+
+Grammar (case-insensitive, steps joined by ``+``)::
+
+    fp32 | fp16 | int8[:minmax|percentile|entropy] | int8-dynamic
+    prune:S | prune-layer:S | prune-filters:S        S in (0, 1)
+    cluster:K[:density|linear|kmeans++|random]        K >= 2
+
+In YAML a recipe is the same string or a list of steps, each a string (``"cluster:16"``) or a one-key
+mapping (``{cluster: 16}``, ``{cluster: {k: 16, init: linear}}``, ``{int8: {calibration: entropy}}``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Union
+
+from edgebench.errors import EdgebenchError, ExitStatus
+
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
+PRUNE_KINDS = ("prune", "prune-layer", "prune-filters")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+CLUSTER_INITS = ("density", "linear", "kmeans++", "random")
+KNOWN = (*PRECISIONS, *PRUNE_KINDS, "cluster")
+_HELP = ("steps: fp32, fp16, int8[:minmax|percentile|entropy], int8-dynamic, prune:S, prune-layer:S, "
+         "prune-filters:S, cluster:K[:density|linear|kmeans++|random], joined by '+'")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One parsed step. ``value`` is S for pruning and K for clustering; ``option`` the init or calibration."""
+
+    kind: str
+    value: float | int | None = None
+    option: str | None = None
+
+    @property
+    def stage(self) -> int:
+        """Position in the enforced order: structured prune, magnitude prune, cluster, precision."""
+        if self.kind == "prune-filters":
+            return 0
+        if self.kind in ("prune", "prune-layer"):
+            return 1
+        return 2 if self.kind == "cluster" else 3
+
+    def canonical(self) -> str:
+        if self.kind in PRUNE_KINDS:
+            return f"{self.kind}:{float(self.value)!r}"  # repr: shortest exact spelling
+        if self.kind == "cluster":
+            return f"cluster:{self.value}" + (f":{self.option}" if self.option != "density" else "")
+        if self.kind == "int8" and self.option != "minmax":
+            return f"int8:{self.option}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated chain of steps; ``canonical`` is the stable spelling used in cache keys and results."""
+
+    steps: tuple[Step, ...]
+
+    @property
+    def precision(self) -> str:
+        return next((s.kind for s in self.steps if s.kind in PRECISIONS), "fp32")
+
+    @property
+    def weight_steps(self) -> tuple[Step, ...]:
+        """The format-independent steps that rewrite float weights (pruning, clustering)."""
+        return tuple(s for s in self.steps if s.kind not in PRECISIONS)
+
+    @property
+    def canonical(self) -> str:
+        return "+".join(s.canonical() for s in self.steps) or "fp32"
+
+    def find(self, kind: str) -> Step | None:
+        return next((s for s in self.steps if s.kind == kind), None)
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+def _bad(message: str) -> EdgebenchError:
+    return EdgebenchError(message, ExitStatus.USAGE)
+
+
+def _parse_step(text: str) -> Step:
+    name, *args = text.strip().lower().split(":")
+    if name not in KNOWN:
+        raise _bad(f"unknown recipe step {text.strip()!r}: {_HELP}")
+    if name in PRUNE_KINDS:
+        if len(args) != 1:
+            raise _bad(f"recipe step {text!r} needs one sparsity: write {name}:S with S in (0, 1), e.g. {name}:0.5")
+        try:
+            sparsity = float(args[0])
+        except ValueError:
+            raise _bad(f"sparsity in {text!r} is not a number: write {name}:S with S in (0, 1)") from None
+        if not 0.0 < sparsity < 1.0:
+            raise _bad(f"sparsity {args[0]} in {text!r} is outside (0, 1): pick a fraction such as {name}:0.5")
+        return Step(name, sparsity)
+    if name == "cluster":
+        if not 1 <= len(args) <= 2:
+            raise _bad(f"recipe step {text!r}: write cluster:K[:init] with K >= 2, e.g. cluster:16:kmeans++")
+        try:
+            k = int(args[0])
+        except ValueError:
+            raise _bad(f"cluster count in {text!r} is not an integer: write cluster:K with K >= 2") from None
+        if k < 2:
+            raise _bad(f"cluster count K={k} in {text!r} is below 2: one shared value cannot represent a layer; "
+                       "use K >= 2 (e.g. cluster:16)")
+        init = args[1] if len(args) == 2 else "density"
+        if init not in CLUSTER_INITS:
+            raise _bad(f"unknown cluster init {init!r} in {text!r}: use one of {', '.join(CLUSTER_INITS)}")
+        return Step(name, k, init)
+    if name == "int8":
+        if len(args) > 1 or (args and args[0] not in CALIBRATION_METHODS):
+            raise _bad(f"unknown int8 calibration in {text!r}: write int8[:{'|'.join(CALIBRATION_METHODS)}]")
+        return Step(name, None, args[0] if args else "minmax")
+    if args:
+        raise _bad(f"recipe step {name!r} takes no options (got {text!r}): write {name}")
+    return Step(name)
+
+
+def _check_order(steps: list[Step], text: str) -> None:
+    precisions = [s for s in steps if s.kind in PRECISIONS]
+    if len(precisions) > 1:
+        raise _bad(f"recipe {text!r} has {len(precisions)} precision steps "
+                   f"({', '.join(s.kind for s in precisions)}): keep one, last")
+    for kind in ("prune-filters", "cluster"):
+        if sum(s.kind == kind for s in steps) > 1:
+            raise _bad(f"recipe {text!r} repeats {kind}: give it once")
+    if sum(s.kind in ("prune", "prune-layer") for s in steps) > 1:
+        raise _bad(f"recipe {text!r} has more than one magnitude pruning step: keep one of prune / prune-layer")
+    for before, after in zip(steps, steps[1:]):
+        if after.stage < before.stage:
+            why = ("pruning after clustering adds zero as an extra value and breaks weight sharing"
+                   if before.kind == "cluster" else
+                   "pruning and clustering edit float weights, which a precision step has already replaced"
+                   if before.kind in PRECISIONS else
+                   "filter pruning changes layer shapes, so it runs before magnitude pruning")
+            fixed = "+".join(s.canonical() for s in sorted(steps, key=lambda s: s.stage))
+            raise _bad(f"recipe {text!r} puts {after.canonical()} after {before.canonical()}: the order is "
+                       f"prune → cluster → quantize because {why}; write {fixed}")
+
+
+def _step_text(item: Any) -> str:
+    """A YAML list item → the string form, so both spellings share one parser."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and len(item) == 1:
+        (name, value), = item.items()
+        if isinstance(value, dict):
+            opts = {str(k).lower(): v for k, v in value.items()}
+            first = opts.pop("k", opts.pop("sparsity", None))
+            second = opts.pop("init", opts.pop("calibration", None))
+            if opts:
+                raise _bad(f"recipe step {item!r} has unknown keys {sorted(opts)}: use k/init, sparsity or calibration")
+            return ":".join(str(x) for x in (name, first, second) if x is not None)
+        return str(name) if value is None else f"{name}:{value}"
+    raise _bad(f"recipe step {item!r} is neither a string nor a one-key mapping: write e.g. 'prune:0.5' or "
+               "{prune: 0.5}")
+
+
+def _split(text: str) -> list[str]:
+    """Split at ``+`` except inside ``kmeans++`` (so ``cluster:16:kmeans+++int8`` is two steps)."""
+    return [part.replace("\0", "++") for part in re.sub(r"(?i)kmeans\+\+", "kmeans\0", text).split("+")]
+
+
+def parse_recipe(recipe: Union[str, list[Any], "Recipe", None]) -> Recipe:
+    """Parse a CLI string or a YAML list into a Recipe, refusing unknown steps and a wrong order."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe is None:
+        return Recipe(())
+    items = [_step_text(i) for i in recipe] if isinstance(recipe, list) else _split(str(recipe))
+    text = "+".join(items)
+    if not items or any(not i.strip() for i in items):
+        raise _bad(f"recipe {text!r} has an empty step: {_HELP}")
+    steps = [_parse_step(i) for i in items]
+    _check_order(steps, text)
+    return Recipe(tuple(s for s in steps if s.kind != "fp32"))  # fp32 is the absence of a precision step
