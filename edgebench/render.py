@@ -15,7 +15,7 @@ def _num(value: float | None, fmt: str = "{:.3f}") -> str:
 
 def result_table(results: Sequence[Result]) -> Table:
     table = Table(title="edgebench results", show_lines=False)
-    for col in ("model", "recipe", "format", "device", "thr", "batch", "p50 ms", "p90 ms", "p99 ms", "CV",
+    for col in ("model", "recipe", "format", "device", "thr", "batch", "p50 ms", "p90 ms", "p99 ms", "rCV",
                 "iters", "load ms", "first ms", "peak MB", "top-1", "valid"):
         table.add_column(col, justify="right" if col not in ("model", "recipe", "format", "device") else "left")
     for r in results:
@@ -32,7 +32,7 @@ def result_table(results: Sequence[Result]) -> Table:
             problems.append("throttled")
         top1 = r.accuracy.get("top1")
         table.add_row(*base, _num(lat.get("p50")), _num(lat.get("p90")), _num(lat.get("p99")),
-                      _num(lat.get("cv"), "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
+                      _num(lat.get("robust_cv"), "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
                       _num(r.first_inference_ms, "{:.2f}"), _num(r.memory_mb.get("peak"), "{:.1f}"),
                       _num(top1, "{:.4f}"), "ok" if not problems else "[yellow]" + ",".join(problems) + "[/yellow]")
     return table

@@ -108,8 +108,6 @@ def demo(
     _bench_and_show(req, json_out)
 
 
-
-
 def install(app: typer.Typer) -> None:
     app.command()(bench)
     app.command()(demo)
