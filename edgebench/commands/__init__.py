@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-MODULES = ("bench",)
+MODULES = ("bench", "devices")
 
 
 def register(root: typer.Typer) -> None:
