@@ -67,11 +67,13 @@ class SSHTransport(Transport):
             self._session = None
 
     def run_job(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
-        return self._retrying(lambda: self._run_once(job, files, out_dir, timeout_s, uuid.uuid4().hex[:12]))
+        attempts: list[str] = []  # each attempt gets its own job folder; earlier ones are removed first, so a
+        # runner orphaned by a drop can never write into the folder whose outputs are fetched
+        return self._retrying(lambda: self._run_once(job, files, out_dir, timeout_s, attempts))
 
     def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int]:
         def once() -> tuple[str, str, int]:
-            state = self._prepare({}, None)
+            state = self._prepare([], None)
             runner = f"{state['workdir']}/runner/{runner_tree()[0]}/{script}"
             return self._exec(self._python_cmd(runner, args, timeout_s), timeout_s + 30)
         return self._retrying(once)
@@ -103,9 +105,11 @@ class SSHTransport(Transport):
         return self._session.client
 
     def _run_once(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float,
-                  job_id: str) -> dict[str, Any]:
+                  attempts: list[str]) -> dict[str, Any]:
+        job_id = uuid.uuid4().hex[:12]
         blobs = {key: (sha256_file(Path(path)), Path(path).name, Path(path)) for key, path in files.items()}
-        state = self._prepare(list(blobs.values()), job_id)
+        state = self._prepare(list(blobs.values()), job_id, stale=attempts)
+        attempts.append(job_id)
         wd = state["workdir"]
         remote = {key: f"{wd}/blobs/{digest}/{name}" for key, (digest, name, _) in blobs.items()}
         job_dir = f"{wd}/jobs/{job_id}"
@@ -131,12 +135,13 @@ class SSHTransport(Transport):
                 with contextlib.suppress(Dropped):
                     self._exec(f"rm -rf {shlex.quote(job_dir)}", 60)
 
-    def _prepare(self, blobs: list[tuple[str, str, Path]], job_id: str | None) -> dict[str, Any]:
+    def _prepare(self, blobs: list[tuple[str, str, Path]], job_id: str | None,
+                 stale: list[str] | None = None) -> dict[str, Any]:
         """One round trip: resolve the workdir, check cached blobs and runner, reset the job folder; then push
         what is missing."""
         tree_hash, tree = runner_tree()
         args = {"workdir": self.profile.workdir, "blobs": [[d, n] for d, n, _ in blobs], "runner": tree_hash,
-                "job": job_id}
+                "job": job_id, "stale": stale or []}
         state = self._python_json(PREPARE, args)
         wd = state["workdir"]
         missing = set(state["missing"])
@@ -210,6 +215,8 @@ class SSHTransport(Transport):
                     raise EdgebenchError(f"a command on {self.label} got no answer within {timeout_s:.0f} s: check "
                                          "the device", ExitStatus.DEVICE)
                 sel.select(0.5)
+        if not chan.eof_received:  # closed without the remote end finishing: the connection went away
+            raise Dropped("the connection closed while a command ran")
         rc = chan.recv_exit_status()
         chan.close()
         return out.decode(errors="replace"), err.decode(errors="replace"), rc

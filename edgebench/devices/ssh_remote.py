@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgebench.paths import runner_dir
 
-# argv[1]: {"workdir", "blobs": [[sha256, name]], "runner": hash, "job": id or null}
+# argv[1]: {"workdir", "blobs": [[sha256, name]], "runner": hash, "job": id or null, "stale": [job ids]}
 # Prints {"workdir": absolute, "missing": [sha256 …], "runner": bool}. Upload leftovers (".part-" files
 # untouched for a minute: their writer is gone) are removed so nothing half-written stays behind.
 PREPARE = r"""
@@ -42,10 +42,10 @@ for digest, name in a["blobs"]:
     if not ok:
         missing.append(digest)
 os.makedirs(os.path.join(wd, "runner"), exist_ok=True)
+for old in a.get("stale", []):
+    shutil.rmtree(os.path.join(wd, "jobs", old), ignore_errors=True)
 if a.get("job"):
-    job = os.path.join(wd, "jobs", a["job"])
-    shutil.rmtree(job, ignore_errors=True)
-    os.makedirs(job)
+    os.makedirs(os.path.join(wd, "jobs", a["job"]))
 runner = os.path.isfile(os.path.join(wd, "runner", a["runner"], ".complete"))
 print(json.dumps({"workdir": wd, "missing": missing, "runner": runner}))
 """
