@@ -3,7 +3,7 @@ authorized_keys, a known_hosts file with the host key, and a profile YAML pointi
 python is this test run's interpreter, so the runtimes are there.
 
 Use ``sshd_factory()`` for as many boards as a test needs (each its own port and work dir), or the
-module-wide ``ssh_board``. Import the fixtures into a test module: ``from sshd import ssh_board``.
+module-wide ``ssh_board``. Import the fixtures into a test module: ``from tests.sshd import ssh_board``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from edgebench.devices.ssh import SSHTransport
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_dir
 from edgebench.runner_job import RUNNER_SCHEMA_VERSION
-from sshd import SshdBoard, ssh_board, sshd_factory  # noqa: F401  (fixtures)
+from tests.sshd import SshdBoard, ssh_board, sshd_factory  # noqa: F401  (fixtures)
 
 DIGITS = bundled_dir("examples") / "digits"
 FAST = TimingSpec(warmup_iterations=1, warmup_s=0.0, min_iterations=10, min_duration_s=0.05, max_duration_s=5)
