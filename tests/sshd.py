@@ -55,7 +55,7 @@ class SshdBoard:
             f"PidFile {root / 'sshd.pid'}", f"AuthorizedKeysFile {root / 'authorized_keys'}",
             "UsePAM no", "StrictModes no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", "AllowTcpForwarding yes",
-            "LogLevel ERROR", "Subsystem sftp internal-sftp", ""]))
+            "LogLevel ERROR", "PrintMotd no", "PrintLastLog no", "Subsystem sftp internal-sftp", ""]))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "SshdBoard":

@@ -55,6 +55,7 @@ class SSHTransport(Transport):
         self.stats = TransferStats()
         self._sleep = sleep
         self._session: Session | None = None
+        self._sftp_client: paramiko.SFTPClient | None = None  # one per connection: each new SSH session costs
 
     @property
     def label(self) -> str:
@@ -62,6 +63,7 @@ class SSHTransport(Transport):
         return f"{self.profile.name} ({where}, python {self.python})"
 
     def close(self) -> None:
+        self._sftp_client = None
         if self._session is not None:
             self._session.close()
             self._session = None
@@ -117,7 +119,8 @@ class SSHTransport(Transport):
             job = {**job, **remote}
             if job.get("capture_outputs"):
                 job["outputs_npz"] = f"{job_dir}/outputs.npz"
-            with self._sftp() as sftp, self._sftp_errors("writing job.json"):
+            with self._sftp_errors("writing job.json"):
+                sftp = self._sftp()
                 sftp.putfo(io.BytesIO(json.dumps(job, indent=1).encode()), f"{job_dir}/job.json")
             runner = f"{wd}/runner/{runner_tree()[0]}/edgebench_runner.py"
             out, err, rc = self._exec(self._python_cmd(runner, [f"{job_dir}/job.json"], timeout_s), timeout_s + 30)
@@ -129,11 +132,11 @@ class SSHTransport(Transport):
                 self._fetch(f"{job_dir}/outputs.npz", out_dir / "outputs.npz")
             return reply
         except (Dropped, Unreachable):
-            raise  # the job folder is reset by the next attempt
+            raise  # the next attempt removes this job folder first
         finally:
             if self.profile.cleanup == "job" and self._session is not None and self._session.active():
                 with contextlib.suppress(Dropped):
-                    self._exec(f"rm -rf {shlex.quote(job_dir)}", 60)
+                    self._remove_job_dir(job_dir)
 
     def _prepare(self, blobs: list[tuple[str, str, Path]], job_id: str | None,
                  stale: list[str] | None = None) -> dict[str, Any]:
@@ -148,7 +151,8 @@ class SSHTransport(Transport):
         self.stats.cache_hits += len({d for d, _, _ in blobs} - missing)
         finals: list[list[str]] = []
         runner_part = None
-        with self._sftp() as sftp, self._sftp_errors("uploading"):
+        with self._sftp_errors("uploading"):
+            sftp = self._sftp()
             for digest, name, local in blobs:
                 if digest not in missing:
                     continue
@@ -221,9 +225,23 @@ class SSHTransport(Transport):
         chan.close()
         return out.decode(errors="replace"), err.decode(errors="replace"), rc
 
-    def _sftp(self) -> paramiko.SFTPClient:
+    def _remove_job_dir(self, job_dir: str) -> None:
+        """Over the open SFTP channel (no new session); anything unexpected inside falls back to rm -rf."""
         try:
-            return self._client().open_sftp()
+            sftp = self._sftp()
+            for name in sftp.listdir(job_dir):
+                sftp.remove(f"{job_dir}/{name}")
+            sftp.rmdir(job_dir)
+        except (OSError, paramiko.SSHException):
+            self._exec(f"rm -rf {shlex.quote(job_dir)}", 60)
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        client = self._client()
+        if self._sftp_client is not None and self._sftp_client.get_channel().active:
+            return self._sftp_client
+        try:
+            self._sftp_client = client.open_sftp()
+            return self._sftp_client
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise Dropped(f"cannot open SFTP: {exc or type(exc).__name__}") from None
 
@@ -243,7 +261,8 @@ class SSHTransport(Transport):
         local.parent.mkdir(parents=True, exist_ok=True)
         part = local.with_name(f".{local.name}.part-{uuid.uuid4().hex[:8]}")
         try:
-            with self._sftp() as sftp, self._sftp_errors(f"fetching {remote}"):
+            with self._sftp_errors(f"fetching {remote}"):
+                sftp = self._sftp()
                 expected = sftp.stat(remote).st_size
                 sftp.get(remote, str(part))
             if part.stat().st_size != expected:
