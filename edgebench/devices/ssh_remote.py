@@ -11,7 +11,6 @@ import functools
 import hashlib
 import io
 import tarfile
-from pathlib import Path
 
 from edgebench.paths import runner_dir
 
