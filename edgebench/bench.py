@@ -14,6 +14,7 @@ from edgebench import accuracy
 from edgebench.config import DeviceProfile, TimingSpec, load_profile
 from edgebench.data import InputPlan, load_dataset, load_npz, plan_inputs, random_inputs
 from edgebench.devices import make_transport
+from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result, git_commit
 from edgebench.runner_job import RUNNER_SCHEMA_VERSION
@@ -64,6 +65,7 @@ def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result
         "per_sample_inputs": plan.per_sample,
         "rotation": 64,
         "capture_outputs": req.dataset is not None,
+        "thermal": profile.thermal.model_dump(),
     }
     work = Path(tempfile.mkdtemp(prefix="edgebench-job-"))
     try:
@@ -110,12 +112,11 @@ def build_result(req: BenchRequest, profile: DeviceProfile, info: ModelInfo, pla
     env = reply.get("environment", {})
     temps_before = env.get("temperatures_c") or {}
     temps_after = env.get("temperatures_c_after") or {}
-    hottest = max([*temps_before.values(), *temps_after.values()], default=None)
-    throttle_c = profile.thermal.throttle_c
+    throttled = throttle_reasons(reply, profile.thermal)
     validity = {
         **{k: v for k, v in reply["validity"].items()},
         "cv_ok": summary.robust_cv <= req.timing.cv_threshold,
-        "throttled": bool(throttle_c is not None and hottest is not None and hottest >= throttle_c),
+        "throttled": bool(throttled),
     }
     return Result(
         model={"name": req.name or info.path.stem, "source_sha256": info.sha256, "recipe": req.recipe,
@@ -145,6 +146,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, info: ModelInfo, pla
             "temperature_c_before": max(temps_before.values(), default=None),
             "temperature_c_after": max(temps_after.values(), default=None),
             "temperatures_c": temps_before, "python": env.get("python"), "os": env.get("os"),
+            "thermal": {**(reply.get("thermal") or {}), "throttle_reasons": throttled},
         },
         timing={**req.timing.model_dump(), "warmup_done": reply.get("warmup")},
         extra={"distinct_inputs": reply.get("distinct_inputs"), **(reply.get("extra") or {})},

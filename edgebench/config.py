@@ -21,19 +21,28 @@ class Strict(BaseModel):
 
 
 class Connection(Strict):
-    type: Literal["local", "ssh"] = "local"
+    """How edgebench reaches the device; SSH fields fall back to ~/.ssh/config, then to OpenSSH's defaults."""
+
+    type: Literal["local", "ssh"] = Field("local", description="local: a subprocess here; ssh: a board over SSH")
     host: str | None = Field(None, description="host name, address, or an alias from ~/.ssh/config")
     port: int | None = Field(None, ge=1, le=65535, description="default: ~/.ssh/config, else 22")
     user: str | None = Field(None, description="default: ~/.ssh/config, else the local user")
-    key_file: str | None = Field(None, description="private key; omitted: ssh-agent / ~/.ssh/config")
+    key_file: str | None = Field(None, description="private key; omitted: ~/.ssh/config IdentityFile, ssh-agent, "
+                                                   "~/.ssh/id_*")
+    ssh_config: str = Field("~/.ssh/config", description="OpenSSH client config read for aliases (HostName, User, "
+                                                         "Port, IdentityFile, ProxyJump, ProxyCommand)")
     known_hosts: str = Field("~/.ssh/known_hosts", description="known_hosts file used to verify the host key")
     host_key_policy: Literal["strict", "accept-new"] = Field(
-        "strict", description="strict: refuse unknown or changed keys; accept-new: record an unknown key")
-    password_env: str | None = Field(None, description="name of an environment variable holding a password")
-    connect_timeout_s: float = Field(10.0, gt=0)
-    command_timeout_s: float = Field(900.0, gt=0)
-    keepalive_s: float = Field(15.0, ge=0)
-    retries: int = Field(2, ge=0, le=10)
+        "strict", description="strict: refuse unknown or changed keys; accept-new: record an unknown key in "
+                              "known_hosts (a changed key is always refused)")
+    password_env: str | None = Field(None, description="name of an environment variable holding a password "
+                                                       "(never the password itself)")
+    connect_timeout_s: float = Field(10.0, gt=0, description="TCP connect, banner and authentication timeout")
+    command_timeout_s: float = Field(900.0, gt=0, description="upper bound for one remote command (a job's own "
+                                                              "timeout is used when smaller)")
+    keepalive_s: float = Field(15.0, ge=0, description="SSH keepalive interval; 0 turns it off")
+    retries: int = Field(2, ge=0, le=10, description="reconnect-and-rerun attempts when the connection drops "
+                                                     "mid-job (back-off 1 s, 2 s, 4 s …)")
 
     @model_validator(mode="after")
     def _ssh_needs_host(self) -> "Connection":
@@ -43,10 +52,18 @@ class Connection(Strict):
 
 
 class Thermal(Strict):
-    sensor: str | None = Field(None, description="sysfs file in milli-degrees C, e.g. /sys/class/thermal/thermal_zone0/temp")
-    max_start_c: float | None = Field(None, description="wait before each job until below this")
-    cooldown_timeout_s: float = Field(180.0, ge=0)
+    """Thermal rules applied by the runner on the device right before each job (see docs/devices.md)."""
+
+    sensor: str | None = Field(None, description="file holding a temperature in milli-degrees C (sysfs), e.g. "
+                                                 "/sys/class/thermal/thermal_zone0/temp")
+    max_start_c: float | None = Field(None, description="before each job, wait until the sensor reads below this")
+    cooldown_timeout_s: float = Field(180.0, ge=0, description="give up waiting after this long (the job runs "
+                                                               "and the result records it started hot)")
+    poll_s: float = Field(2.0, gt=0, description="how often the sensor is read while waiting")
     throttle_c: float | None = Field(None, description="a reading at or above this marks the result throttled")
+    min_freq_ratio: float = Field(0.9, gt=0, le=1, description="with a fixed-clock governor (performance), a CPU "
+                                                               "clock after the run below this fraction of the one "
+                                                               "before marks the result throttled")
 
 
 class TimingSpec(Strict):
@@ -66,15 +83,22 @@ class TimingSpec(Strict):
 
 
 class DeviceProfile(Strict):
-    name: str
-    description: str = ""
-    connection: Connection = Connection()
-    python: str | None = Field(None, description="interpreter on the device; local default: this one")
-    workdir: str = "~/.cache/edgebench"
-    runtimes: list[Literal["onnxruntime", "openvino", "tflite", "tensorrt"]] = ["onnxruntime"]
-    accelerator: Literal["cpu", "gpu", "npu"] = "cpu"
+    """One device: how to reach it, what runs there, and the rules for measuring on it."""
+
+    name: str = Field(..., description="the name used with --device")
+    description: str = Field("", description="free text shown by `edgebench devices list`")
+    connection: Connection = Field(Connection(), description="how to reach the device")
+    python: str | None = Field(None, description="interpreter on the device (e.g. a venv's bin/python); local "
+                                                 "default: this one, ssh default: python3")
+    workdir: str = Field("~/.cache/edgebench", description="device folder for pushed files (blobs/, runner/, jobs/)")
+    cleanup: Literal["job", "keep"] = Field("job", description="job: remove each job's folder on the device when "
+                                                               "it ends; keep: leave it for debugging. Pushed "
+                                                               "models and runners are always kept as a cache")
+    runtimes: list[Literal["onnxruntime", "openvino", "tflite", "tensorrt"]] = Field(
+        ["onnxruntime"], description="runtimes installed on the device (checked by `edgebench devices check`)")
+    accelerator: Literal["cpu", "gpu", "npu"] = Field("cpu", description="the device string passed to the runtime")
     threads: int = Field(0, ge=0, description="0: the runtime's default")
-    thermal: Thermal = Thermal()
+    thermal: Thermal = Field(Thermal(), description="cool-down and throttling rules")
     env: dict[str, str] = Field(default_factory=dict, description="environment for the runner (no secrets)")
 
 

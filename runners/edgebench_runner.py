@@ -26,12 +26,14 @@ if str(RUNNER_DIR) not in sys.path:
     sys.path.insert(0, str(RUNNER_DIR))
 
 from runner_env import environment, peak_rss_mb  # noqa: E402
+import thermal  # noqa: E402
 from backends.base import RuntimeMissing  # noqa: E402
 from timing import TimingRules, measure  # noqa: E402
 
 JOB_KEYS = (
     "schema_version", "backend", "artifact", "device", "threads", "backend_options",
     "timing", "inputs_npz", "batch", "per_sample_inputs", "rotation", "capture_outputs", "outputs_npz",
+    "thermal",
 )
 
 
@@ -131,9 +133,17 @@ def run_job(job: dict[str, Any], clock: Callable[[], int] = time.perf_counter_ns
     if job.get("schema_version") != SCHEMA_VERSION:
         raise RunnerError("usage", f"job schema_version {job.get('schema_version')!r} is not {SCHEMA_VERSION}: "
                                    "push the runner that matches this edgebench")
+    try:
+        import numpy as np  # noqa: F401  (part of the baseline, like the runtime)
+    except ImportError as exc:
+        raise RunnerError("runtime_missing", f"numpy is not installed on this device ({exc}): "
+                                             "pip install numpy") from exc
+    try:
+        heat = thermal.cool_down(job.get("thermal") or {})
+    except thermal.SensorUnreadable as exc:
+        raise RunnerError("config", str(exc)) from exc
     env_before = environment()
     backend_cls = load_backend(job["backend"])
-    import numpy as np  # noqa: F401  (part of the baseline, like the runtime)
 
     with stage("runtime_missing"):
         backend = backend_cls(job)  # imports the runtime: part of the baseline, not the model's footprint
@@ -177,6 +187,7 @@ def run_job(job: dict[str, Any], clock: Callable[[], int] = time.perf_counter_ns
         all_feeds = [backend.prepare(f) for f in make_batches(arrays, batch, None, per_sample)]
         result["outputs"] = capture_outputs(backend, all_feeds, sample_count(arrays), batch, job["outputs_npz"])
     env_after = environment()
+    result["thermal"] = thermal.finish(heat)
     result["environment"] = {**env_before, "temperatures_c_after": env_after.get("temperatures_c"),
                              "frequency_mhz_after": env_after.get("frequency_mhz")}
     return result

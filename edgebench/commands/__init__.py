@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-MODULES = ("bench", "compress", "results", "report")
+MODULES = ("bench", "compress", "devices", "results", "report")
 
 
 def register(root: typer.Typer) -> None:

@@ -16,6 +16,7 @@ RUNNER_KINDS = {
     "invalid_model": ExitStatus.INVALID_MODEL,
     "data_mismatch": ExitStatus.DATA_MISMATCH,
     "usage": ExitStatus.USAGE,
+    "config": ExitStatus.CONFIG,
 }
 
 
@@ -33,6 +34,11 @@ class Transport(ABC):
     def run_job(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
         """Run ``job``; ``files`` maps job keys to local files the runner reads. Outputs the runner
         writes (``outputs_npz``) arrive in ``out_dir``. Returns the runner's JSON reply (status ok)."""
+
+    def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int]:
+        """Run another stand-alone script from runners/ (e.g. the probe) with the device's python:
+        (stdout, stderr, exit status)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run runner scripts")
 
     def close(self) -> None:
         """Release connections; a transport may be reused for several jobs before this."""

@@ -22,11 +22,19 @@ class LocalTransport(Transport):
             job["outputs_npz"] = str((out_dir / "outputs.npz").resolve())
         job_path = out_dir / "job.json"
         job_path.write_text(json.dumps(job, indent=1))
+        proc = self._run(str(runner_dir() / "edgebench_runner.py"), [str(job_path)], timeout_s)
+        return parse_reply(proc.stdout, proc.stderr, proc.returncode, self.profile.name)
+
+    def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int]:
+        proc = self._run(str(runner_dir() / script), args, timeout_s)
+        return proc.stdout, proc.stderr, proc.returncode
+
+    def _run(self, script: str, args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
         python = os.path.expanduser(self.profile.python) if self.profile.python else sys.executable
         env = {**os.environ, **self.profile.env, "PYTHONDONTWRITEBYTECODE": "1"}
-        cmd = [python, str(runner_dir() / "edgebench_runner.py"), str(job_path)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+            return subprocess.run([python, script, *args], capture_output=True, text=True, timeout=timeout_s,
+                                  env=env)
         except FileNotFoundError:
             raise EdgebenchError(f"python for device {self.profile.name!r} not found: {python}; fix "
                                  "'python' in its profile", ExitStatus.CONFIG) from None
@@ -36,4 +44,3 @@ class LocalTransport(Transport):
         except subprocess.TimeoutExpired:
             raise EdgebenchError(f"the runner on {self.profile.name} ran past {timeout_s:.0f} s and was stopped: "
                                  "lower --max-duration-s or raise the job timeout", ExitStatus.RUNNER_FAILED) from None
-        return parse_reply(proc.stdout, proc.stderr, proc.returncode, self.profile.name)

@@ -1,0 +1,105 @@
+"""`edgebench devices list | check NAME | schema`: the profiles known here, what a device offers, and
+the JSON schema editors use to validate profile YAML."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from edgebench.commands.common import console
+from edgebench.config import DeviceProfile, known_profiles, load_profile
+from edgebench.errors import EdgebenchError, ExitStatus
+
+app = typer.Typer(no_args_is_help=True, help="Device profiles: list them, check a device, print the schema.")
+
+
+@app.command("list")
+def list_devices() -> None:
+    """The profiles found in ./device_profiles, ~/.config/edgebench/devices and the bundled ones."""
+    table = Table(title="device profiles")
+    for col in ("name", "type", "host", "accelerator", "runtimes", "file"):
+        table.add_column(col)
+    for name, path in known_profiles().items():
+        try:
+            p = load_profile(str(path))
+        except EdgebenchError as exc:
+            table.add_row(name, "[red]invalid[/red]", str(exc), "", "", str(path))
+            continue
+        host = p.connection.host or "localhost"
+        table.add_row(p.name, p.connection.type, host, p.accelerator, ", ".join(p.runtimes), str(path))
+    console.print(table)
+
+
+def _runtime_cell(info: dict[str, Any], required: bool) -> str:
+    need = " (profile)" if required else ""
+    if not info.get("ok"):
+        colour = "red" if required else "yellow"
+        return f"[{colour}]no{need}: {info.get('error')} — pip install {info.get('pip')}[/{colour}]"
+    extra = info.get("providers") or info.get("devices")
+    return f"[green]{info.get('version')}[/green]{need}" + (f"  {', '.join(extra)}" if extra else "")
+
+
+def _rows(profile: DeviceProfile, r: dict[str, Any]) -> list[tuple[str, str]]:
+    mem, cuda = r.get("memory_mb") or {}, r.get("cuda") or {}
+    freq = r.get("frequency_mhz") or {}
+    rows = [("reachable", f"yes — {r['device']}"), ("python", f"{r['python']} ({r['executable']})"),
+            ("os", f"{r['os']} {r['machine']}"), ("cpu", f"{r['cpu']}, {r['cores']} cores")]
+    rows.append(("governor", f"{r.get('governor') or '—'}"
+                 + (f", {freq.get('scaling_cur_freq', 0):.0f}/{freq.get('cpuinfo_max_freq', 0):.0f} MHz"
+                    if freq else "")))
+    temps = r.get("temperatures_c") or {}
+    rows.append(("temperature sensors", ", ".join(f"{k}={v:.1f}°C" for k, v in temps.items()) or "none readable"))
+    rows += [(name, _runtime_cell(info, name in profile.runtimes or name == "numpy"))
+             for name, info in r["runtimes"].items()]
+    rows.append(("cuda", f"nvidia-smi {'yes' if cuda.get('nvidia_smi') else 'no'}, /dev/nvidia0 "
+                         f"{'yes' if cuda.get('dev_nvidia0') else 'no'}, libcudart {cuda.get('libcudart') or 'no'}"
+                         + (f", Jetson {cuda['tegra']}" if cuda.get("tegra") else "")))
+    if mem.get("available") is not None:
+        rows.append(("memory", f"{mem['available']:.0f} MB free of {mem['total']:.0f} MB"))
+    if r.get("disk_free_mb") is not None:
+        rows.append(("disk", f"{r['disk_free_mb']:.0f} MB free at {r['workdir']}"))
+    return rows
+
+
+@app.command("check")
+def check(
+    name: str = typer.Argument(..., help="Device profile name or YAML path."),
+    json_out: bool = typer.Option(False, "--json", help="Print the probe's report as JSON."),
+) -> None:
+    """Reach a device and report python, numpy, runtimes, accelerators, CPU, clocks, temperatures, memory, disk."""
+    from edgebench.devices.probe import missing_lines, probe
+
+    profile = load_profile(name)
+    report = probe(profile)
+    if json_out:
+        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+    else:
+        table = Table(title=f"device {profile.name}", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        for row in _rows(profile, report):
+            table.add_row(*row)
+        console.print(table)
+    problems = missing_lines(profile, report)
+    if problems:
+        raise EdgebenchError("; ".join(problems), ExitStatus.RUNTIME_MISSING)
+
+
+@app.command("schema")
+def schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write it here instead of stdout.")) -> None:
+    """JSON schema of a device profile, generated from the model (for editors' YAML validation)."""
+    text = json.dumps(DeviceProfile.model_json_schema(), indent=2) + "\n"
+    if out:
+        out.write_text(text)
+        console.print(f"schema written to {out}")
+    else:
+        sys.stdout.write(text)
+
+
+def install(root: typer.Typer) -> None:
+    root.add_typer(app, name="devices")
