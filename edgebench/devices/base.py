@@ -35,7 +35,7 @@ class Transport(ABC):
         """Run ``job``; ``files`` maps job keys to local files the runner reads. Outputs the runner
         writes (``outputs_npz``) arrive in ``out_dir``. Returns the runner's JSON reply (status ok)."""
 
-    def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int]:
+    def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int | None]:
         """Run another stand-alone script from runners/ (e.g. the probe) with the device's python:
         (stdout, stderr, exit status)."""
         raise NotImplementedError(f"{type(self).__name__} cannot run runner scripts")
@@ -50,7 +50,9 @@ class Transport(ABC):
         self.close()
 
 
-def describe_exit(returncode: int) -> str:
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "no exit status: killed or the connection lost"
     if returncode < 0:
         try:
             return f"signal {signal.Signals(-returncode).name}"
@@ -59,7 +61,7 @@ def describe_exit(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def parse_reply(stdout: str, stderr: str, returncode: int, device: str) -> dict[str, Any]:
+def parse_reply(stdout: str, stderr: str, returncode: int | None, device: str) -> dict[str, Any]:
     """The runner's one JSON object, or an EdgebenchError saying why there is none."""
     lines = [line for line in stdout.splitlines() if line.strip()]
     payload: Any = None
@@ -71,7 +73,7 @@ def parse_reply(stdout: str, stderr: str, returncode: int, device: str) -> dict[
     if not isinstance(payload, dict):
         tail = (stderr.strip().splitlines() or ["no output"])[-1][:300]
         hint = ("the device may have run out of memory (check dmesg) or the process was killed"
-                if returncode < 0 else "check the device's python and numpy")
+                if returncode is None or returncode < 0 else "check the device's python and numpy")
         raise EdgebenchError(f"the runner on {device} died ({describe_exit(returncode)}) without a result; "
                              f"last stderr line: {tail!r}: {hint}", ExitStatus.RUNNER_FAILED)
     if payload.get("status") != "ok":

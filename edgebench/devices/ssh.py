@@ -73,8 +73,8 @@ class SSHTransport(Transport):
         # runner orphaned by a drop can never write into the folder whose outputs are fetched
         return self._retrying(lambda: self._run_once(job, files, out_dir, timeout_s, attempts))
 
-    def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int]:
-        def once() -> tuple[str, str, int]:
+    def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int | None]:
+        def once() -> tuple[str, str, int | None]:
             state = self._prepare([], None)
             runner = f"{state['workdir']}/runner/{runner_tree()[0]}/{script}"
             return self._exec(self._python_cmd(runner, args, timeout_s), timeout_s + 30)
@@ -194,7 +194,7 @@ class SSHTransport(Transport):
                                  "check 'workdir' in the profile and the free disk space", ExitStatus.DEVICE)
         return json.loads(out.strip().splitlines()[-1])
 
-    def _exec(self, command: str, timeout_s: float) -> tuple[str, str, int]:
+    def _exec(self, command: str, timeout_s: float) -> tuple[str, str, int | None]:
         """Run one command; stdout and stderr are drained together so neither can fill up and stall it."""
         try:
             chan = self._client().get_transport().open_session(timeout=self.profile.connection.connect_timeout_s)
@@ -223,6 +223,10 @@ class SSHTransport(Transport):
             raise Dropped("the connection closed while a command ran")
         rc = chan.recv_exit_status()
         chan.close()
+        if rc == -1:  # paramiko's "no exit status": the remote end sent only an exit-signal, which it ignores
+            rc = None
+        elif rc is not None and rc > 128:  # the remote shell's way of saying "killed by signal rc - 128"
+            rc = -(rc - 128)
         return out.decode(errors="replace"), err.decode(errors="replace"), rc
 
     def _remove_job_dir(self, job_dir: str) -> None:
