@@ -45,7 +45,7 @@ class Target:
         return files
 
     def backend_options(self) -> dict[str, Any]:
-        return {"precision": self.precision} if self.format == "tensorrt" else {}
+        return {"precision": self.precision} if self.format in ("tensorrt", "openvino") else {}
 
 
 def resolve(model: Path, fmt: str | None = None, precision: str | None = None, recipe: str | None = None,

@@ -1,6 +1,7 @@
 """OpenVINO backend: device CPU/GPU/NPU/AUTO, performance hint, streams, threads, compiled-blob cache.
 
-Synchronous inference on one infer request, like an app that calls ``infer`` and waits (benchmark_app
+``precision`` (from the host: the artifact's) picks the execution precision, see
+``inference_precision``. Synchronous inference on one infer request, like an app that calls ``infer`` and waits (benchmark_app
 with ``-api sync``). The runner's load time is read + compile; ``extra`` splits them and says whether
 the compiled-blob cache (``cache_dir``) already held this model. With ``cache_dir`` set and
 ``warm_compile`` true (default), the model is compiled once more after measuring, to report the warm
@@ -49,9 +50,26 @@ class Backend(BaseBackend):
             config["NUM_STREAMS"] = str(opts["num_streams"])
         if self.threads and self.device.upper().split(":")[0] in ("CPU", "AUTO"):
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
-        if opts.get("inference_precision"):
-            config["INFERENCE_PRECISION_HINT"] = str(opts["inference_precision"])
+        config["INFERENCE_PRECISION_HINT"] = self.inference_precision()
         return config
+
+    def inference_precision(self) -> str:
+        """Execute at the artifact's precision unless told otherwise.
+
+        OpenVINO's CPU plugin runs in bf16 by default on CPUs that have it, which would make an "fp32"
+        measurement a bf16 one; fp16 runs as f16 where the device supports it, else in f32 from the
+        fp16 weights. ``inference_precision`` (f32, f16, bf16) overrides.
+        """
+        chosen = self.backend_options.get("inference_precision")
+        if chosen:
+            return str(chosen)
+        if str(self.backend_options.get("precision", "fp32")) == "fp16":
+            try:
+                caps = self.core.get_property(self.device.split(":")[0], "OPTIMIZATION_CAPABILITIES")
+            except RuntimeError:
+                caps = []
+            return "f16" if "FP16" in caps else "f32"
+        return "f32"
 
     def load(self, artifact: str) -> None:
         cache_dir = self.backend_options.get("cache_dir")
