@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -43,27 +42,12 @@ def _parse_values(items: list[str]) -> dict[str, float]:
     return values
 
 
-def _parse_options(items: list[str]) -> dict[str, object]:
-    options: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise EdgebenchError(f"bad --backend-option {item!r}: write KEY=VALUE (e.g. performance_hint=LATENCY)",
-                                 ExitStatus.USAGE)
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return options
-
-
 def bench(
     model: Path = typer.Argument(..., help="Model or artifact: .onnx, .xml (OpenVINO IR), .tflite, .engine/.plan."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Convert the .onnx to this format first (through the cache)."),
     precision: Optional[str] = typer.Option(None, help="With --format: fp32 (default) or fp16."),
     calibration: Optional[Path] = typer.Option(None, help="Sample .npz for converters (with --format)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache)."),
-    backend_option: list[str] = typer.Option([], help="Runtime option KEY=VALUE (JSON values), e.g. num_streams=1."),
     device: str = typer.Option("local-cpu", "--device", "-d", help="Device profile name or YAML path."),
     dataset: Optional[Path] = typer.Option(None, help=".npz with one array per input (+ optional labels)."),
     batch: Optional[int] = typer.Option(None, min=1, help="Batch size for a dynamic first dimension."),
@@ -87,7 +71,7 @@ def bench(
         model=model, device=device, dataset=dataset, batch=batch, threads=threads,
         shapes=dict(parse_shape(s) for s in shape), ranges=_parse_ranges(input_range),
         values=_parse_values(input_value), output=output, format=fmt, precision=precision,
-        calibration=calibration, cache_dir=cache_dir, backend_options=_parse_options(backend_option),
+        calibration=calibration, cache_dir=cache_dir,
         timing=TimingSpec(warmup_s=warmup_s, warmup_iterations=warmup_iterations, min_iterations=min_iterations,
                           min_duration_s=min_duration_s, max_duration_s=max_duration_s),
     )

@@ -94,6 +94,9 @@ def _with_source(tensors: list[TensorIO], mapping: list[dict[str, Any]], specs: 
 def onnx2tf_message(text: str) -> str:
     """onnx2tf's long log, shortened to the op that failed and why."""
     clean = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    missing_op = re.search(r"No module named 'onnx2tf\.ops\.(\w+)'", clean)
+    if missing_op:
+        return f"op {missing_op.group(1)} is not supported by onnx2tf: replace it in the model or use another format"
     op_type = re.search(r"onnx_op_type:\s*(\S+)", clean)
     op_name = re.search(r"onnx_op_name:\s*(\S+)", clean)
     errors = [ln.strip() for ln in clean.splitlines()

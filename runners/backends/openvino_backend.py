@@ -40,11 +40,15 @@ class Backend(BaseBackend):
     def runtime_version(self) -> str:
         return str(self.ov.get_version())
 
-    def config(self) -> dict[str, Any]:
-        opts = self.backend_options
-        hint = str(opts.get("performance_hint", "LATENCY")).upper()
+    def check_options(self) -> None:
+        hint = str(self.backend_options.get("performance_hint", "LATENCY")).upper()
         if hint not in _HINTS:
             raise ValueError(f"performance_hint {hint!r} is not one of {', '.join(_HINTS)}")
+
+    def config(self) -> dict[str, Any]:
+        opts = self.backend_options
+        self.check_options()
+        hint = str(opts.get("performance_hint", "LATENCY")).upper()
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
         if opts.get("num_streams") is not None:
             config["NUM_STREAMS"] = str(opts["num_streams"])

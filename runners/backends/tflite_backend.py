@@ -39,6 +39,13 @@ class Backend(BaseBackend):
                                  "tflite_runtime, tensorflow): pip install ai-edge-litert")
         self.interp: Any = None
 
+    def check_options(self) -> None:
+        import os
+
+        delegate = self.backend_options.get("delegate")
+        if delegate and not os.path.exists(str(delegate)):
+            raise ValueError(f"delegate library {delegate} does not exist on {self.device_name}")
+
     def runtime_version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -48,6 +55,7 @@ class Backend(BaseBackend):
             return str(getattr(self.module, "__version__", "unknown"))
 
     def load(self, artifact: str) -> None:
+        self.check_options()
         kwargs: dict[str, Any] = {"model_path": artifact, "num_threads": self.threads or None}
         delegate = self.backend_options.get("delegate")
         if delegate:
