@@ -118,7 +118,9 @@ class Backend(BaseBackend):
         if self.compiled is not None:
             for key in ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT"):
                 try:
-                    opts.setdefault("effective", {})[key] = str(self.compiled.get_property(key))
+                    value = self.compiled.get_property(key)
+                    name = getattr(value, "get_type_name", None)  # element types print as <Type: 'float32'>
+                    opts.setdefault("effective", {})[key] = name() if name else str(value)
                 except RuntimeError:  # not every device reports every property
                     pass
         return opts
