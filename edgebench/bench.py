@@ -53,10 +53,9 @@ class BenchRequest:
 
 @dataclass
 class Outcome:
-    """A finished job: the Result plus the outputs (source names and layout) and labels, for comparisons."""
+    """A finished job: the Result plus the outputs (source names and layout), for comparisons."""
     result: Result
     outputs: dict[str, np.ndarray] | None
-    labels: np.ndarray | None
     target: Target
 
 
@@ -101,7 +100,7 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
         if outputs is not None:
             outputs = from_artifact_outputs(outputs, target.outputs)
         result = build_result(req, profile, target, plan, reply, threads, outputs, labels)
-        return Outcome(result, outputs, labels, target)
+        return Outcome(result, outputs, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

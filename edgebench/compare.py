@@ -8,7 +8,7 @@ the precision's default tolerance and its top-1 agreement reaches ``min_agreemen
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,6 @@ class Row:
     passed: bool | None = None
     cache_hit: bool | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

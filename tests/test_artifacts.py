@@ -43,3 +43,13 @@ def test_two_processes_converting_the_same_key(tmp_path: Path) -> None:
     meta = json.loads((entries[0] / "meta.json").read_text())
     assert (entries[0] / "model.xml").is_file() and (entries[0] / "model.bin").stat().st_size == meta["size_bytes"] - (
         entries[0] / "model.xml").stat().st_size
+
+
+def test_onnx_offline_optimization_is_its_own_entry(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    plain = artifacts.ensure(ONNX, "onnx", root=tmp_path)
+    basic = artifacts.ensure(ONNX, "onnx", root=tmp_path, optimize="basic")
+    assert basic.path != plain.path and basic.artifact.meta["optimize"] == "basic"
+    session = ort.InferenceSession(str(basic.artifact.main), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]

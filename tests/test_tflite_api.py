@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,8 @@ def test_keras_model_converts_and_matches_keras(tmp_path: Path, precision: str, 
 
 def test_torch_path_without_litert_torch_names_the_package(tmp_path: Path) -> None:
     """litert-torch is not installed here (it pulls an unpinned torch): the path reports it, one line."""
-    try:
-        import litert_torch  # noqa: F401
+    if importlib.util.find_spec("litert_torch") is not None:
         pytest.skip("litert-torch is installed; this checks the message when it is absent")
-    except ImportError:
-        pass
     with pytest.raises(EdgebenchError, match="pip install litert-torch") as err:
         from_torch(object(), (), "fp32", tmp_path)
     assert err.value.status == ExitStatus.RUNTIME_MISSING

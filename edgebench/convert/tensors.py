@@ -89,10 +89,5 @@ def channel_last(rank: int) -> tuple[int, ...]:
     return (0, *range(2, rank), 1)
 
 
-def shapes_match(shape: tuple[Dim, ...], other: tuple[Dim, ...]) -> bool:
-    return len(shape) == len(other) and all(
-        not isinstance(a, int) or not isinstance(b, int) or a == b or a < 0 or b < 0 for a, b in zip(shape, other))
-
-
 def source_tensor_specs(tensors: list[TensorIO]) -> tuple[TensorSpec, ...]:
     return tuple(t.source_spec() for t in tensors)
