@@ -1,4 +1,9 @@
-"""One benchmark job: prepare inputs, run the runner on the device, turn its reply into a Result."""
+"""One benchmark job: resolve the artifact, prepare inputs, run the runner on the device, make a Result.
+
+Inputs are planned and outputs scored in the source model's names and layout; the artifact's tensor
+mapping (targets.Target) transposes and renames on the way to and from the device, so every format
+sees the same samples and is judged by the same code.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result, git_commit
 from edgebench.runner_job import RUNNER_SCHEMA_VERSION
-from edgebench.sizes import gzip_bytes
-from edgebench.source import ModelInfo, load_onnx_info
+from edgebench.convert.tensors import from_artifact_outputs, source_tensor_specs, to_artifact_inputs
 from edgebench.stats import summarize_ns, throughput_per_s
+from edgebench.targets import Target, resolve
 
 
 @dataclass
@@ -39,14 +44,31 @@ class BenchRequest:
     output: str | None = None  # the output scored for top-1; default: the first
     seed: int = 0
     name: str | None = None
-    recipe: str = "fp32"
+    recipe: str | None = None
     timeout_s: float | None = None
+    format: str | None = None  # None: the artifact's own format (.onnx, .xml, .tflite, .engine)
+    precision: str | None = None  # with format: what to convert to; default fp32
+    calibration: Path | None = None
+    cache_dir: Path | None = None
+
+
+@dataclass
+class Outcome:
+    """A finished job: the Result plus the outputs (source names and layout), for comparisons."""
+    result: Result
+    outputs: dict[str, np.ndarray] | None
+    target: Target
 
 
 def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result:
+    return execute(req, profile).result
+
+
+def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
     profile = profile or load_profile(req.device)
-    info = load_onnx_info(req.model)
-    plan = plan_inputs(info.inputs, req.batch, req.shapes, req.ranges, req.values)
+    target = resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir)
+    specs = source_tensor_specs(target.inputs)
+    plan = plan_inputs(specs, req.batch, req.shapes, req.ranges, req.values)
     labels = None
     if req.dataset is not None:
         data = load_dataset(req.dataset, plan)
@@ -54,15 +76,17 @@ def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result
     else:
         arrays = random_inputs(plan, seed=req.seed)
     threads = req.threads if req.threads is not None else profile.threads
+    names = {t.source_name: t.name for t in target.inputs}
     job = {
         "schema_version": RUNNER_SCHEMA_VERSION,
-        "backend": "onnxruntime",
+        "backend": target.backend,
         "device": profile.accelerator.upper(),
+        "device_name": profile.name,
         "threads": threads,
-        "backend_options": req.backend_options,
+        "backend_options": {**target.backend_options(), **req.backend_options},
         "timing": req.timing.model_dump(exclude={"cv_threshold"}),
         "batch": plan.batch,
-        "per_sample_inputs": plan.per_sample,
+        "per_sample_inputs": [names.get(n, n) for n in plan.per_sample],
         "rotation": 64,
         "capture_outputs": req.dataset is not None,
         "thermal": profile.thermal.model_dump(),
@@ -70,12 +94,15 @@ def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result
     work = Path(tempfile.mkdtemp(prefix="edgebench-job-"))
     try:
         inputs_path = work / "inputs.npz"
-        np.savez(inputs_path, **arrays)
+        np.savez(inputs_path, **to_artifact_inputs(arrays, target.inputs))
         timeout = req.timeout_s or (req.timing.max_duration_s * 2 + 300)
         with make_transport(profile) as transport:
-            reply = transport.run_job(job, {"artifact": info.path, "inputs_npz": inputs_path}, work / "out", timeout)
+            reply = transport.run_job(job, {**target.job_files(), "inputs_npz": inputs_path}, work / "out", timeout)
         outputs = _read_outputs(reply, work / "out")
-        return build_result(req, profile, info, plan, reply, threads, outputs, labels)
+        if outputs is not None:
+            outputs = from_artifact_outputs(outputs, target.outputs)
+        result = build_result(req, profile, target, plan, reply, threads, outputs, labels)
+        return Outcome(result, outputs, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -86,12 +113,12 @@ def _read_outputs(reply: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray]
     return load_npz(out_dir / "outputs.npz", "runner outputs")
 
 
-def score(outputs: dict[str, np.ndarray] | None, info: ModelInfo, labels: np.ndarray | None,
+def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels: np.ndarray | None,
           reference: dict[str, np.ndarray] | None, output: str | None) -> dict[str, Any]:
     """Top-1 against labels and agreement with the reference, on the scored output."""
     if outputs is None:
         return {}
-    name = output or info.outputs[0].name
+    name = output or output_names[0]
     if name not in outputs:
         raise EdgebenchError(f"the model has no output {name!r} (outputs: {', '.join(outputs)}): fix --output",
                              ExitStatus.USAGE)
@@ -103,7 +130,7 @@ def score(outputs: dict[str, np.ndarray] | None, info: ModelInfo, labels: np.nda
     return scores
 
 
-def build_result(req: BenchRequest, profile: DeviceProfile, info: ModelInfo, plan: InputPlan,
+def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan: InputPlan,
                  reply: dict[str, Any], threads: int, outputs: dict[str, np.ndarray] | None,
                  labels: np.ndarray | None) -> Result:
     samples = [int(s) for s in reply["samples_ns"]]
@@ -119,10 +146,12 @@ def build_result(req: BenchRequest, profile: DeviceProfile, info: ModelInfo, pla
         "throttled": bool(throttled),
     }
     return Result(
-        model={"name": req.name or info.path.stem, "source_sha256": info.sha256, "recipe": req.recipe,
-               "format": "onnx", "precision": "fp32", "path": str(info.path), "size_bytes": info.size_bytes,
-               "gzip_bytes": gzip_bytes([info.path]),
-               "inputs": [i.to_dict() for i in info.inputs], "outputs": [o.to_dict() for o in info.outputs]},
+        model={"name": req.name or Path(req.model).stem, "source_sha256": target.source_sha256,
+               "recipe": req.recipe or target.meta.get("recipe") or target.precision,
+               "format": target.format, "precision": target.precision, "path": str(target.main),
+               "size_bytes": target.size_bytes, "gzip_bytes": target.gzip_bytes,
+               "files": [str(f) for f in target.files], "cache_hit": target.cache_hit,
+               "inputs": [t.to_dict() for t in target.inputs], "outputs": [t.to_dict() for t in target.outputs]},
         device={"profile": profile.name, "host": reply.get("environment", {}).get("hostname"),
                 "accelerator": profile.accelerator},
         runtime=reply["runtime"],
@@ -137,7 +166,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, info: ModelInfo, pla
         first_inference_ms=reply["first_inference_ms"],
         throughput_per_s=throughput_per_s(samples, plan.batch),
         memory_mb=reply["memory_mb"],
-        accuracy=score(outputs, info, labels, reference, req.output),
+        accuracy=score(outputs, [t.source_name or t.name for t in target.outputs], labels, reference, req.output),
         validity=validity,
         environment={
             "cpu": env.get("cpu"), "cores": env.get("cores"), "machine": env.get("machine"),

@@ -31,7 +31,7 @@ from backends.base import RuntimeMissing  # noqa: E402
 from timing import TimingRules, measure  # noqa: E402
 
 JOB_KEYS = (
-    "schema_version", "backend", "artifact", "device", "threads", "backend_options",
+    "schema_version", "backend", "artifact", "artifact_weights", "device", "device_name", "threads", "backend_options",
     "timing", "inputs_npz", "batch", "per_sample_inputs", "rotation", "capture_outputs", "outputs_npz",
     "thermal",
 )

@@ -56,7 +56,11 @@ def _parse_values(items: list[str]) -> dict[str, float]:
 
 
 def bench(
-    model: Path = typer.Argument(..., help="Model file (.onnx)."),
+    model: Path = typer.Argument(..., help="Model or artifact: .onnx, .xml (OpenVINO IR), .tflite, .engine/.plan."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Convert the .onnx to this format first (through the cache)."),
+    precision: Optional[str] = typer.Option(None, help="With --format: fp32 (default) or fp16."),
+    calibration: Optional[Path] = typer.Option(None, help="Sample .npz for converters (with --format)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache)."),
     device: str = typer.Option("local-cpu", "--device", "-d", help="Device profile name or YAML path."),
     dataset: Optional[Path] = typer.Option(None, help=".npz with one array per input (+ optional labels)."),
     batch: Optional[int] = typer.Option(None, min=1, help="Batch size for a dynamic first dimension."),
@@ -75,7 +79,7 @@ def bench(
                                      "inter_op_threads=2."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result JSON here."),
 ) -> None:
-    """Benchmark one model on one device: latency, load and first inference, peak memory, top-1."""
+    """Benchmark one model or artifact on one device: latency, load and first inference, peak memory, top-1."""
     if max_duration_s < min_duration_s:
         raise EdgebenchError(f"--max-duration-s {max_duration_s} is below --min-duration-s {min_duration_s}: "
                              "raise it", ExitStatus.USAGE)
@@ -83,6 +87,7 @@ def bench(
         model=model, device=device, dataset=dataset, batch=batch, threads=threads,
         shapes=dict(parse_shape(s) for s in shape), ranges=_parse_ranges(input_range),
         values=_parse_values(input_value), output=output, backend_options=parse_options(option),
+        format=fmt, precision=precision, calibration=calibration, cache_dir=cache_dir,
         timing=TimingSpec(warmup_s=warmup_s, warmup_iterations=warmup_iterations, min_iterations=min_iterations,
                           min_duration_s=min_duration_s, max_duration_s=max_duration_s),
     )

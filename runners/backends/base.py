@@ -18,9 +18,10 @@ class BaseBackend:
         self.threads = int(job.get("threads") or 0)
         self.device = str(job.get("device") or "CPU")
         self.backend_options: dict[str, Any] = dict(job.get("backend_options") or {})
+        self.device_name = str(job.get("device_name") or "this device")  # the profile's name, for messages
 
     def missing(self, exc: ImportError) -> "RuntimeMissing":
-        return RuntimeMissing(f"{self.runtime_name} is not installed on this device ({exc}): "
+        return RuntimeMissing(f"{self.runtime_name} is not installed on {self.device_name} ({exc}): "
                               f"pip install {self.pip_package}")
 
     def check_options(self) -> None:

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Does edgebench's OpenVINO runner measure what OpenVINO's own benchmark_app measures?
+
+Runs both on the same IR, interleaved (A B A B …) so drift and other load hit both alike, and prints
+each run's median latency, the median of medians per tool and their ratio (target: within ±3%).
+benchmark_app: ``-d CPU -hint none -api sync -nstreams 1 -nthreads T -t S -ip f32 -infer_precision f32``
+(its UI refuses -nstreams/-nthreads with -hint latency; edgebench sets LATENCY + 1 stream + T threads,
+and f32 execution, which is what its fp32 artifacts run at). benchmark_app's JSON report rounds the
+median to 10 µs, so its median is read from the text it prints (µs resolution).
+
+    python benchmarks/vs_benchmark_app.py [--model M.onnx] [--threads 1] [--seconds 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgebench import artifacts  # noqa: E402
+from edgebench.bench import BenchRequest, run_bench  # noqa: E402
+from edgebench.config import TimingSpec  # noqa: E402
+
+
+def benchmark_app_median_ms(xml: Path, shapes: str, threads: int, seconds: float, report: Path) -> float:
+    tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
+    cmd = [tool, "-m", str(xml), "-d", "CPU", "-hint", "none", "-api", "sync", "-nstreams", "1",
+           "-nthreads", str(threads), "-t", str(seconds), "-ip", "f32", "-infer_precision", "f32",
+           "-data_shape", shapes, "-json_stats", "-report_type", "no_counters", "-report_folder", str(report)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 120)
+    found = re.search(r"Median:\s+([\d.]+)\s*(ms|us)", proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise SystemExit(f"benchmark_app failed ({proc.returncode}): {(proc.stdout + proc.stderr)[-600:]}")
+    value = float(found.group(1))
+    return value / 1000 if found.group(2) == "us" else value
+
+
+def edgebench_median_ms(xml: Path, threads: int, seconds: float) -> tuple[float, float]:
+    timing = TimingSpec(warmup_s=0.5, warmup_iterations=5, min_iterations=100, min_duration_s=seconds,
+                        max_duration_s=seconds + 1)
+    result = run_bench(BenchRequest(model=xml, threads=threads, batch=1, timing=timing,
+                                    backend_options={"performance_hint": "LATENCY", "num_streams": 1}))
+    return float(result.latency_ms["p50"]), float(result.extra["request_latency_ms"]["p50"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "examples" / "digits" / "digits_cnn.onnx")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    art = artifacts.ensure(args.model, "openvino", "fp32").artifact
+    shapes = ",".join(f"{t.name}[{','.join(str(d) if isinstance(d, int) else '1' for d in t.shape)}]"
+                      for t in art.inputs)
+    ours, inner, theirs = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            wall, request = edgebench_median_ms(art.main, args.threads, args.seconds)
+            ours.append(wall)
+            inner.append(request)
+            theirs.append(benchmark_app_median_ms(art.main, shapes, args.threads, args.seconds, Path(tmp)))
+            print(f"round {r + 1}: edgebench p50 {ours[-1] * 1000:.2f} us (OpenVINO request latency p50 "
+                  f"{inner[-1] * 1000:.2f} us)   benchmark_app median {theirs[-1] * 1000:.2f} us")
+    a, b, c = statistics.median(ours), statistics.median(theirs), statistics.median(inner)
+    print(f"model {args.model.name} (OpenVINO IR fp32), threads {args.threads}, {args.seconds:g} s x {args.rounds} rounds")
+    print(f"edgebench median of medians     {a * 1000:.2f} us")
+    print(f"benchmark_app median of medians {b * 1000:.2f} us")
+    print(f"edgebench request latency (OpenVINO's own timer, as benchmark_app reads it) {c * 1000:.2f} us")
+    for label, value in (("iteration p50", a), ("request latency p50", c)):
+        ratio = value / b
+        print(f"ratio edgebench {label} / benchmark_app median {ratio:.3f}  "
+              f"({'within' if abs(ratio - 1) <= 0.03 else 'OUTSIDE'} ±3%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""ONNX: the source model itself, or with onnxruntime's offline graph optimizations saved.
+
+``optimize="basic"|"extended"|"all"`` saves what onnxruntime would otherwise redo at every load;
+onnxruntime's docs advise keeping the offline level at ``basic``/``extended`` for portability across
+execution providers, so the default is no rewrite at all. fp16 is not offered here: a float16 ONNX
+graph is a compression step (issue 4), not a format conversion.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgebench.convert.tensors import Artifact, TensorIO
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.source import load_onnx_info
+
+PRECISIONS = ("fp32",)
+BACKEND = "onnxruntime"
+EXTRA = "onnx"
+SUFFIXES = (".onnx",)
+_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def tool_versions() -> dict[str, str]:
+    import onnx
+
+    versions = {"onnx": onnx.__version__}
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return versions
+
+
+def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
+            optimize: str | None = None, **_: Any) -> Artifact:
+    target = out_dir / "model.onnx"
+    if optimize:
+        if optimize not in _LEVELS:
+            raise EdgebenchError(f"unknown ONNX optimization level {optimize!r}: choose one of {', '.join(_LEVELS)}",
+                                 ExitStatus.USAGE)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EdgebenchError("onnxruntime is not installed: pip install 'edgebench[onnx]'",
+                                 ExitStatus.RUNTIME_MISSING) from None
+        so = ort.SessionOptions()
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimize])
+        so.optimized_model_filepath = str(target)
+        ort.InferenceSession(str(source), sess_options=so, providers=["CPUExecutionProvider"])
+    else:
+        shutil.copyfile(source, target)
+    return Artifact("onnx", precision, [target], target, *describe(target), meta={"optimize": optimize})
+
+
+def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:
+    info = load_onnx_info(path)
+    return [TensorIO.same_as(t) for t in info.inputs], [TensorIO.same_as(t) for t in info.outputs]

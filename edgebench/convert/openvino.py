@@ -1,0 +1,88 @@
+"""OpenVINO IR (.xml + .bin) through ``ov.convert_model`` and ``ov.save_model``.
+
+``save_model`` compresses weights to fp16 unless told otherwise, so the precision decides
+``compress_to_fp16`` explicitly: an "fp32" IR really holds fp32 weights. (Inference precision on
+a device is the runtime's choice — CPU runs fp16 weights in fp32 or bf16 — and is reported by the runner.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgebench.convert.tensors import Artifact, TensorIO
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.source import load_onnx_info
+
+PRECISIONS = ("fp32", "fp16")
+BACKEND = "openvino"
+EXTRA = "openvino"
+SUFFIXES = (".xml",)
+
+
+def _ov() -> Any:
+    try:
+        import openvino as ov
+    except ImportError:
+        raise EdgebenchError("OpenVINO is not installed: pip install 'edgebench[openvino]'",
+                             ExitStatus.RUNTIME_MISSING) from None
+    return ov
+
+
+def tool_versions() -> dict[str, str]:
+    return {"openvino": _ov().get_version()}
+
+
+def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None, **_: Any) -> Artifact:
+    ov = _ov()
+    try:
+        model = ov.convert_model(str(source))
+    except Exception as exc:  # OpenVINO raises its own exception types per frontend
+        raise EdgebenchError(f"OpenVINO cannot convert {source.name}: {shorten(str(exc))}",
+                             ExitStatus.CONVERSION_FAILED) from None
+    xml = out_dir / "model.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=(precision == "fp16"))
+    inputs, outputs = describe(xml)
+    info = load_onnx_info(source)
+    _adopt_source_names(inputs, info.inputs)
+    _adopt_source_names(outputs, info.outputs)
+    return Artifact("openvino", precision, [xml, xml.with_suffix(".bin")], xml, inputs, outputs,
+                    meta={"compress_to_fp16": precision == "fp16"})
+
+
+def _adopt_source_names(tensors: list[TensorIO], specs: Any) -> None:
+    """convert_model keeps ONNX names; record the ONNX shapes (symbolic names included) beside them."""
+    by_name = {s.name: s for s in specs}
+    for i, t in enumerate(tensors):
+        spec = by_name.get(t.name) or (specs[i] if i < len(specs) else None)
+        if spec is not None:
+            tensors[i] = TensorIO(t.name, t.dtype, t.shape, spec.name, spec.shape, t.layout, None)
+
+
+def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:
+    """Names, dtypes and shapes of an IR, read with the OpenVINO runtime on the host."""
+    ov = _ov()
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as exc:
+        raise EdgebenchError(f"{path} is not a readable OpenVINO IR ({shorten(str(exc))}): pass the .xml with "
+                             "its .bin beside it, or convert again", ExitStatus.INVALID_MODEL) from None
+
+    def tensors(ports: Any) -> list[TensorIO]:
+        out = []
+        for port in ports:
+            shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+            name = port.get_any_name() if port.get_names() else port.get_node().get_friendly_name()
+            out.append(TensorIO(name, port.get_element_type().to_dtype().name, shape, name, shape))
+        return out
+
+    return tensors(model.inputs), tensors(model.outputs)
+
+
+def shorten(message: str, limit: int = 300) -> str:
+    """The first informative line of a converter's message (they run to pages)."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith("Traceback")]
+    for ln in lines:
+        if any(w in ln for w in ("not supported", "No conversion rule", "unsupported", "Unsupported")):
+            return ln[:limit]
+    return (lines[0] if lines else "no message")[:limit]

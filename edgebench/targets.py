@@ -1,0 +1,96 @@
+"""What one benchmark job runs: an artifact in some format, its backend, and how its tensors map.
+
+``edgebench bench`` takes any artifact (.onnx, .xml, .tflite, .engine/.plan) or an ONNX model with
+``--format`` (converted through the artifact cache). For an artifact edgebench made, its ``meta.json``
+says how its tensors map to the source model's; for one made elsewhere the host reads names, dtypes
+and shapes with that format's runtime (``describe`` in each converter module) and feeds it as is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebench import artifacts
+from edgebench.convert import TensorIO, check_precision, converter, format_of
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.sizes import gzip_bytes, raw_bytes
+from edgebench.source import require_file, sha256_file
+
+
+@dataclass
+class Target:
+    format: str
+    precision: str
+    backend: str
+    main: Path
+    files: list[Path]
+    inputs: list[TensorIO]
+    outputs: list[TensorIO]
+    source_sha256: str
+    size_bytes: int
+    gzip_bytes: int
+    cache_hit: bool | None = None  # None: not converted through the cache
+    convert_s: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def job_files(self) -> dict[str, Path]:
+        """Job keys → local files the runner needs (IR weights travel beside the .xml)."""
+        files = {"artifact": self.main}
+        weights = [f for f in self.files if f.suffix == ".bin"]
+        if self.format == "openvino" and weights:
+            files["artifact_weights"] = weights[0]
+        return files
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"precision": self.precision} if self.format in ("tensorrt", "openvino") else {}
+
+
+def resolve(model: Path, fmt: str | None = None, precision: str | None = None, recipe: str | None = None,
+            calibration: Path | None = None, cache_dir: Path | None = None) -> Target:
+    model = require_file(model)
+    own = format_of(model)
+    if fmt is not None and own == "onnx" and (fmt != "onnx" or (precision or "fp32") != "fp32"):
+        cached = artifacts.ensure(model, fmt, precision or "fp32", recipe, calibration, cache_dir)
+        a = cached.artifact
+        return Target(a.format, a.precision, converter(a.format).BACKEND, a.main, a.files, a.inputs, a.outputs,
+                      a.meta["source_sha256"], a.meta["size_bytes"], a.meta["gzip_bytes"], cached.hit,
+                      cached.seconds, a.meta)
+    if fmt is not None and fmt != own:
+        raise EdgebenchError(f"{model.name} is already a {own} artifact; --format {fmt} converts only from an "
+                             ".onnx model: pass the .onnx, or drop --format", ExitStatus.USAGE)
+    return _existing(model, own, precision)
+
+
+def _existing(model: Path, fmt: str, precision: str | None) -> Target:
+    """An artifact file as given; its meta.json (when edgebench made it) supplies the tensor mapping."""
+    module = converter(fmt)
+    meta = _meta_beside(model)
+    if meta is not None:
+        files = [model.parent / f for f in meta["files"]]
+        inputs = [TensorIO.from_dict(t) for t in meta["inputs"]]
+        outputs = [TensorIO.from_dict(t) for t in meta["outputs"]]
+        return Target(fmt, meta["precision"], module.BACKEND, model, files, inputs, outputs,
+                      meta["source_sha256"], raw_bytes(files), gzip_bytes(files), meta=meta)
+    inputs, outputs = module.describe(model)
+    files = [model] + ([model.with_suffix(".bin")] if fmt == "openvino" else [])
+    for f in files[1:]:
+        require_file(f, "IR weights (.bin)")
+    prec = precision or "fp32"
+    if fmt == "tensorrt":
+        check_precision(fmt, prec)
+    return Target(fmt, prec, module.BACKEND, model, files, inputs, outputs, sha256_file(model),
+                  raw_bytes(files), gzip_bytes(files))
+
+
+def _meta_beside(model: Path) -> dict[str, Any] | None:
+    path = model.parent / "meta.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return meta if isinstance(meta, dict) and meta.get("main") == model.name else None

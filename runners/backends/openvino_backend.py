@@ -1,0 +1,145 @@
+"""OpenVINO backend: device CPU/GPU/NPU/AUTO, performance hint, streams, threads, compiled-blob cache.
+
+``precision`` (from the host: the artifact's) picks the execution precision, see
+``inference_precision``. Synchronous inference on one infer request, like an app that calls ``infer`` and waits (benchmark_app
+with ``-api sync``). The runner's load time is read + compile; ``extra`` splits them and says whether
+the compiled-blob cache (``cache_dir``) already held this model. With ``cache_dir`` set and
+``warm_compile`` true (default), the model is compiled once more after measuring, to report the warm
+compile time a second start would see, without disturbing load time or memory figures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from backends.base import BaseBackend
+
+_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+
+
+class Backend(BaseBackend):
+    runtime_name = "openvino"
+    pip_package = "openvino"
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        super().__init__(job)
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise self.missing(exc) from exc
+        self.ov = ov
+        self.core = ov.Core()
+        self.compiled: Any = None
+        self.request: Any = None
+        self.timings: dict[str, Any] = {}
+        self.request_ms: list[float] = []
+
+    def runtime_version(self) -> str:
+        return str(self.ov.get_version())
+
+    def check_options(self) -> None:
+        hint = str(self.backend_options.get("performance_hint", "LATENCY")).upper()
+        if hint not in _HINTS:
+            raise ValueError(f"performance_hint {hint!r} is not one of {', '.join(_HINTS)}")
+
+    def config(self) -> dict[str, Any]:
+        opts = self.backend_options
+        self.check_options()
+        hint = str(opts.get("performance_hint", "LATENCY")).upper()
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+        if opts.get("num_streams") is not None:
+            config["NUM_STREAMS"] = str(opts["num_streams"])
+        if self.threads and self.device.upper().split(":")[0] in ("CPU", "AUTO"):
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        config["INFERENCE_PRECISION_HINT"] = self.inference_precision()
+        return config
+
+    def inference_precision(self) -> str:
+        """Execute at the artifact's precision unless told otherwise.
+
+        OpenVINO's CPU plugin runs in bf16 by default on CPUs that have it, which would make an "fp32"
+        measurement a bf16 one; fp16 runs as f16 where the device supports it, else in f32 from the
+        fp16 weights. ``inference_precision`` (f32, f16, bf16) overrides.
+        """
+        chosen = self.backend_options.get("inference_precision")
+        if chosen:
+            return str(chosen)
+        if str(self.backend_options.get("precision", "fp32")) == "fp16":
+            try:
+                caps = self.core.get_property(self.device.split(":")[0], "OPTIMIZATION_CAPABILITIES")
+            except RuntimeError:
+                caps = []
+            return "f16" if "FP16" in caps else "f32"
+        return "f32"
+
+    def load(self, artifact: str) -> None:
+        cache_dir = self.backend_options.get("cache_dir")
+        if cache_dir:
+            cache_dir = os.path.expanduser(str(cache_dir))
+            os.makedirs(cache_dir, exist_ok=True)
+            blobs_before = set(os.listdir(cache_dir))
+            self.core.set_property({"CACHE_DIR": cache_dir})
+        t0 = time.perf_counter_ns()
+        weights = self.job.get("artifact_weights")  # the .bin, wherever the transport placed it
+        model = self.core.read_model(artifact, weights) if weights else self.core.read_model(artifact)
+        t1 = time.perf_counter_ns()
+        self.compiled = self.core.compile_model(model, self.device, self.config())
+        t2 = time.perf_counter_ns()
+        self.artifact, self.model = artifact, model
+        self.request = self.compiled.create_infer_request()
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self.input_names = [i.get_any_name() for i in self.compiled.inputs]
+        self.timings = {"read_ms": (t1 - t0) / 1e6, "compile_ms": (t2 - t1) / 1e6}
+        if cache_dir:
+            new_blobs = set(os.listdir(cache_dir)) - blobs_before
+            self.timings["cache_hit"] = not new_blobs and bool(blobs_before)
+
+    def prepare(self, feed: dict[str, Any]) -> list[Any]:
+        """Wrap each input array in an ov.Tensor sharing its memory, so the timed call converts nothing."""
+        return [self.ov.Tensor(np.ascontiguousarray(feed[name]), shared_memory=True) for name in self.input_names]
+
+    def infer(self, prepared: list[Any]) -> Any:
+        # Set this iteration's input tensors and run; outputs stay in the request's tensors (as an app
+        # reading results in place would), read as zero-copy views.
+        for index, tensor in enumerate(prepared):
+            self.request.set_input_tensor(index, tensor)
+        self.request.infer()
+        self.request_ms.append(self.request.latency)  # OpenVINO's own timing of infer(), as benchmark_app reports
+        return [self.request.get_output_tensor(i).data for i in range(len(self.output_names))]
+
+    def outputs(self, prepared: list[Any]) -> dict[str, Any]:
+        return {name: np.array(value) for name, value in zip(self.output_names, self.infer(prepared))}
+
+    def io(self) -> dict[str, Any]:
+        def describe(ports: Any) -> list[dict[str, Any]]:
+            return [{"name": p.get_any_name(), "type": str(p.get_element_type()),
+                     "shape": str(p.get_partial_shape())} for p in ports]
+        return {"inputs": describe(self.compiled.inputs), "outputs": describe(self.compiled.outputs)}
+
+    def options(self) -> dict[str, Any]:
+        opts = {**super().options(), "config": self.config()}
+        if self.compiled is not None:
+            for key in ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT"):
+                try:
+                    value = self.compiled.get_property(key)
+                    name = getattr(value, "get_type_name", None)  # element types print as <Type: 'float32'>
+                    opts.setdefault("effective", {})[key] = name() if name else str(value)
+                except RuntimeError:  # not every device reports every property
+                    pass
+        return opts
+
+    def extra_timings(self) -> dict[str, Any]:
+        timings = dict(self.timings)
+        if self.request_ms:  # every call so far (warm-up included): the runtime's view, without Python
+            ordered = sorted(self.request_ms)
+            timings["request_latency_ms"] = {"p50": ordered[max(0, -(-len(ordered) // 2) - 1)],
+                                             "mean": sum(ordered) / len(ordered), "count": len(ordered)}
+        if self.backend_options.get("cache_dir") and self.backend_options.get("warm_compile", True):
+            t0 = time.perf_counter_ns()
+            self.core.compile_model(self.model, self.device, self.config())
+            timings["warm_compile_ms"] = (time.perf_counter_ns() - t0) / 1e6
+        return timings
