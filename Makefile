@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # onnx2tf pins an older TensorFlow; installed without deps beside tensorflow-cpu (extra tflite-convert).
 NODEPS := onnx2tf==1.29.24 onnx-graphsurgeon sng4onnx sne4onnx tf-keras==2.21.0
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d" " -f1)
 
 .PHONY: demo test install system-deps clean
 
@@ -13,7 +13,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install --quiet -e '.[all,dev]'
 	$(PIP) install --quiet --no-deps $(NODEPS)
 	rm -f $(VENV)/.installed-* && touch $@
