@@ -155,8 +155,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
         device={"profile": profile.name, "host": reply.get("environment", {}).get("hostname"),
                 "accelerator": profile.accelerator},
         runtime=reply["runtime"],
-        options={"threads": threads, "batch": plan.batch,
-                 "shapes": {k: list(v) for k, v in sorted(plan.shapes.items())}},
+        options={"threads": threads, "batch": plan.batch},
         latency_ms=summary.to_dict(),
         samples_ns=samples,
         iterations=len(samples),
@@ -178,6 +177,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
             "thermal": {**(reply.get("thermal") or {}), "throttle_reasons": throttled},
         },
         timing={**req.timing.model_dump(), "warmup_done": reply.get("warmup")},
-        extra={"distinct_inputs": reply.get("distinct_inputs"), **(reply.get("extra") or {})},
+        extra={"distinct_inputs": reply.get("distinct_inputs"),
+               "input_shapes": {k: list(v) for k, v in sorted(plan.shapes.items())}, **(reply.get("extra") or {})},
         commit=git_commit(),
     )

@@ -18,12 +18,14 @@ def result_table(results: Sequence[Result]) -> Table:
     for col in ("model", "recipe", "format", "device", "thr", "batch", "p50 ms", "p90 ms", "p99 ms", "rCV",
                 "iters", "load ms", "first ms", "peak MB", "top-1", "valid"):
         table.add_column(col, justify="right" if col not in ("model", "recipe", "format", "device") else "left")
+    errors: list[str] = []
     for r in results:
         base = [str(r.model.get("name")), str(r.model.get("recipe")), str(r.model.get("format")),
                 str(r.device.get("profile")), str(r.options.get("threads", "")), str(r.batch)]
         if not r.ok:
-            message = (r.error or {}).get("message", "error")
-            table.add_row(*base, f"[red]error: {message}[/red]", *[""] * 9)
+            errors.append(f"[red]error {len(errors) + 1}[/red]: {' '.join(base[:4])}: "
+                          f"{(r.error or {}).get('message', 'error')}")
+            table.add_row(*base, f"[red]error {len(errors)}[/red]", *[""] * 9)
             continue
         lat = r.latency_ms or {}
         flags = r.validity
@@ -35,4 +37,7 @@ def result_table(results: Sequence[Result]) -> Table:
                       _num(lat.get("robust_cv"), "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
                       _num(r.first_inference_ms, "{:.2f}"), _num(r.memory_mb.get("peak"), "{:.1f}"),
                       _num(top1, "{:.4f}"), "ok" if not problems else "[yellow]" + ",".join(problems) + "[/yellow]")
+    if errors:
+        table.caption = "\n".join(errors)
+        table.caption_justify = "left"
     return table

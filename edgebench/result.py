@@ -95,9 +95,11 @@ class Result:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def write_results(results: list[Result], path: Path) -> None:
-    """One result as an object, several as a list (the form ``gate`` reads)."""
-    payload: Any = results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results]
+def write_results(results: list[Result], path: Path, always_list: bool = False) -> None:
+    """One result as an object (``bench --json``), several — or any number with ``always_list``, as
+    sweeps and exports write them — as a list; ``read_results`` and ``gate`` take both."""
+    single = len(results) == 1 and not always_list
+    payload: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n")

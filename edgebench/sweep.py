@@ -17,7 +17,7 @@ from edgebench.config import DeviceProfile, SweepModel, SweepSpec, load_profile,
 from edgebench.errors import EdgebenchError, ExitStatus
 
 FORMAT_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite", "tensorrt": "tensorrt"}
-BUILT_ON_TARGET = {"tensorrt"}  # engines are GPU-specific: the runner builds and caches them on the device
+AS_IS = ("onnx", "fp32")  # the source itself: nothing to convert
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class Cell:
         """Matches ``Result.cell_key`` of the result this cell produces."""
         return (self.model.name, self.recipe, self.format, self.device,
                 json.dumps(self.options_dict, sort_keys=True))
+
+    @property
+    def needs_conversion(self) -> bool:
+        return (self.format, self.recipe) != AS_IS
 
     @property
     def conversion(self) -> tuple[str, str, str]:
@@ -61,8 +65,9 @@ class Plan:
 
     @property
     def conversions(self) -> list[tuple[str, str, str]]:
-        """Each (model, recipe, format) the host converts once, in first-use order."""
-        return list(dict.fromkeys(c.conversion for c in self.cells if c.format not in BUILT_ON_TARGET))
+        """Each (model, recipe, format) the host converts once, in first-use order. A TensorRT engine is
+        GPU-specific and built by the runner on the device; the host prepares the ONNX it is built from."""
+        return list(dict.fromkeys(c.conversion for c in self.cells if c.needs_conversion))
 
     def model(self, name: str) -> SweepModel:
         return next(m for m in self.spec.models if m.name == name)

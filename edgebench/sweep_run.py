@@ -7,6 +7,7 @@ scheduling; the cells in flight finish (or fail) and every finished cell is kept
 
 from __future__ import annotations
 
+import datetime
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -15,14 +16,14 @@ from typing import Callable, Protocol
 
 from edgebench.errors import EdgebenchError
 from edgebench.result import Result
-from edgebench.sweep import BUILT_ON_TARGET, Cell, Plan
+from edgebench.sweep import Cell, Plan
 
 Converter = Callable[[Plan, tuple[str, str, str]], tuple[Path, bool]]  # → (artifact, cache hit)
 CellBench = Callable[[Plan, Cell, "Path | None"], Result]
 
 
 class ResultSink(Protocol):
-    def add_result(self, run_id: int, result: Result) -> None: ...
+    def add_result(self, run_id: int, result: Result, cell: Cell) -> None: ...
 
 
 class Events(Protocol):
@@ -77,7 +78,7 @@ class SweepRunner:
         return self.outcome
 
     def _convert_all(self) -> None:
-        needed = list(dict.fromkeys(c.conversion for c in self.todo if c.format not in BUILT_ON_TARGET))
+        needed = list(dict.fromkeys(c.conversion for c in self.todo if c.needs_conversion))
         for conversion in needed:
             if self.stop.is_set():
                 return
@@ -114,10 +115,12 @@ class SweepRunner:
             if self.stop.is_set():
                 return
             self.events.cell_started(cell)
+            started = utc_now_precise()
             result = self._run_cell(cell)
+            result.extra["sweep"] = {"started_utc": started, "finished_utc": utc_now_precise()}
             if self.stop.is_set() and not result.ok:
                 return  # killed by the interrupt: not a real failure, leave it for --resume
-            self.sink.add_result(self.run_id, result)
+            self.sink.add_result(self.run_id, result, cell)
             with self._lock:
                 self.outcome.results.append(result)
             self.events.cell_done(cell, result)
@@ -134,6 +137,11 @@ class SweepRunner:
         except Exception as exc:  # an edgebench bug must not lose the rest of the sweep
             return error_result(self.plan, cell, "internal",
                                 f"{_one_line(exc)} ({traceback.format_exc().splitlines()[-3].strip()})")
+
+
+def utc_now_precise() -> str:
+    """Wall-clock stamps (µs) of when a cell ran, so schedules can be checked: never two jobs on one device."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -48,7 +48,7 @@ def test_bench_random_inputs_with_batch(digits_onnx, tmp_path):
     out = tmp_path / "r.json"
     assert bench(str(digits_onnx), "--batch", "8", "--json", str(out)) == 0
     result = json.loads(out.read_text())
-    assert result["batch"] == 8 and result["options"]["shapes"]["input"] == [8, 1, 8, 8]
+    assert result["batch"] == 8 and result["extra"]["input_shapes"]["input"] == [8, 1, 8, 8]
     assert result["accuracy"] == {}  # no dataset: nothing to score
     assert result["throughput_per_s"] == pytest.approx(8e3 * result["iterations"] / (sum(result["samples_ns"]) / 1e6))
 
@@ -58,7 +58,8 @@ def test_bench_multi_input_int64_model_with_dynamic_dims(multi_input_onnx, tmp_p
     assert bench(str(multi_input_onnx), "--shape", "ids:2x16", "--input-range", f"ids:0:{VOCAB}",
                  "--input-value", "scale=0.5", "--json", str(out)) == 0
     result = json.loads(out.read_text())
-    assert result["options"]["shapes"] == {"ids": [2, 16], "scale": []} and result["batch"] == 2
+    assert result["extra"]["input_shapes"] == {"ids": [2, 16], "scale": []} and result["batch"] == 2
+    assert result["options"] == {"threads": 0, "batch": 2}  # what identifies the cell: shapes follow from the model
 
 
 def test_multi_input_dataset_is_scored(multi_input_onnx, tmp_path):

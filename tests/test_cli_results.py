@@ -39,7 +39,7 @@ def test_show_prints_every_cell_and_the_error(store_path, capsys):
     assert main(["results", "show", "nightly", "--store", str(store_path)]) == 0
     out = capsys.readouterr().out
     assert "run 2 nightly: finished" in out and "4 cells, 1 errors" in out
-    assert out.count("digits-cnn") == 3 and "broken" in out and "error:" in out
+    assert out.count("digits-cnn") == 3 and "broken" in out and "error 1: " in out
 
 
 def test_export_csv_and_json_parse_back(store_path, tmp_path, real_results):

@@ -1,4 +1,4 @@
-"""`edgebench bench` and `edgebench demo`."""
+"""`edgebench bench`: one model or artifact on one device."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from edgebench.commands.common import console
 from edgebench.config import TimingSpec
 from edgebench.data import parse_shape
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.paths import bundled_dir
 from edgebench.render import result_table
 from edgebench.result import write_results
 
@@ -103,16 +102,5 @@ def _bench_and_show(req: BenchRequest, json_out: Path | None) -> None:
         console.print(f"result written to {json_out}")
 
 
-def demo(
-    json_out: Path = typer.Option(Path(".edgebench/demo/result.json"), "--json", help="Where to write the result."),
-) -> None:
-    """Benchmark the bundled digits model on this machine's CPU."""
-    digits = bundled_dir("examples") / "digits"
-    req = BenchRequest(model=digits / "digits_cnn.onnx", dataset=digits / "eval.npz", device="local-cpu",
-                       threads=1, name="digits-cnn", timing=TimingSpec(min_iterations=200, min_duration_s=2.0))
-    _bench_and_show(req, json_out)
-
-
 def install(app: typer.Typer) -> None:
     app.command()(bench)
-    app.command()(demo)

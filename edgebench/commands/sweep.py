@@ -1,0 +1,154 @@
+"""`edgebench sweep`: the whole matrix — models × recipes × formats × devices × options."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgebench.commands.common import console
+from edgebench.commands.results import store_option
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.paths import bundled_dir
+from edgebench.render import result_table
+from edgebench.report import write_report
+from edgebench.result import Result, write_results
+from edgebench.store import Store
+from edgebench.sweep import Cell, Plan, load_spec
+from edgebench.sweep_exec import build_plan, bench_cell, convert_cell
+from edgebench.sweep_run import Outcome, SweepRunner
+
+
+class _KeyedSink:
+    """Files each result under its planned cell key, so --resume finds exactly the cells the plan has."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add_result(self, run_id: int, result: Result, cell: Cell) -> None:
+        self.store.add_result(run_id, result, key=cell.key)
+
+
+class ProgressEvents:
+    """Overall and per-device progress bars, updated from the device workers."""
+
+    def __init__(self, progress: Progress, plan: Plan, todo: list[Cell]) -> None:
+        self.progress = progress
+        self.overall = progress.add_task("all cells", total=len(todo))
+        self.devices: dict[str, TaskID] = {
+            d: progress.add_task(f"  {d}", total=sum(1 for c in todo if c.device == d)) for d in plan.profiles}
+
+    def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None:
+        what = " ".join(conversion)
+        if error:
+            self.progress.console.print(f"[red]conversion failed[/red] {what}: {error}")
+        else:
+            self.progress.console.print(f"{'cache hit ' if hit else 'converted '} {what}")
+
+    def cell_started(self, cell: Cell) -> None:
+        self.progress.update(self.devices[cell.device], description=f"  {cell.device}: {cell.label()}")
+
+    def cell_done(self, cell: Cell, result: Result) -> None:
+        self.progress.advance(self.devices[cell.device])
+        self.progress.advance(self.overall)
+        if not result.ok:
+            self.progress.console.print(f"[red]failed[/red] {cell.label()}: {(result.error or {}).get('message')}")
+
+
+def plan_table(plan: Plan, done: set[tuple[str, ...]]) -> Table:
+    table = Table(title=f"sweep {plan.spec.name}: {len(plan.cells)} cells, {len(plan.conversions)} conversions "
+                        f"(each once), {len(plan.skipped)} skipped, {len(done)} already done")
+    for col in ("model", "recipe", "format", "device", "options", "status"):
+        table.add_column(col)
+    for cell in plan.cells:
+        opts = " ".join(f"{k}={v}" for k, v in cell.options)
+        table.add_row(cell.model.name, cell.recipe, cell.format, cell.device, opts,
+                      "done (resume skips it)" if cell.key in done else "to run")
+    for cell, reason in plan.skipped:
+        opts = " ".join(f"{k}={v}" for k, v in cell.options)
+        table.add_row(cell.model.name, cell.recipe, cell.format, cell.device, opts, f"[yellow]skipped: {reason}[/yellow]")
+    return table
+
+
+def run_sweep(spec_path: Path, store_path: Path, resume: str | None, dry_run: bool,
+              cache_dir: Path | None) -> tuple[int, Outcome | None]:
+    spec, base = load_spec(spec_path)
+    plan = build_plan(spec, base, str(spec_path))
+    with Store(store_path) as store:
+        done: set[tuple[str, ...]] = set()
+        if resume is not None:
+            run = store.run(resume)
+            if run.spec.get("name") != spec.name:
+                raise EdgebenchError(f"run {run.id} was sweep {run.spec.get('name')!r}, not {spec.name!r}: resume it "
+                                     "with its own spec", ExitStatus.USAGE)
+            run_id = run.id
+            done = store.finished_cells(run_id, include_errors=False)
+        console.print(plan_table(plan, done))
+        if dry_run:
+            return -1, None
+        if resume is None:
+            run_id = store.create_run(spec.name, spec.model_dump(mode="json"))
+        todo = [c for c in plan.cells if c.key not in done]
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as progress:
+            runner = SweepRunner(plan, _KeyedSink(store), run_id,
+                                 convert=lambda p, conv: convert_cell(p, conv, cache_dir),
+                                 bench=lambda p, cell, art: bench_cell(p, cell, cache_dir),
+                                 events=ProgressEvents(progress, plan, todo), done=done)
+            outcome = runner.run()
+        store.finish_run(run_id, "interrupted" if outcome.interrupted else "finished")
+        return run_id, outcome
+
+
+def sweep(
+    spec: Path = typer.Argument(..., help="Sweep spec YAML."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id (or name): finished cells are "
+                                         "skipped, failed ones retried."),
+    store: Path = store_option(),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every result of the run as a JSON list."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache (default .edgebench/cache)."),
+) -> None:
+    """Run a sweep spec: convert each (model, recipe, format) once, measure every cell, store each at once."""
+    started = time.monotonic()
+    run_id, outcome = run_sweep(spec, store, resume, dry_run, cache_dir)
+    if outcome is None:
+        return
+    with Store(store, create=False) as db:
+        results = db.results(run_id)
+    console.print(result_table(results))
+    console.print(f"run {run_id}: {len(outcome.results)} cells measured now ({outcome.failed} failed), "
+                  f"{outcome.conversions} conversions, {outcome.cache_hits} cache hits, "
+                  f"{time.monotonic() - started:.1f} s; report: edgebench report {run_id} --store {store}")
+    if json_out:
+        write_results(results, json_out, always_list=True)
+        console.print(f"results written to {json_out}")
+    if outcome.interrupted:
+        raise EdgebenchError(f"interrupted: finished cells are stored; continue with "
+                             f"'edgebench sweep {spec} --resume {run_id}'", ExitStatus.INTERRUPTED)
+
+
+def demo(
+    store: Path = typer.Option(Path(".edgebench/results.db"), "--store", help="Results store."),
+    html: Path = typer.Option(Path(".edgebench/reports/demo.html"), "--html", help="Where to write the report."),
+    json_out: Path = typer.Option(Path(".edgebench/demo/results.json"), "--json", help="Where to write the results."),
+) -> None:
+    """Run the bundled demo sweep (digits CNN × fp32/fp16/int8/prune+int8 × onnx/openvino/tflite on this CPU)
+    and write its HTML report."""
+    spec = bundled_dir("examples") / "demo-sweep.yaml"
+    sweep(spec, dry_run=False, resume=None, store=store, json_out=json_out, cache_dir=None)
+    with Store(store, create=False) as db:
+        run = db.last_run()
+        results = db.results(run.id)
+    md = html.with_suffix(".md")
+    write_report(results, run, html, md)
+    console.print(f"report written to {html} (summary: {md})")
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(sweep)
+    app.command()(demo)
