@@ -8,12 +8,13 @@ inputs, so the calibration set is checked against them (naming a misfit input) b
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgebench.compress.quantize_onnx import require_calibration
+from edgebench.compress.quantize_onnx import _quiet, require_calibration
 from edgebench.data import load_dataset, plan_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import TensorSpec
@@ -27,6 +28,7 @@ def _nncf() -> Any:
     except ImportError:
         raise EdgebenchError("OpenVINO int8 needs NNCF: pip install 'edgebench[openvino]'",
                              ExitStatus.RUNTIME_MISSING) from None
+    nncf.set_log_level(logging.ERROR)  # its progress bars and tables would mix into the CLI's output
     return nncf
 
 
@@ -66,7 +68,8 @@ def quantize_openvino(model: Any, calibration: str | Path | None, subset_size: i
         kwargs["advanced_parameters"] = AdvancedQuantizationParameters(
             weights_quantization_params=QuantizationParameters(per_channel=False))
     try:
-        return nncf.quantize(model, nncf.Dataset(items), **kwargs)
+        with _quiet():
+            return nncf.quantize(model, nncf.Dataset(items), **kwargs)
     except (ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise EdgebenchError(f"NNCF could not quantize the OpenVINO model ({first}): try int8 on the onnx "
@@ -77,4 +80,5 @@ def compress_weights_int8(model: Any) -> Any:
     """OpenVINO's counterpart of dynamic-range int8: weights stored as symmetric int8 (zero stays zero)
     and decompressed to float at run time; activations stay float. No calibration set is needed."""
     nncf = _nncf()
-    return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+    with _quiet():
+        return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
