@@ -2,15 +2,16 @@
 """What each compression recipe buys and costs on the bundled digits model: recipe × format → size,
 gzip size, ratios vs fp32, top-1, p50 latency.
 
-Every artifact is built by edgebench's compression pipeline and measured by edgebench's own bench path
-(runner subprocess, DESIGN's timing rules, top-1 from captured outputs on eval.npz). Latency pairs
-(fp32 vs the recipe) are measured in alternating rounds so drift and heat hit both alike; p50 is the
-median of the rounds' medians. Targets from issue 4 are printed with the measured value, met or not.
+Every artifact is built through edgebench's artifact cache (``artifacts.ensure(source, fmt, recipe=…)``:
+weight steps once on the float ONNX, then the format's own quantizer) and measured by edgebench's own
+bench path (runner subprocess, DESIGN's timing rules, top-1 from captured outputs on eval.npz). Sizes,
+sparsity and distinct values are read back from the produced files; ratios are against the fp32 artifact
+of the same format. Within a format every recipe runs once per round, fp32 first, in alternating rounds
+so drift and heat hit all alike; p50 is the median of the rounds' medians. Targets from issue 4 are
+printed with the measured value, met or not.
 
-    .venv/bin/python benchmarks/compression.py [--recipes R1,R2] [--batch 1] [--rounds 3] [--seconds 2]
-
-Only the onnx format exists yet; a format is one entry in FORMATS (a function building the artifact),
-so the OpenVINO and TFLite columns come with the converter layer.
+    .venv/bin/python benchmarks/compression.py [--recipes R1,R2] [--formats onnx,openvino,tflite]
+                                               [--batch 1] [--rounds 3] [--seconds 2]
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
-
+from edgebench import artifacts
 from edgebench.bench import BenchRequest, run_bench
-from edgebench.compress.pipeline import compress_onnx
 from edgebench.config import TimingSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,20 +31,22 @@ RECIPES = ["fp32", "fp16", "int8", "int8:percentile", "int8:entropy", "int8-dyna
            "prune-layer:0.5", "prune-filters:0.5", "cluster:16", "prune:0.8+cluster:16+int8"]
 
 
-def build_onnx(recipe: str, out: Path) -> tuple[Path, dict]:
-    c = compress_onnx(DIGITS / "digits_cnn.onnx", recipe, out, DIGITS / "calib.npz")
-    return c.path, c.metrics
+FORMATS = ("onnx", "openvino", "tflite")
 
 
-FORMATS: dict[str, Callable[[str, Path], tuple[Path, dict]]] = {"onnx": build_onnx}
+def build(recipe: str, fmt: str, cache: Path) -> dict:
+    """The artifact's meta.json (sizes, ratios, sparsity, distinct values), converting on a cache miss."""
+    return artifacts.ensure(DIGITS / "digits_cnn.onnx", fmt, recipe=recipe, calibration=DIGITS / "calib.npz",
+                            root=cache).artifact.meta
 
 
-def bench(path: Path, recipe: str, batch: int, seconds: float) -> tuple[float, float | None]:
+def bench(recipe: str, fmt: str, cache: Path, batch: int, seconds: float) -> tuple[float, float | None]:
     """(p50 ms, top-1) of one edgebench run on the local CPU with one thread."""
     timing = TimingSpec(warmup_s=0.3, warmup_iterations=10, min_iterations=100, min_duration_s=seconds,
                         max_duration_s=seconds * 5)
-    result = run_bench(BenchRequest(model=path, dataset=DIGITS / "eval.npz", threads=1, batch=batch,
-                                    timing=timing, recipe=recipe))
+    result = run_bench(BenchRequest(model=DIGITS / "digits_cnn.onnx", dataset=DIGITS / "eval.npz", threads=1,
+                                    batch=batch, timing=timing, format=fmt, recipe=recipe,
+                                    calibration=DIGITS / "calib.npz", cache_dir=cache))
     return result.latency_ms["p50"], result.accuracy.get("top1")
 
 
@@ -62,21 +63,22 @@ def main(argv: list[str] | None = None) -> int:
         recipes.insert(0, "fp32")
     rows = {}
     with tempfile.TemporaryDirectory(prefix="edgebench-compression-") as tmp:
+        cache = Path(tmp)
         for fmt in args.formats.split(","):
-            paths = {r: FORMATS[fmt](r, Path(tmp) / fmt) for r in recipes}
+            metas = {r: build(r, fmt, cache) for r in recipes}
             p50s: dict[str, list[float]] = {r: [] for r in recipes}
             top1s: dict[str, float | None] = {}
             for _ in range(args.rounds):  # every recipe once per round, fp32 first: interleaved
                 for r in recipes:
-                    p50, top1 = bench(paths[r][0], r, args.batch, args.seconds)
+                    p50, top1 = bench(r, fmt, cache, args.batch, args.seconds)
                     p50s[r].append(p50)
                     top1s[r] = top1
             for r in recipes:
-                rows[(r, fmt)] = {**paths[r][1], "top1": top1s[r], "p50_ms": statistics.median(p50s[r]),
+                rows[(r, fmt)] = {**metas[r], "top1": top1s[r], "p50_ms": statistics.median(p50s[r]),
                                   "p50_rounds": p50s[r]}
     print(f"digits_cnn, batch {args.batch}, 1 thread, {args.rounds} alternating rounds of ≥{args.seconds:g} s")
     head = f"{'recipe':28} {'format':8} {'size KB':>8} {'gzip KB':>8} {'×size':>6} {'×gzip':>6} {'sparsity':>8} " \
-           f"{'uniq':>6} {'top-1':>7} {'Δpt':>6} {'p50 ms':>8} {'×speed':>6}"
+           f"{'uniq':>6} {'top-1':>7} {'Δpt':>6} {'p50 ms':>8} {'×speed':>6} {'zeros/K'}"
     print(head + "\n" + "-" * len(head))
     for (r, fmt), m in rows.items():
         ref = rows[("fp32", fmt)]
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r:28} {fmt:8} {m['size_bytes'] / 1024:8.1f} {m['gzip_bytes'] / 1024:8.1f} "
               f"{ref['size_bytes'] / m['size_bytes']:6.2f} {ref['gzip_bytes'] / m['gzip_bytes']:6.2f} "
               f"{m['sparsity']:8.1%} {m['max_unique_values']:6d} {m['top1']:7.4f} {drop:6.2f} {m['p50_ms']:8.4f} "
-              f"{ref['p50_ms'] / m['p50_ms']:6.2f}")
+              f"{ref['p50_ms'] / m['p50_ms']:6.2f} {'kept' if m['preservation'].startswith('checked') else ''}")
     print("\ntargets (issue 4), measured:")
     for fmt in args.formats.split(","):
         ref = rows[("fp32", fmt)]

@@ -1,10 +1,13 @@
 """Content-addressed artifact cache: a conversion runs once per (source, recipe, format, precision, tools).
 
-Key = sha256 over the source bytes' hash, the recipe, format, precision, calibration hash, converter
-options and the converter's tool versions. An entry is a folder ``<root>/<key[:2]>/<key>/`` holding the
-model file(s) and ``meta.json``. It is built in a temporary folder beside it and renamed into place,
-so two processes converting the same key never see a half-written entry (the loser discards its copy).
-``STATS`` counts hits and conversions so tests and benchmarks can tell which happened.
+Key = sha256 over the source bytes' hash, the canonical recipe, format, precision, calibration hash,
+converter options and the converter's tool versions. An entry is a folder ``<root>/<key[:2]>/<key>/``
+holding the model file(s) and ``meta.json``. It is built in a temporary folder beside it and renamed
+into place, so two processes converting the same key never see a half-written entry (the loser
+discards its copy) and a failed build leaves nothing. A recipe's weight steps (prune, cluster) produce
+a float ONNX cached under ``<root>/weights/`` and shared by every format. ``meta.json`` records the
+original source's sha256, the canonical recipe, and cost metrics read back from the produced files,
+with ratios against the fp32 artifact of the same format. ``STATS`` counts hits and conversions.
 """
 
 from __future__ import annotations
@@ -15,19 +18,24 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgebench import __version__
+from edgebench.compress.graph import LayerSelection
+from edgebench.compress.metrics import onnx_weights, ratios
+from edgebench.compress.pipeline import apply_weight_steps
+from edgebench.compress.quantize_onnx import calibration_batches, require_calibration
+from edgebench.compress.readback import costs, verify
+from edgebench.compress.recipe import Recipe, parse_recipe
 from edgebench.convert import Artifact, TensorIO, check_precision, convert
+from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.sizes import gzip_bytes, raw_bytes
 from edgebench.source import require_file, sha256_file
 
 DEFAULT_ROOT = Path(".edgebench/cache")
-META_VERSION = 1
+META_VERSION = 2  # 2: recipes; costs read back from the produced files
 STATS = {"hits": 0, "conversions": 0}
 
 
@@ -51,37 +59,105 @@ def cache_key(source_sha256: str, recipe: str, fmt: str, precision: str, version
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def ensure(source: Path, fmt: str, precision: str = "fp32", recipe: str | None = None,
-           calibration: Path | None = None, root: Path | None = None, **options: Any) -> CachedArtifact:
-    """The cached artifact for these inputs, converting only when no entry exists yet."""
+def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
+           calibration: Path | None = None, root: Path | None = None,
+           selection: LayerSelection | None = None, seed: int = 0, **options: Any) -> CachedArtifact:
+    """The cached artifact for these inputs, converting only when no entry exists yet.
+
+    ``recipe`` (e.g. ``prune:0.8+cluster:16+int8``) sets the precision; ``precision`` alone is the
+    recipe of one step, and both together must agree. The weight steps run once per (source, steps)
+    into a cached float ONNX shared by every format; the format's converter then applies its own
+    precision step. Cost metrics and the preservation check are taken on the produced files.
+    """
     source = require_file(source)
+    parsed = effective_recipe(recipe, precision)
+    precision = parsed.precision
     module = check_precision(fmt, precision)
-    recipe = recipe or precision
+    selection = selection or LayerSelection()
     source_sha = sha256_file(source)
     calib_sha = sha256_file(require_file(calibration, "calibration")) if calibration else None
-    key = cache_key(source_sha, recipe, fmt, precision, module.tool_versions(), calib_sha, options)
+    if precision == "int8":
+        next(calibration_batches(source, require_calibration(calibration)))  # a misfit set named before work
+    layers = {} if selection == LayerSelection() else {"layers": asdict(selection)}
+    if seed and parsed.find("cluster"):
+        layers["seed"] = seed
+    key = cache_key(source_sha, parsed.canonical, fmt, precision, module.tool_versions(), calib_sha,
+                    {**options, **layers})
     entry = cache_root(root) / key[:2] / key
+
+    def build(tmp: Path) -> dict[str, Any]:
+        float_path, weights = source, None
+        if parsed.weight_steps:
+            float_path, weights = float_model(source, source_sha, Recipe(parsed.weight_steps), selection, seed, root)
+        step = parsed.find("int8")
+        quantization = {"method": step.option if step else "minmax", "per_channel": not (weights or {}).get("clustered")}
+        artifact = convert(float_path, fmt, precision, tmp, calibration, quantization=quantization, **options)
+        meta = build_meta(artifact, source, source_sha, parsed.canonical, key, calib_sha, {**options, **layers})
+        meta["preservation"] = "nothing to preserve: the recipe has no prune/cluster step"
+        if weights is not None:
+            meta["weights"] = {"float_onnx_sha256": weights["sha256"], "steps": weights["steps"],
+                               "clustered": weights["clustered"]}
+            meta["preservation"] = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
+        if parsed.canonical != "fp32":
+            ref = ensure(source, fmt, "fp32", calibration=calibration, root=root, **options).artifact.meta
+            meta.update(ratios(meta, ref), reference_key=ref["key"])
+        return meta
+
+    path, hit = _materialize(entry, build)
+    STATS["hits" if hit else "conversions"] += 1
+    return _load(path, hit=hit)
+
+
+def effective_recipe(recipe: str | None, precision: str | None) -> Recipe:
+    """The recipe to build: ``recipe`` with ``precision`` appended when it has no precision step."""
+    parsed = parse_recipe(recipe or precision or "fp32")
+    if precision is None or precision == parsed.precision or recipe is None:
+        return parsed
+    if parsed.precision == "fp32":
+        return parse_recipe(f"{parsed.canonical}+{precision}" if parsed.steps else precision)
+    raise EdgebenchError(f"--precision {precision} conflicts with recipe {parsed.canonical} (precision "
+                         f"{parsed.precision}): drop --precision or change the recipe's last step",
+                         ExitStatus.USAGE)
+
+
+def float_model(source: Path, source_sha: str, weights: Recipe, selection: LayerSelection, seed: int,
+                root: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The float ONNX after the weight steps, cached once per (source, steps, layers, seed) for all formats."""
+    import onnx
+
+    material = json.dumps({"source": source_sha, "weights": weights.canonical, "layers": asdict(selection),
+                           "seed": seed, "onnx": onnx.__version__, "edgebench_meta": META_VERSION}, sort_keys=True)
+    key = hashlib.sha256(material.encode()).hexdigest()
+
+    def build(tmp: Path) -> dict[str, Any]:
+        steps, clustered = apply_weight_steps(source, weights, tmp / "model.onnx", selection, seed)
+        return {"key": key, "source_sha256": source_sha, "recipe": weights.canonical, "steps": steps,
+                "clustered": clustered, "sha256": sha256_file(tmp / "model.onnx")}
+
+    entry, _ = _materialize(cache_root(root) / "weights" / key[:2] / key, build)
+    return entry / "model.onnx", json.loads((entry / "meta.json").read_text())
+
+
+def _materialize(entry: Path, build: Any) -> tuple[Path, bool]:
+    """``entry`` holding ``build(tmp)``'s files and meta.json, built in a temporary folder and renamed
+    into place; (entry, True) when it already existed or another process won the race. A failed build
+    leaves nothing behind."""
     if (entry / "meta.json").is_file():
-        STATS["hits"] += 1
-        return _load(entry, hit=True)
+        return entry, True
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=entry.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name[:12]}-", dir=entry.parent))
     try:
-        artifact = convert(source, fmt, precision, tmp, calibration, **options)
-        meta = build_meta(artifact, source, source_sha, recipe, key, calib_sha, options)
+        meta = build(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(tmp, entry)
         except OSError:  # another process won the race: its entry is as good as ours
             if not (entry / "meta.json").is_file():
                 raise
-        else:
-            STATS["conversions"] += 1
-            return _load(entry, hit=False)
+            return entry, True
+        return entry, False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    STATS["hits"] += 1
-    return _load(entry, hit=True)
 
 
 def _load(entry: Path, hit: bool) -> CachedArtifact:
@@ -104,30 +180,7 @@ def build_meta(artifact: Artifact, source: Path, source_sha: str, recipe: str, k
         "source": str(source), "source_sha256": source_sha, "calibration_sha256": calib_sha, "options": options,
         "files": files, "main": artifact.main.relative_to(root).as_posix(),
         "size_bytes": raw_bytes(artifact.files), "gzip_bytes": gzip_bytes(artifact.files),
-        **weight_stats(source),
+        **costs(artifact.format, artifact.main),
         "inputs": [t.to_dict() for t in artifact.inputs], "outputs": [t.to_dict() for t in artifact.outputs],
         **{k: v for k, v in artifact.meta.items() if k not in ("files", "main")},
     }
-
-
-def weight_stats(onnx_path: Path) -> dict[str, Any]:
-    """Parameter counts, sparsity and the largest count of distinct values in any weight tensor.
-
-    Read from the (possibly compressed) ONNX the artifact was made from: the converters here change
-    number formats, not which weights are zero or shared.
-    """
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(onnx_path))
-    params = nonzero = max_unique = 0
-    for init in model.graph.initializer:
-        arr = numpy_helper.to_array(init)
-        if arr.dtype.kind not in "fc" or arr.size == 0:
-            continue
-        params += int(arr.size)
-        nonzero += int(np.count_nonzero(arr))
-        max_unique = max(max_unique, int(np.unique(arr).size))
-    return {"params": params, "nonzero_params": nonzero,
-            "sparsity": round(1 - nonzero / params, 6) if params else 0.0, "max_unique_values": max_unique,
-            "weights_from": "source onnx"}

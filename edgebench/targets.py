@@ -52,8 +52,15 @@ def resolve(model: Path, fmt: str | None = None, precision: str | None = None, r
             calibration: Path | None = None, cache_dir: Path | None = None) -> Target:
     model = require_file(model)
     own = format_of(model)
-    if fmt is not None and own == "onnx" and (fmt != "onnx" or (precision or "fp32") != "fp32"):
-        cached = artifacts.ensure(model, fmt, precision or "fp32", recipe, calibration, cache_dir)
+    if recipe is not None and own != "onnx":
+        raise EdgebenchError(f"{model.name} is already a {own} artifact; --recipe compresses only an .onnx model: "
+                             "pass the .onnx with --recipe (and --format), or drop --recipe", ExitStatus.USAGE)
+    if own == "onnx" and recipe is not None and fmt is None:
+        fmt = "onnx"  # a recipe on an .onnx without --format: the compressed ONNX
+    plain = (precision or "fp32") == "fp32" and (recipe is None or artifacts.effective_recipe(recipe, None).canonical
+                                                   == "fp32")
+    if fmt is not None and own == "onnx" and (fmt != "onnx" or not plain):
+        cached = artifacts.ensure(model, fmt, precision, recipe, calibration, cache_dir)
         a = cached.artifact
         return Target(a.format, a.precision, converter(a.format).BACKEND, a.main, a.files, a.inputs, a.outputs,
                       a.meta["source_sha256"], a.meta["size_bytes"], a.meta["gzip_bytes"], cached.hit,

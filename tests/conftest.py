@@ -29,3 +29,10 @@ def digits_eval() -> Path:
 @pytest.fixture(scope="session")
 def multi_input_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models.token_model(tmp_path_factory.mktemp("models") / "tokens.onnx")
+
+
+@pytest.fixture(scope="session")
+def recipe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One artifact cache for the whole session: a (recipe, format) converted by one test is a hit for
+    every later one (a TFLite conversion costs ~8 s)."""
+    return tmp_path_factory.mktemp("recipe-cache")

@@ -131,8 +131,8 @@ def test_registry_and_precisions() -> None:
     assert parse_formats("onnx, OpenVINO,onnx") == ["onnx", "openvino"]
     assert format_of(Path("m.xml")) == "openvino" and format_of(Path("m.plan")) == "tensorrt"
     assert converter("tflite").BACKEND == "tflite"
-    with pytest.raises(EdgebenchError, match="choose one of fp32, fp16") as err:
-        check_precision("openvino", "int8")
+    with pytest.raises(EdgebenchError, match="choose one of fp32, fp16, int8$") as err:
+        check_precision("tensorrt", "int8-dynamic")
     assert err.value.status == ExitStatus.USAGE
     with pytest.raises(EdgebenchError, match="unknown format 'coreml'"):
         parse_formats("onnx,coreml")

@@ -91,7 +91,9 @@ def test_format_flag_on_an_artifact_is_refused(tmp_path: Path, capsys: pytest.Ca
 
 @pytest.mark.parametrize("args,text", [
     (["--to", "coreml"], "unknown format 'coreml'"),
-    (["--to", "openvino", "--precision", "int8"], "does not support precision 'int8': choose one of fp32, fp16"),
+    (["--to", "tensorrt", "--precision", "int8-dynamic"],
+     "does not support precision 'int8-dynamic': choose one of fp32, fp16, int8"),
+    (["--to", "openvino", "--precision", "int8"], "int8 needs a calibration set"),
 ])
 def test_bad_format_or_precision(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                  text: str) -> None:

@@ -57,8 +57,10 @@ def _parse_values(items: list[str]) -> dict[str, float]:
 def bench(
     model: Path = typer.Argument(..., help="Model or artifact: .onnx, .xml (OpenVINO IR), .tflite, .engine/.plan."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Convert the .onnx to this format first (through the cache)."),
-    precision: Optional[str] = typer.Option(None, help="With --format: fp32 (default) or fp16."),
-    calibration: Optional[Path] = typer.Option(None, help="Sample .npz for converters (with --format)."),
+    precision: Optional[str] = typer.Option(None, help="With --format: fp32 (default), fp16, int8, int8-dynamic."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Compress the .onnx first (through the cache), "
+                                         "e.g. prune:0.5+int8; with --format, for that format."),
+    calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (int8 needs it)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache)."),
     device: str = typer.Option("local-cpu", "--device", "-d", help="Device profile name or YAML path."),
     dataset: Optional[Path] = typer.Option(None, help=".npz with one array per input (+ optional labels)."),
@@ -86,7 +88,7 @@ def bench(
         model=model, device=device, dataset=dataset, batch=batch, threads=threads,
         shapes=dict(parse_shape(s) for s in shape), ranges=_parse_ranges(input_range),
         values=_parse_values(input_value), output=output, backend_options=parse_options(option),
-        format=fmt, precision=precision, calibration=calibration, cache_dir=cache_dir,
+        format=fmt, precision=precision, recipe=recipe, calibration=calibration, cache_dir=cache_dir,
         timing=TimingSpec(warmup_s=warmup_s, warmup_iterations=warmup_iterations, min_iterations=min_iterations,
                           min_duration_s=min_duration_s, max_duration_s=max_duration_s),
     )

@@ -1,48 +1,51 @@
-"""`edgebench compress`: apply a recipe and show what it bought (size, gzip size, sparsity, shared values)."""
+"""`edgebench compress`: apply a recipe in each format and show what it bought (size, gzip size, sparsity,
+shared values) and that the produced files kept the pruning and clustering."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from edgebench import artifacts
+from edgebench.artifacts import CachedArtifact
 from edgebench.commands.common import console
-from edgebench.compress import LayerSelection, parse_recipe
-from edgebench.compress.pipeline import Compressed, compress_onnx
-from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.compress import LayerSelection
+from edgebench.compress.pipeline import slug
+from edgebench.convert import parse_formats
+from edgebench.source import load_onnx_info
 
-FORMATS = ("onnx",)
-LATER_FORMATS = ("openvino", "tflite", "tensorrt")
-
-
-def parse_formats(text: str) -> list[str]:
-    """``onnx,openvino`` → the formats, refusing unknown ones and those compression does not reach yet."""
-    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    for fmt in formats:
-        if fmt in LATER_FORMATS:
-            raise EdgebenchError(f"--to {fmt}: openvino/tflite compression lands with the converter layer; "
-                                 "use --to onnx for now", ExitStatus.USAGE)
-        if fmt not in FORMATS:
-            raise EdgebenchError(f"unknown format {fmt!r} in --to: use onnx", ExitStatus.USAGE)
-    if not formats:
-        raise EdgebenchError("--to names no format: pass e.g. --to onnx", ExitStatus.USAGE)
-    return formats
+COST_KEYS = ("format", "precision", "recipe", "files", "size_bytes", "gzip_bytes", "size_ratio", "gzip_ratio",
+             "params", "nonzero_params", "sparsity", "max_unique_values", "preservation", "weights")
 
 
-def compress_table(rows: list[tuple[str, Compressed]]) -> Table:
-    table = Table(title="edgebench compress", show_lines=False)
-    for col in ("format", "recipe", "file", "size KB", "gzip KB", "× smaller", "× smaller gz", "params",
-                "nonzero", "sparsity", "max unique"):
-        table.add_column(col, justify="left" if col in ("format", "recipe", "file") else "right")
-    for fmt, c in rows:
-        m = c.metrics
-        table.add_row(fmt, c.recipe.canonical, str(c.path), f"{m['size_bytes'] / 1024:.1f}",
-                      f"{m['gzip_bytes'] / 1024:.1f}", f"{m['size_ratio']:.2f}", f"{m['gzip_ratio']:.2f}",
-                      str(m["params"]), str(m["nonzero_params"]), f"{m['sparsity']:.1%}",
-                      str(m["max_unique_values"]))
+def _preserved(text: str | None) -> str:
+    """meta.json's sentence, short: yes / — (nothing to keep) / the reason it was not checked."""
+    if not text or text.startswith("nothing"):
+        return "—"
+    return "yes" if text.startswith("checked") else text
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}" if value else "—"
+
+
+def compress_table(rows: list[tuple[str, CachedArtifact, Path]]) -> Table:
+    table = Table(title="edgebench compress (ratios: × smaller than the fp32 artifact of the same format)")
+    for col in ("format", "recipe", "size KB", "gzip KB", "× smaller", "× smaller gz", "params", "nonzero",
+                "sparsity", "max unique", "preserved", "path"):
+        table.add_column(col, justify="left" if col in ("format", "recipe", "preserved", "path") else "right")
+    for fmt, cached, where in rows:
+        m = cached.artifact.meta
+        table.add_row(fmt, m["recipe"], f"{m['size_bytes'] / 1024:.1f}", f"{m['gzip_bytes'] / 1024:.1f}",
+                      _ratio(m.get("size_ratio")), _ratio(m.get("gzip_ratio")), str(m["params"]),
+                      str(m["nonzero_params"]), f"{m['sparsity']:.1%}", str(m["max_unique_values"]),
+                      escape(_preserved(m.get("preservation"))), str(where))
     return table
 
 
@@ -50,29 +53,39 @@ def compress(
     model: Path = typer.Argument(..., help="Model file (.onnx)."),
     recipe: str = typer.Option(..., "--recipe", "-r", help="Steps joined by '+', e.g. prune:0.8+cluster:16+int8."),
     calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (needed by int8)."),
-    to: str = typer.Option("onnx", "--to", help="Formats to produce, comma-separated (onnx for now)."),
-    out: Path = typer.Option(Path(".edgebench/compressed"), "--out", help="Folder for the compressed files."),
+    to: str = typer.Option("onnx", "--to", help="Formats to produce, comma-separated: onnx,openvino,tflite,tensorrt."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also copy each artifact (with meta.json) to "
+                                       "OUT/FORMAT-RECIPE/."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
     include: list[str] = typer.Option([], help="Only layers whose node or weight name matches (fnmatch)."),
     exclude: list[str] = typer.Option([], help="Leave layers whose node or weight name matches (fnmatch)."),
     all_layers: bool = typer.Option(False, "--all-layers", help="Also prune/cluster the first and last layers."),
     seed: int = typer.Option(0, help="Seed of the clustering inits."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
 ) -> None:
-    """Compress a model with a recipe; print size, gzip size, ratios vs fp32, sparsity and unique values."""
-    parsed = parse_recipe(recipe)
+    """Compress a model with a recipe in each format; print size, gzip size, ratios vs fp32, sparsity,
+    unique values and whether the produced file kept the pruning/clustering."""
+    parsed = artifacts.effective_recipe(recipe, None)
     formats = parse_formats(to)
+    load_onnx_info(model)  # a bad model is refused before any step runs
     selection = LayerSelection(tuple(include), tuple(exclude), all_layers)
     rows = []
     for fmt in formats:
         with console.status(f"compressing {model.name} with {parsed.canonical} for {fmt}…"):
-            rows.append((fmt, compress_onnx(model, parsed, out, calibration, selection, seed)))
+            cached = artifacts.ensure(model, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
+                                      selection=selection, seed=seed)
+        where = cached.artifact.main
+        if out is not None:
+            folder = out / f"{fmt}-{slug(parsed)}"
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copytree(cached.path, folder)
+            where = folder / cached.artifact.main.name
+        rows.append((fmt, cached, where))
     console.print(compress_table(rows))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([{"format": fmt, "recipe": c.recipe.canonical, "path": str(c.path),
-                                         "float_path": str(c.float_path), "metrics": c.metrics,
-                                         "reference": c.reference, "steps": c.steps} for fmt, c in rows],
-                                       indent=2, sort_keys=True))
+        json_out.write_text(json.dumps([{**{k: c.artifact.meta.get(k) for k in COST_KEYS}, "path": str(where)}
+                                        for _, c, where in rows], indent=2, sort_keys=True))
         console.print(f"metrics written to {json_out}")
 
 

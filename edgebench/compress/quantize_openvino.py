@@ -8,12 +8,13 @@ inputs, so the calibration set is checked against them (naming a misfit input) b
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgebench.compress.quantize_onnx import require_calibration
+from edgebench.compress.quantize_onnx import _quiet, require_calibration
 from edgebench.data import load_dataset, plan_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import TensorSpec
@@ -27,6 +28,7 @@ def _nncf() -> Any:
     except ImportError:
         raise EdgebenchError("OpenVINO int8 needs NNCF: pip install 'edgebench[openvino]'",
                              ExitStatus.RUNTIME_MISSING) from None
+    nncf.set_log_level(logging.ERROR)  # its progress bars and tables would mix into the CLI's output
     return nncf
 
 
@@ -52,16 +54,31 @@ def calibration_items(model: Any, calibration: Path) -> list[dict[str, np.ndarra
 
 
 def quantize_openvino(model: Any, calibration: str | Path | None, subset_size: int = MAX_SUBSET,
-                      ignored_names: list[str] | None = None) -> Any:
-    """Return the int8 ov.Model; ``ignored_names`` keeps those nodes in float (e.g. first/last layers)."""
+                      ignored_names: list[str] | None = None, per_channel: bool = True) -> Any:
+    """Return the int8 ov.Model; ``ignored_names`` keeps those nodes in float (e.g. first/last layers).
+    ``per_channel=False`` gives each weight one scale, so a clustered layer keeps ≤ K values."""
     items = calibration_items(model, require_calibration(Path(calibration) if calibration else None))
     nncf = _nncf()
     kwargs: dict[str, Any] = {"subset_size": min(subset_size, len(items))}
     if ignored_names:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(ignored_names))
+    if not per_channel:
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
+
+        kwargs["advanced_parameters"] = AdvancedQuantizationParameters(
+            weights_quantization_params=QuantizationParameters(per_channel=False))
     try:
-        return nncf.quantize(model, nncf.Dataset(items), **kwargs)
+        with _quiet():
+            return nncf.quantize(model, nncf.Dataset(items), **kwargs)
     except (ValueError, RuntimeError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise EdgebenchError(f"NNCF could not quantize the OpenVINO model ({first}): try int8 on the onnx "
                              "format or report this with the model", ExitStatus.CONVERSION_FAILED) from None
+
+
+def compress_weights_int8(model: Any) -> Any:
+    """OpenVINO's counterpart of dynamic-range int8: weights stored as symmetric int8 (zero stays zero)
+    and decompressed to float at run time; activations stay float. No calibration set is needed."""
+    nncf = _nncf()
+    with _quiet():
+        return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)

@@ -53,6 +53,37 @@ def _patch_download(samples: dict[str, np.ndarray]) -> None:
     common.download_test_image_data = own_data
 
 
+def _calibration_files(req: dict[str, Any], work: Path) -> list[list[Any]]:
+    """onnx2tf's int8 calibration input: one .npy per input in TF layout (NHWC for 4-D), mean 0 / std 1
+    so our data is used as is. Its own fallback would download MS-COCO images."""
+    params = []
+    with np.load(req["calibration"], allow_pickle=False) as npz:
+        calib = {k: npz[k] for k in npz.files}
+    for spec in req["inputs"]:
+        arr = calib.get(spec["name"], calib.get("inputs") if len(req["inputs"]) == 1 else None)
+        if arr is None:
+            raise SystemExit(f"calibration set has no array for input {spec['name']!r}")
+        arr = np.asarray(arr, np.float32)
+        if arr.ndim == 4:
+            arr = np.transpose(arr, (0, 2, 3, 1))
+        path = work / f"calib_{len(params)}.npy"
+        np.save(path, np.ascontiguousarray(arr))
+        params.append([spec["name"], str(path), 0.0, 1.0])
+    return params
+
+
+def _dynamic_range(saved_model: Path, target: Path, per_channel: bool) -> None:
+    """Dynamic-range int8 (int8 weights, activations quantized at run time) from the saved_model, so the
+    file keeps its serving signature (onnx2tf's own dynamic-range file, made from a concrete function,
+    has none)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter._experimental_disable_per_channel = not per_channel
+    target.write_bytes(converter.convert())
+
+
 def _permutation(src: np.ndarray, dst: np.ndarray) -> list[int] | None | str:
     """The permutation p with src.transpose(p) ≈ dst; None when identical; 'unmatched' when none fits."""
     best, best_err = "unmatched", np.inf
@@ -83,9 +114,22 @@ def main(request_path: str) -> int:
     work = Path(req["work_dir"])
     scratch = work / Path(req["source"]).name  # onnx2tf rewrites its input in place (onnxsim): give it a copy
     shutil.copyfile(req["source"], scratch)
+    quant = req.get("quantize") or {}
+    extra: dict[str, Any] = {}
+    if quant.get("int8"):
+        extra = {"output_integer_quantized_tflite": True, "custom_input_op_name_np_data_path":
+                 _calibration_files(req, work), "quant_type": "per-channel" if quant.get("per_channel", True)
+                 else "per-tensor"}
+    elif quant.get("dynamic"):
+        extra = {"output_signaturedefs": True}  # the saved_model our dynamic-range conversion starts from
     onnx2tf.convert(input_onnx_file_path=str(scratch), output_folder_path=str(work / "saved_model"),
-                    copy_onnx_input_output_names_to_tflite=True, non_verbose=True)
+                    copy_onnx_input_output_names_to_tflite=True, non_verbose=True, **extra)
     produced = work / "saved_model" / f"{Path(req['source']).stem}_{req['file_precision']}.tflite"
+    if quant.get("dynamic"):
+        _dynamic_range(work / "saved_model", produced, quant.get("per_channel", True))
+    if not produced.is_file():
+        print(f"ERROR: onnx2tf wrote no {produced.name} (its {req['file_precision']} quantization failed)")
+        return 3
     target = Path(req["out_dir"]) / "model.tflite"
     shutil.copyfile(produced, target)
 

@@ -2,8 +2,9 @@
 
 ``optimize="basic"|"extended"|"all"`` saves what onnxruntime would otherwise redo at every load;
 onnxruntime's docs advise keeping the offline level at ``basic``/``extended`` for portability across
-execution providers, so the default is no rewrite at all. fp16 is not offered here: a float16 ONNX
-graph is a compression step (issue 4), not a format conversion.
+execution providers, so the default is no rewrite at all. The other precisions are the compression
+layer's ONNX-native quantization (``compress.quantize_onnx``): fp16 weights and compute with float32 I/O,
+static QDQ int8 calibrated on the calibration set, and dynamic int8 of MatMul/Gemm weights.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from edgebench.convert.tensors import Artifact, TensorIO
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import load_onnx_info
 
-PRECISIONS = ("fp32",)
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 BACKEND = "onnxruntime"
 EXTRA = "onnx"
 SUFFIXES = (".onnx",)
@@ -37,8 +38,10 @@ def tool_versions() -> dict[str, str]:
 
 
 def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
-            optimize: str | None = None, **_: Any) -> Artifact:
+            optimize: str | None = None, quantization: dict[str, Any] | None = None, **_: Any) -> Artifact:
     target = out_dir / "model.onnx"
+    if precision != "fp32":
+        return _quantized(source, precision, target, calibration, quantization or {})
     if optimize:
         if optimize not in _LEVELS:
             raise EdgebenchError(f"unknown ONNX optimization level {optimize!r}: choose one of {', '.join(_LEVELS)}",
@@ -55,6 +58,25 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
     else:
         shutil.copyfile(source, target)
     return Artifact("onnx", precision, [target], target, *describe(target), meta={"optimize": optimize})
+
+
+def _quantized(source: Path, precision: str, target: Path, calibration: Path | None,
+               quantization: dict[str, Any]) -> Artifact:
+    from edgebench.compress import quantize_onnx as q
+
+    method = quantization.get("method", "minmax")
+    per_channel = bool(quantization.get("per_channel", True))
+    if precision == "int8":
+        q.quantize_int8(source, target, calibration, method, per_channel)
+        how = {"quantizer": "onnxruntime.quantization.quantize_static (QDQ)", "calibration_method": method,
+               "per_channel": per_channel}
+    elif precision == "int8-dynamic":
+        q.quantize_dynamic_int8(source, target)
+        how = {"quantizer": "onnxruntime.quantization.quantize_dynamic (MatMul/Gemm weights)"}
+    else:
+        q.convert_fp16(source, target)
+        how = {"quantizer": "onnxruntime float16 converter (keep_io_types)"}
+    return Artifact("onnx", precision, [target], target, *describe(target), meta=how)
 
 
 def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:

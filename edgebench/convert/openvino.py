@@ -3,6 +3,9 @@
 ``save_model`` compresses weights to fp16 unless told otherwise, so the precision decides
 ``compress_to_fp16`` explicitly: an "fp32" IR really holds fp32 weights. (Inference precision on
 a device is the runtime's choice — CPU runs fp16 weights in fp32 or bf16 — and is reported by the runner.)
+int8 is NNCF post-training quantization of the converted model on the calibration set (FakeQuantize,
+stored as int8 weights); int8-dynamic has no OpenVINO counterpart with run-time activation ranges, so
+it maps to NNCF's weight-only int8 (``compress_weights`` INT8_SYM: int8 weights, float compute).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from edgebench.convert.tensors import Artifact, TensorIO
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import load_onnx_info
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 BACKEND = "openvino"
 EXTRA = "openvino"
 SUFFIXES = (".xml",)
@@ -33,13 +36,26 @@ def tool_versions() -> dict[str, str]:
     return {"openvino": _ov().get_version()}
 
 
-def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None, **_: Any) -> Artifact:
+def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
+            quantization: dict[str, Any] | None = None, **_: Any) -> Artifact:
     ov = _ov()
     try:
         model = ov.convert_model(str(source))
     except Exception as exc:  # OpenVINO raises its own exception types per frontend
         raise EdgebenchError(f"OpenVINO cannot convert {source.name}: {shorten(str(exc))}",
                              ExitStatus.CONVERSION_FAILED) from None
+    how: dict[str, Any] = {"compress_to_fp16": precision == "fp16"}
+    if precision == "int8":
+        from edgebench.compress.quantize_openvino import quantize_openvino
+
+        per_channel = bool((quantization or {}).get("per_channel", True))
+        model = quantize_openvino(model, calibration, per_channel=per_channel)
+        how.update(quantizer="nncf.quantize (post-training, MinMax)", per_channel=per_channel)
+    elif precision == "int8-dynamic":
+        from edgebench.compress.quantize_openvino import compress_weights_int8
+
+        model = compress_weights_int8(model)
+        how.update(quantizer="nncf.compress_weights INT8_SYM (weight-only int8, float activations)")
     xml = out_dir / "model.xml"
     ov.save_model(model, str(xml), compress_to_fp16=(precision == "fp16"))
     inputs, outputs = describe(xml)
@@ -47,7 +63,7 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
     _adopt_source_names(inputs, info.inputs)
     _adopt_source_names(outputs, info.outputs)
     return Artifact("openvino", precision, [xml, xml.with_suffix(".bin")], xml, inputs, outputs,
-                    meta={"compress_to_fp16": precision == "fp16"})
+                    meta=how)
 
 
 def _adopt_source_names(tensors: list[TensorIO], specs: Any) -> None:

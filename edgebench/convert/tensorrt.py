@@ -2,7 +2,9 @@
 
 The artifact is the ONNX itself plus the precision; the runner's TensorRT backend builds the engine
 with the TensorRT Python API on the device and caches it there, keyed by the ONNX sha256, precision,
-TensorRT version and GPU name. A ready ``.engine``/``.plan`` can be benchmarked as is.
+TensorRT version and GPU name. A ready ``.engine``/``.plan`` can be benchmarked as is. For int8 the
+shipped ONNX is the static QDQ ONNX (onnxruntime.quantization, calibrated on the host): TensorRT takes
+its scales from the Q/DQ nodes, so the device needs no calibration data.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from edgebench.convert.tensors import Artifact, TensorIO
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import load_onnx_info
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 BACKEND = "tensorrt"
 EXTRA = "tensorrt"
 SUFFIXES = (".engine", ".plan")
@@ -28,9 +30,17 @@ def tool_versions() -> dict[str, str]:
     return {"onnx": onnx.__version__, "engine_built_on": "target"}
 
 
-def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None, **_: Any) -> Artifact:
+def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
+            quantization: dict[str, Any] | None = None, **_: Any) -> Artifact:
     target = out_dir / "model.onnx"
-    shutil.copyfile(source, target)
+    if precision == "int8":
+        from edgebench.compress.quantize_onnx import quantize_int8
+
+        quantization = quantization or {}
+        quantize_int8(source, target, calibration, quantization.get("method", "minmax"),
+                      bool(quantization.get("per_channel", True)))
+    else:
+        shutil.copyfile(source, target)
     info = load_onnx_info(target)
     return Artifact("tensorrt", precision, [target], target, [TensorIO.same_as(t) for t in info.inputs],
                     [TensorIO.same_as(t) for t in info.outputs],

@@ -21,11 +21,14 @@ from edgebench.convert.tensors import Artifact, TensorIO, channel_last
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import load_onnx_info
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
 BACKEND = "tflite"
 EXTRA = "tflite-convert"
 SUFFIXES = (".tflite",)
-_FILE_PRECISION = {"fp32": "float32", "fp16": "float16"}
+# onnx2tf's output file per precision: int8 is its integer_quant (int8 weights and activations from our
+# calibration data, float32 I/O), int8-dynamic its dynamic-range quantization (int8 weights).
+_FILE_PRECISION = {"fp32": "float32", "fp16": "float16", "int8": "integer_quant",
+                   "int8-dynamic": "dynamic_range_quant"}
 _TIMEOUT_S = 1800
 
 
@@ -47,8 +50,14 @@ def tool_versions() -> dict[str, str]:
     return {k: v for k, v in found.items() if v}
 
 
-def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None, **_: Any) -> Artifact:
+def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
+            quantization: dict[str, Any] | None = None, **_: Any) -> Artifact:
     versions = tool_versions()
+    per_channel = bool((quantization or {}).get("per_channel", True))
+    if precision == "int8":
+        from edgebench.compress.quantize_onnx import require_calibration
+
+        require_calibration(calibration)
     info = load_onnx_info(source)
     with tempfile.TemporaryDirectory(prefix="edgebench-onnx2tf-") as tmp:
         request = Path(tmp) / "request.json"
@@ -56,7 +65,9 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             "source": str(source.resolve()), "out_dir": str(out_dir.resolve()), "work_dir": tmp,
             "file_precision": _FILE_PRECISION[precision],
             "calibration": str(calibration.resolve()) if calibration else None,
-            "inputs": [t.to_dict() for t in info.inputs]}))
+            "inputs": [t.to_dict() for t in info.inputs],
+            "quantize": {"int8": precision == "int8", "dynamic": precision == "int8-dynamic",
+                         "per_channel": per_channel}}))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
         proc = subprocess.run([sys.executable, "-m", "edgebench.convert._onnx2tf_worker", str(request)],
                               capture_output=True, text=True, timeout=_TIMEOUT_S, env=env, cwd=tmp)
@@ -72,6 +83,8 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
     errors = {o["name"]: o["sample_max_abs_err"] for o in reply["outputs"]}
     return Artifact("tflite", precision, [tflite], tflite, inputs, outputs,
                     meta={"converter": "onnx2tf", "sample_max_abs_err": errors,
+                          **({"quantizer": f"onnx2tf {_FILE_PRECISION[precision]} (TFLiteConverter)",
+                              "per_channel": per_channel} if precision.startswith("int8") else {}),
                           "tool_versions": {**versions, "onnx2tf": reply["onnx2tf"]}})
 
 
