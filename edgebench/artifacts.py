@@ -25,7 +25,7 @@ from typing import Any
 from edgebench import __version__
 from edgebench.compress.graph import LayerSelection
 from edgebench.compress.metrics import onnx_weights, ratios
-from edgebench.compress.pipeline import apply_weight_steps
+from edgebench.compress.weights import apply_weight_steps
 from edgebench.compress.quantize_onnx import calibration_batches, require_calibration
 from edgebench.compress.readback import costs, verify
 from edgebench.compress.recipe import Recipe, parse_recipe

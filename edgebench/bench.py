@@ -130,6 +130,20 @@ def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels
     return scores
 
 
+COST_KEYS = ("params", "nonzero_params", "sparsity", "max_unique_values", "size_ratio", "gzip_ratio")
+
+
+def cost_metrics(target: Target) -> dict[str, Any]:
+    """What compression bought: parameter counts, sparsity, shared values, ratios against fp32 of the
+    same format — from the artifact's meta.json, or read from an ONNX given as it is."""
+    costs = {k: target.meta[k] for k in COST_KEYS if k in target.meta}
+    if not costs and target.format == "onnx":
+        from edgebench.compress.metrics import onnx_metrics
+
+        costs = {k: v for k, v in onnx_metrics(target.main).items() if k in COST_KEYS}
+    return costs
+
+
 def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan: InputPlan,
                  reply: dict[str, Any], threads: int, outputs: dict[str, np.ndarray] | None,
                  labels: np.ndarray | None) -> Result:
@@ -147,10 +161,11 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
     }
     return Result(
         model={"name": req.name or Path(req.model).stem, "source_sha256": target.source_sha256,
-               "recipe": req.recipe or target.meta.get("recipe") or target.precision,
+               "recipe": target.meta.get("recipe") or req.recipe or target.precision,
                "format": target.format, "precision": target.precision, "path": str(target.main),
                "size_bytes": target.size_bytes, "gzip_bytes": target.gzip_bytes,
                "files": [str(f) for f in target.files], "cache_hit": target.cache_hit,
+               **cost_metrics(target),
                "inputs": [t.to_dict() for t in target.inputs], "outputs": [t.to_dict() for t in target.outputs]},
         device={"profile": profile.name, "host": reply.get("environment", {}).get("hostname"),
                 "accelerator": profile.accelerator},

@@ -16,7 +16,7 @@ from edgebench import artifacts
 from edgebench.artifacts import CachedArtifact
 from edgebench.commands.common import console
 from edgebench.compress import LayerSelection
-from edgebench.compress.pipeline import slug
+from edgebench.compress.weights import slug
 from edgebench.convert import parse_formats
 from edgebench.source import load_onnx_info
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from edgebench import artifacts
 from edgebench.commands.common import console
-from edgebench.compress.pipeline import slug
+from edgebench.compress.weights import slug
 from edgebench.compare import DEFAULT_TOLERANCES, MIN_AGREEMENT, Row, compare as run_compare
 from edgebench.convert import parse_formats
 from edgebench.errors import EdgebenchError, ExitStatus

@@ -1,0 +1,94 @@
+"""Each recipe on the digits model in the ONNX format through the artifact cache, checked on the
+produced files and by top-1."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from edgebench import artifacts
+from edgebench.compress.graph import Graph
+from edgebench.compress.metrics import onnx_weights
+from edgebench.errors import EdgebenchError, ExitStatus
+from tests.compress_models import CALIB, MODEL, tiny_layer_model, top1
+
+FP32 = MODEL.stat().st_size
+# recipe → (lowest top-1 we accept, most bytes as a fraction of fp32, least overall sparsity)
+RECIPES = {
+    "fp16": (0.95, 0.55, 0.0),
+    "int8": (0.95, 0.30, 0.0),
+    "int8:percentile": (0.95, 0.30, 0.0),
+    "int8:entropy": (0.95, 0.30, 0.0),
+    "int8-dynamic": (0.95, 0.50, 0.0),
+    "prune:0.5": (0.97, 1.0, 0.45),
+    "prune-layer:0.5": (0.95, 1.0, 0.45),
+    "prune-filters:0.5": (0.5, 0.50, 0.0),  # no fine-tuning after removing half the filters
+    "cluster:16": (0.97, 1.0, 0.0),
+    "prune:0.8+cluster:16+int8": (0.80, 0.30, 0.75),
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def results(cache):
+    return {r: artifacts.ensure(MODEL, "onnx", recipe=r, calibration=CALIB, root=cache) for r in RECIPES}
+
+
+def _entries(root):
+    return [p for p in root.rglob("meta.json")] if root.exists() else []
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_recipe_on_onnx(results, recipe):
+    floor, max_size, min_sparsity = RECIPES[recipe]
+    c = results[recipe]
+    path, meta = c.artifact.main, c.artifact.meta
+    onnx.checker.check_model(str(path))
+    assert meta["size_bytes"] == path.stat().st_size <= max_size * FP32
+    assert meta["size_ratio"] == pytest.approx(FP32 / meta["size_bytes"])
+    assert meta["sparsity"] >= min_sparsity
+    if recipe != "prune-filters:0.5":  # the same parameters, however they are stored
+        assert meta["params"] == 89546
+    assert top1(path) >= floor
+
+
+def test_prune_cluster_int8_preserves_zeros_and_shared_values(results, cache):
+    c = results["prune:0.8+cluster:16+int8"]
+    float_path = next(p.parent / "model.onnx" for p in (cache / "weights").rglob("meta.json")
+                      if "cluster:16" in p.read_text() and "prune:0.8" in p.read_text())
+    _, float_layers = onnx_weights(float_path)
+    _, int8_layers = onnx_weights(c.artifact.main)
+    for layer in ("/conv2/Conv", "/conv3/Conv", "/fc1/Gemm"):
+        assert c.artifact.meta["weights"]["clustered"][layer] == 16
+        assert np.unique(int8_layers[layer]).size <= 16
+        zeros = float_layers[layer] == 0
+        assert zeros.mean() > 0.3 and not np.any(int8_layers[layer][zeros])
+    assert c.artifact.meta["gzip_ratio"] > 10  # zeros and 16 shared int8 values compress far better than fp32
+
+
+def test_cluster_step_stores_at_most_k_values(results):
+    _, layers = onnx_weights(results["cluster:16"].artifact.main)
+    assert [np.unique(layers[n]).size for n in ("/conv2/Conv", "/conv3/Conv", "/fc1/Gemm")] == [16, 16, 16]
+    assert results["cluster:16"].artifact.meta["gzip_ratio"] > 3
+
+
+def test_filter_pruning_shrinks_parameters(results):
+    c = results["prune-filters:0.5"]
+    assert c.artifact.meta["params"] < 0.5 * 89546
+    assert Graph.load(c.artifact.main).arrays["fc1.weight"].shape == (64, 512)
+
+
+def test_errors_leave_no_files(tmp_path):
+    root = tmp_path / "cache"
+    with pytest.raises(EdgebenchError) as err:
+        artifacts.ensure(tiny_layer_model(tmp_path / "tiny.onnx"), "onnx", recipe="prune:0.5+int8-dynamic", root=root)
+    assert err.value.status == ExitStatus.CONVERSION_FAILED
+    assert _entries(root) == []
+    with pytest.raises(EdgebenchError, match="--calibration"):
+        artifacts.ensure(MODEL, "onnx", recipe="prune:0.5+int8", root=root)
+    assert all("weights" in str(p) for p in _entries(root))  # at most the float model, never an artifact
