@@ -61,8 +61,10 @@ def cache_key(source_sha256: str, recipe: str, fmt: str, precision: str, version
 
 def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
            calibration: Path | None = None, root: Path | None = None,
-           selection: LayerSelection | None = None, seed: int = 0, **options: Any) -> CachedArtifact:
-    """The cached artifact for these inputs, converting only when no entry exists yet.
+           selection: LayerSelection | None = None, seed: int = 0, only_cached: bool = False,
+           **options: Any) -> CachedArtifact | None:
+    """The cached artifact for these inputs, converting only when no entry exists yet (with
+    ``only_cached``: None instead of converting, so a plan can say what is already there).
 
     ``recipe`` (e.g. ``prune:0.8+cluster:16+int8``) sets the precision; ``precision`` alone is the
     recipe of one step, and both together must agree. The weight steps run once per (source, steps)
@@ -84,6 +86,8 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
     key = cache_key(source_sha, parsed.canonical, fmt, precision, module.tool_versions(), calib_sha,
                     {**options, **layers})
     entry = cache_root(root) / key[:2] / key
+    if only_cached:
+        return _load(entry, hit=True) if (entry / "meta.json").is_file() else None
 
     def build(tmp: Path) -> dict[str, Any]:
         float_path, weights = source, None

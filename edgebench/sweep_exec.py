@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebench import artifacts
 from edgebench.bench import BenchRequest, run_bench
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepSpec
@@ -29,6 +30,15 @@ def convert_cell(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path |
     target = resolve(plan.path(model.path), fmt, parse_recipe(recipe).precision, recipe,
                      plan.path(model.calibration), cache_dir)
     return target.main, bool(target.cache_hit)
+
+
+def cached(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None) -> bool:
+    """Whether the artifact of (model, recipe, format) is already in the cache; checks its inputs too
+    (e.g. an int8 recipe without a calibration set), raising the error the conversion would raise."""
+    name, recipe, fmt = conversion
+    model = plan.model(name)
+    return artifacts.ensure(plan.path(model.path), fmt, recipe=recipe, calibration=plan.path(model.calibration),
+                            root=cache_dir, only_cached=True) is not None
 
 
 def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None) -> Result:

@@ -19,7 +19,7 @@ from edgebench.report import write_report
 from edgebench.result import Result, write_results
 from edgebench.store import Store
 from edgebench.sweep import Cell, Plan, load_spec
-from edgebench.sweep_exec import build_plan, bench_cell, convert_cell
+from edgebench.sweep_exec import bench_cell, build_plan, cached, convert_cell
 from edgebench.sweep_run import Outcome, SweepRunner
 
 
@@ -59,6 +59,19 @@ class ProgressEvents:
             self.progress.console.print(f"[red]failed[/red] {cell.label()}: {(result.error or {}).get('message')}")
 
 
+def conversions_table(plan: Plan, cache_dir: Path | None) -> Table:
+    table = Table(title="conversions (each once, shared by every device and option)")
+    for col in ("model", "recipe", "format", "cache"):
+        table.add_column(col)
+    for conversion in plan.conversions:
+        try:
+            state = "hit" if cached(plan, conversion, cache_dir) else "to convert"
+        except EdgebenchError as exc:
+            state = f"[red]will fail: {exc}[/red]"
+        table.add_row(*conversion, state)
+    return table
+
+
 def plan_table(plan: Plan, done: set[tuple[str, ...]]) -> Table:
     table = Table(title=f"sweep {plan.spec.name}: {len(plan.cells)} cells, {len(plan.conversions)} conversions "
                         f"(each once), {len(plan.skipped)} skipped, {len(done)} already done")
@@ -88,6 +101,8 @@ def run_sweep(spec_path: Path, store_path: Path, resume: str | None, dry_run: bo
             run_id = run.id
             done = store.finished_cells(run_id, include_errors=False)
         console.print(plan_table(plan, done))
+        if plan.conversions:
+            console.print(conversions_table(plan, cache_dir))
         if dry_run:
             return -1, None
         if resume is None:
