@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-MODULES = ("bench",)
+MODULES = ("bench", "gate")
 
 
 def register(root: typer.Typer) -> None:
