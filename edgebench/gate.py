@@ -74,7 +74,8 @@ def load_results(ref: str) -> list[Result]:
     path = Path(ref).expanduser()
     if path.exists() or ref.endswith(".json") or os.sep in ref:
         return read_results(path)
-    raise EdgebenchError(f"{ref!r} is not a result file: pass a JSON file written by 'edgebench bench --json' "
+    raise EdgebenchError(f"{ref!r} is not a result file (results-store run ids are not supported yet): pass a "
+                         "JSON file written by 'edgebench bench --json' "
                          "or 'edgebench sweep --json'", ExitStatus.USAGE)
 
 
@@ -146,8 +147,11 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
         else:
             check = _relative(label, rule, base.model.get("size_bytes"), cand.model.get("size_bytes"), "B")
         if check is not None:
-            check.failed = check.verdict in FAILING or (check.verdict == "inconclusive" and spec.inconclusive == "fail") \
-                or (check.verdict == "missing" and spec.missing == "fail")
+            if check.verdict == "regression" and rule.severity == "warn":
+                check.message = "; ".join(filter(None, ["severity warn: reported, not failed", check.message]))
+            check.failed = rule.severity == "fail" and (
+                check.verdict in FAILING or (check.verdict == "inconclusive" and spec.inconclusive == "fail")
+                or (check.verdict == "missing" and spec.missing == "fail"))
             checks.append(check)
     return checks
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 from rich.table import Table
@@ -12,6 +13,8 @@ from edgebench.gate import Check, GateReport
 
 COLOURS = {"pass": "green", "improved": "cyan", "regression": "red", "error": "red",
            "inconclusive": "yellow", "missing": "yellow"}
+ORDER = {"error": 0, "regression": 1, "inconclusive": 2, "missing": 3, "regression (warn)": 4,
+         "inconclusive (warn)": 5, "missing (warn)": 6, "improved": 7, "pass": 8}
 ICONS = {"pass": "✅", "improved": "🚀", "regression": "❌", "error": "💥", "inconclusive": "❔", "missing": "❔"}
 
 
@@ -43,9 +46,15 @@ def p_text(check: Check) -> str:
     return "<1e-16" if check.p < 1e-16 else f"{check.p:.2g}"
 
 
+def label(check: Check) -> str:
+    """The verdict, marked when a rule of severity ``warn`` kept it from failing the gate."""
+    return f"{check.verdict} (warn)" if check.verdict in ("regression", "inconclusive", "missing") \
+        and not check.failed else check.verdict
+
+
 def summary_line(report: GateReport) -> str:
-    counts = ", ".join(f"{report.count(v)} {v}" for v in ("regression", "error", "inconclusive", "improved", "pass")
-                       if report.count(v))
+    labels = Counter(label(c) for c in report.checks)
+    counts = ", ".join(f"{n} {name}" for name, n in sorted(labels.items(), key=lambda kv: ORDER.get(kv[0], 9)))
     unmatched = []
     if report.missing_cells:
         unmatched.append(f"{len(report.missing_cells)} baseline cell(s) missing from the candidate")
@@ -58,7 +67,7 @@ def summary_line(report: GateReport) -> str:
 
 def _row(check: Check) -> list[str]:
     return [check.cell, check.metric, _value(check.baseline, check.unit), _value(check.candidate, check.unit),
-            change(check), ci_text(check), p_text(check), check.rule, check.verdict, check.message]
+            change(check), ci_text(check), p_text(check), check.rule, label(check), check.message]
 
 
 HEADERS = ["cell", "metric", "baseline", "candidate", "change", "95% CI", "p", "rule", "verdict", "note"]
@@ -70,20 +79,21 @@ def gate_table(report: GateReport) -> Table:
         table.add_column(h, justify="right" if h in ("baseline", "candidate", "change", "p") else "left")
     for check in report.checks:
         row = _row(check)
-        colour = COLOURS.get(check.verdict, "white")
-        row[8] = f"[{colour}]{check.verdict}[/{colour}]"
+        colour = COLOURS.get(check.verdict, "white") if check.failed or check.verdict in ("pass", "improved") \
+            else "yellow"
+        row[8] = f"[{colour}]{label(check)}[/{colour}]"
         table.add_row(*row)
     return table
 
 
 def gate_markdown(report: GateReport, title: str = "edgebench gate") -> str:
     """GitHub-flavoured Markdown; regressions and errors first so they are seen without scrolling."""
-    order = {"error": 0, "regression": 1, "inconclusive": 2, "missing": 3, "improved": 4, "pass": 5}
     lines = [f"### {'❌' if report.failed else '✅'} {title}: {summary_line(report)}", ""]
     lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for check in sorted(report.checks, key=lambda c: order.get(c.verdict, 9)):
+    for check in sorted(report.checks, key=lambda c: ORDER.get(label(c), 9)):
         row = _row(check)
-        row[8] = f"{ICONS.get(check.verdict, '')} {check.verdict}"
+        row[8] = f"{ICONS.get(check.verdict, '') if check.failed or check.verdict in ('pass', 'improved') else '⚠️'} "\
+            f"{label(check)}"
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     for heading, cells in (("Baseline cells missing from the candidate", report.missing_cells),
                            ("New cells without a baseline", report.new_cells)):
@@ -112,7 +122,7 @@ def gate_junit(report: GateReport) -> ET.ElementTree:
             failure = ET.SubElement(case, "failure", type=check.verdict, message=f"{check.verdict}: {change(check)}")
             failure.text = detail
         else:
-            ET.SubElement(case, "system-out").text = f"{check.verdict}: {detail}"
+            ET.SubElement(case, "system-out").text = f"{label(check)}: {detail}"
     ET.indent(suites)
     return ET.ElementTree(suites)
 

@@ -129,8 +129,10 @@ def bootstrap_ratio_ci(baseline: Sequence[float], candidate: Sequence[float], p:
     """Percentile-bootstrap CI of percentile_p(candidate) / percentile_p(baseline).
 
     Seeded, so a gate gives the same verdict on the same files. Each side is first thinned to
-    ``max_samples`` (evenly, in time order) so a 90 000-sample result costs what a 4 000-sample one does;
-    ``block`` defaults to n^(1/3), the usual moving-block length."""
+    ``max_samples`` (evenly, in time order) so a 90 000-sample result costs what a 4 000-sample one does.
+    ``block`` defaults to a twentieth of the (thinned) run: on a shared runner the slow stretches last
+    milliseconds to tens of milliseconds (a neighbour's burst), far longer than the textbook n^(1/3) block,
+    and blocks that short gave narrower CIs and more A/A false alarms (benchmarks/gate_validation.py)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence} is outside (0, 1)")
     a = subsample(np.asarray(baseline, dtype=float), max_samples)
@@ -138,8 +140,8 @@ def bootstrap_ratio_ci(baseline: Sequence[float], candidate: Sequence[float], p:
     if len(a) == 0 or len(b) == 0:
         raise ValueError("no samples")
     rng = np.random.default_rng(seed)
-    qa = _bootstrap_percentile(a, p, resamples, block or max(1, round(len(a) ** (1 / 3))), rng)
-    qb = _bootstrap_percentile(b, p, resamples, block or max(1, round(len(b) ** (1 / 3))), rng)
+    qa = _bootstrap_percentile(a, p, resamples, block or max(1, len(a) // 20), rng)
+    qb = _bootstrap_percentile(b, p, resamples, block or max(1, len(b) // 20), rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = qb / qa
     tail = (1 - confidence) / 2
