@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgebench.bench import BenchRequest, run_bench
 from edgebench.config import GateSpec, TimingSpec
 from edgebench.gate import compare
-from edgebench.result import Result
+from edgebench.result import Result, write_results
 
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "digits_cnn.onnx"
 LATENCY = ("latency_p50", "latency_p90", "latency_p99")
@@ -76,7 +76,8 @@ def calibrate(work: Path, timing: TimingSpec, target: float) -> tuple[Path, int]
     return heavier_model(DIGITS, work / "heavy.onnx", width), width
 
 
-def run_pairs(n: int, a: Path, b: Path, timing: TimingSpec, spec: GateSpec) -> tuple[Counter, list[float]]:
+def run_pairs(n: int, a: Path, b: Path, timing: TimingSpec, spec: GateSpec, save: Path | None,
+              tag: str) -> tuple[Counter, list[float]]:
     """Verdicts per metric over ``n`` pairs; the order alternates so neither side always runs first."""
     verdicts: Counter = Counter()
     ratios = []
@@ -85,6 +86,8 @@ def run_pairs(n: int, a: Path, b: Path, timing: TimingSpec, spec: GateSpec) -> t
         r1, r2 = bench(first, timing), bench(second, timing)
         base, cand = (r1, r2) if first == a else (r2, r1)
         checks = compare(base, cand, spec)
+        if save:
+            write_results([base, cand], save / f"{tag}-{i:03d}.json")
         for c in checks:
             verdicts[(c.metric, c.verdict)] += 1
         verdicts[("any latency", "regression" if any(c.metric in LATENCY and c.failed for c in checks)
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=0.1, help="warm-up seconds per run")
     ap.add_argument("--slowdown", type=float, default=1.10, help="target median slowdown of the heavy model")
     ap.add_argument("--width", type=int, default=None, help="skip calibration: the heavy branch width")
+    ap.add_argument("--save", type=Path, default=None, help="write each pair's results here (for re-gating)")
     args = ap.parse_args(argv)
     timing = TimingSpec(warmup_s=args.warmup, min_duration_s=args.duration, max_duration_s=args.duration * 10 + 5)
     spec = GateSpec()
@@ -118,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             heavy, width = heavier_model(DIGITS, work / "heavy.onnx", args.width), args.width
         else:
             heavy, width = calibrate(work, timing, args.slowdown)
-        aa, aa_ratios = run_pairs(args.aa_pairs, DIGITS, DIGITS, timing, spec)
-        slow, slow_ratios = run_pairs(args.slow_pairs, DIGITS, heavy, timing, spec)
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+        aa, aa_ratios = run_pairs(args.aa_pairs, DIGITS, DIGITS, timing, spec, args.save, "aa")
+        slow, slow_ratios = run_pairs(args.slow_pairs, DIGITS, heavy, timing, spec, args.save, "slow")
     show(f"A/A, {args.aa_pairs} pairs of {args.duration} s runs (false alarm = regression):", args.aa_pairs, aa)
     print(f"  p50 ratio over pairs: median {statistics.median(aa_ratios):.3f}, "
           f"min {min(aa_ratios):.3f}, max {max(aa_ratios):.3f}")

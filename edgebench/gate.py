@@ -3,8 +3,9 @@
 A gate that cries wolf on a noisy runner gets switched off, so latency counts as a regression only when
 three things hold at once (docs/ci.md explains why): the change in the percentile exceeds the threshold,
 Mann–Whitney U on the raw samples says the candidate is slower (p < alpha), and the whole bootstrap CI of
-the ratio lies beyond the threshold. A significant change past the threshold whose CI straddles it is
-reported as ``inconclusive`` (a warning unless the rules say ``inconclusive: fail``).
+the ratio lies beyond the threshold — and neither run moved by more than the threshold between its own
+first and second half. A significant change past the threshold that misses the last two is reported as
+``inconclusive`` (a warning unless the rules say ``inconclusive: fail``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 from edgebench.config import GATE_METRICS, GateSpec, ResolvedRule
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result, read_results
-from edgebench.stats import (MannWhitney, bootstrap_ratio_ci, mann_whitney, nearest_rank, summarize_ns,
-                             throughput_per_s)
+from edgebench.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_whitney, nearest_rank,
+                             summarize_ns, throughput_per_s)
 
 LATENCY_PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
 FAILING = {"regression", "error"}
@@ -182,8 +183,14 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
         verdict = "regression" if ci[0] > hi else "inconclusive"
     elif ratio < 1 / hi and test.p_less < alpha and ci[1] < 1 / hi:
         verdict = "improved"
-    notes = [f"{side} {flag}" for side, r in (("baseline", base), ("candidate", cand))
-             for flag in ("throttled",) if r.validity.get(flag)]
+    notes = [f"{side} throttled" for side, r in (("baseline", base), ("candidate", cand)) if r.validity.get("throttled")]
+    drifts = {side: half_drift(r.samples_ns, p) for side, r in (("baseline", base), ("candidate", cand))
+              if len(r.samples_ns) >= 2}
+    unstable = {side: d for side, d in drifts.items() if max(d, 1 / d) > hi}
+    if verdict == "regression" and unstable:
+        verdict = "inconclusive"
+        notes += [f"{side} p{p} moved {d - 1:+.1%} between its own halves: too unstable to convict"
+                  for side, d in unstable.items()]
     return Check(cell=label, metric=rule.metric, verdict=verdict, baseline=va, candidate=vb, unit="ms",
                  ratio=ratio, ci=ci, p=test.p_greater if ratio >= 1 else test.p_less,
                  rule=f">{rule.threshold:.0%}, p<{alpha:g}, CI beyond", message="; ".join(notes))

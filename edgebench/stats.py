@@ -147,3 +147,14 @@ def bootstrap_ratio_ci(baseline: Sequence[float], candidate: Sequence[float], p:
     tail = (1 - confidence) / 2
     low, high = np.quantile(ratios, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def half_drift(samples: Sequence[float], p: float = 50) -> float:
+    """percentile_p(second half) / percentile_p(first half) of a run, in time order: how far the run
+    moved against itself. A run that disagrees with itself by more than a threshold cannot show that
+    another run differs by that much."""
+    values = np.asarray(samples, dtype=float)
+    if len(values) < 2:
+        raise ValueError("need at least 2 samples")
+    mid = len(values) // 2
+    return nearest_rank(np.sort(values[mid:]), p) / nearest_rank(np.sort(values[:mid]), p)
