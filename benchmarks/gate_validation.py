@@ -7,11 +7,13 @@ calibrated here so the median latency is ~10% higher (target ≥ 95% detected on
 untouched, so only latency (and size) may change.
 
     .venv/bin/python benchmarks/gate_validation.py [--aa-pairs 50] [--slow-pairs 20] [--duration 0.3]
+                                                   [--rounds 1 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -25,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgebench.bench import BenchRequest, run_bench
 from edgebench.config import GateSpec, TimingSpec
-from edgebench.gate import compare
+from edgebench.gate import compare, pool
 from edgebench.result import Result, write_results
 
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "digits_cnn.onnx"
@@ -76,18 +78,23 @@ def calibrate(work: Path, timing: TimingSpec, target: float) -> tuple[Path, int]
     return heavier_model(DIGITS, work / "heavy.onnx", width), width
 
 
-def run_pairs(n: int, a: Path, b: Path, timing: TimingSpec, spec: GateSpec, save: Path | None,
+def run_pairs(n: int, a: Path, b: Path, timing: TimingSpec, spec: GateSpec, rounds: int, save: Path | None,
               tag: str) -> tuple[Counter, list[float]]:
-    """Verdicts per metric over ``n`` pairs; the order alternates so neither side always runs first."""
+    """Verdicts per metric over ``n`` pairs. A pair is one run per side (``rounds`` = 1, as when gating two
+    files) or ``rounds`` interleaved runs per side pooled as ``edgebench ab`` does. The order alternates so
+    neither side always runs first."""
     verdicts: Counter = Counter()
     ratios = []
     for i in range(n):
-        first, second = (a, b) if i % 2 == 0 else (b, a)
-        r1, r2 = bench(first, timing), bench(second, timing)
-        base, cand = (r1, r2) if first == a else (r2, r1)
+        sides: tuple[list[Result], list[Result]] = ([], [])
+        for k in range(rounds):
+            order = (0, 1) if (i + k) % 2 == 0 else (1, 0)
+            for side in order:
+                sides[side].append(bench((a, b)[side], timing))
+        base, cand = pool(sides[0]), pool(sides[1])
         checks = compare(base, cand, spec)
         if save:
-            write_results([base, cand], save / f"{tag}-{i:03d}.json")
+            write_results([base, cand], save / f"{tag}-r{rounds}-{i:03d}.json")
         for c in checks:
             verdicts[(c.metric, c.verdict)] += 1
         verdicts[("any latency", "regression" if any(c.metric in LATENCY and c.failed for c in checks)
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=0.3, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=0.1, help="warm-up seconds per run")
     ap.add_argument("--slowdown", type=float, default=1.10, help="target median slowdown of the heavy model")
+    ap.add_argument("--rounds", type=int, nargs="+", default=[1, 3],
+                    help="runs per side per pair: 1 = gating two files; more = interleaved and pooled like ab")
     ap.add_argument("--width", type=int, default=None, help="skip calibration: the heavy branch width")
     ap.add_argument("--save", type=Path, default=None, help="write each pair's results here (for re-gating)")
     args = ap.parse_args(argv)
@@ -124,19 +133,23 @@ def main(argv: list[str] | None = None) -> int:
             heavy, width = calibrate(work, timing, args.slowdown)
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
-        aa, aa_ratios = run_pairs(args.aa_pairs, DIGITS, DIGITS, timing, spec, args.save, "aa")
-        slow, slow_ratios = run_pairs(args.slow_pairs, DIGITS, heavy, timing, spec, args.save, "slow")
-    show(f"A/A, {args.aa_pairs} pairs of {args.duration} s runs (false alarm = regression):", args.aa_pairs, aa)
-    print(f"  p50 ratio over pairs: median {statistics.median(aa_ratios):.3f}, "
-          f"min {min(aa_ratios):.3f}, max {max(aa_ratios):.3f}")
-    show(f"slowdown (heavy width {width}), {args.slow_pairs} pairs:", args.slow_pairs, slow)
-    print(f"  measured p50 slowdown over pairs: median {statistics.median(slow_ratios) - 1:+.1%}, "
-          f"min {min(slow_ratios) - 1:+.1%}, max {max(slow_ratios) - 1:+.1%}")
-    false_alarm = aa[("any latency", "regression")] / args.aa_pairs
-    detected = slow[("latency_p50", "regression")] / args.slow_pairs
-    print(f"A/A false-regression rate (any latency metric): {false_alarm:.1%} (target ≤ 1%)")
-    print(f"10% slowdown detection rate (p50): {detected:.1%} (target ≥ 95%)")
-    print(f"wall time {time.monotonic() - started:.0f} s")
+        for rounds in args.rounds:
+            what = "one run per side" if rounds == 1 else f"{rounds} interleaved runs per side, pooled (ab)"
+            aa, aa_ratios = run_pairs(args.aa_pairs, DIGITS, DIGITS, timing, spec, rounds, args.save, "aa")
+            slow, slow_ratios = run_pairs(args.slow_pairs, DIGITS, heavy, timing, spec, rounds, args.save, "slow")
+            print(f"=== {what}, {args.duration} s per run ===")
+            show(f"A/A, {args.aa_pairs} pairs (false alarm = regression):", args.aa_pairs, aa)
+            print(f"  p50 ratio over pairs: median {statistics.median(aa_ratios):.3f}, "
+                  f"min {min(aa_ratios):.3f}, max {max(aa_ratios):.3f}")
+            show(f"slowdown (heavy width {width}), {args.slow_pairs} pairs:", args.slow_pairs, slow)
+            print(f"  measured p50 slowdown over pairs: median {statistics.median(slow_ratios) - 1:+.1%}, "
+                  f"min {min(slow_ratios) - 1:+.1%}, max {max(slow_ratios) - 1:+.1%}")
+            print(f"A/A false-regression rate (any latency metric): "
+                  f"{aa[('any latency', 'regression')] / args.aa_pairs:.1%} (target ≤ 1%)")
+            print(f"~10% slowdown detection rate (p50): "
+                  f"{slow[('latency_p50', 'regression')] / args.slow_pairs:.1%} (target ≥ 95%)", flush=True)
+    print(f"wall time {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} cores")
     return 0
 
 

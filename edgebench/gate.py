@@ -3,8 +3,9 @@
 A gate that cries wolf on a noisy runner gets switched off, so latency counts as a regression only when
 three things hold at once (docs/ci.md explains why): the change in the percentile exceeds the threshold,
 Mann–Whitney U on the raw samples says the candidate is slower (p < alpha), and the whole bootstrap CI of
-the ratio lies beyond the threshold — and neither run moved by more than the threshold between its own
-first and second half. A significant change past the threshold that misses the last two is reported as
+the ratio lies beyond the threshold — and the change stays past the threshold after dividing out the
+larger drift of either run between its own first and second half (a run that disagrees with itself by
+15% cannot convict another of being 10% slower). A significant change past the threshold that misses the last two is reported as
 ``inconclusive`` (a warning unless the rules say ``inconclusive: fail``).
 """
 
@@ -174,7 +175,8 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
     a, b = np.sort(np.asarray(base.samples_ns, dtype=float)), np.sort(np.asarray(cand.samples_ns, dtype=float))
     va, vb = nearest_rank(a, p) / 1e6, nearest_rank(b, p) / 1e6
     ratio = vb / va
-    ci = bootstrap_ratio_ci(base.samples_ns, cand.samples_ns, p, spec.confidence, spec.resamples, spec.seed)
+    ci = bootstrap_ratio_ci(base.samples_ns, cand.samples_ns, p, spec.confidence, spec.resamples, spec.seed,
+                            rounds=(base.extra.get("round_sizes"), cand.extra.get("round_sizes")))
     test = mw()
     hi = 1 + (rule.threshold or 0.0)
     alpha = rule.alpha or 0.0
@@ -186,11 +188,11 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
     notes = [f"{side} throttled" for side, r in (("baseline", base), ("candidate", cand)) if r.validity.get("throttled")]
     drifts = {side: half_drift(r.samples_ns, p) for side, r in (("baseline", base), ("candidate", cand))
               if len(r.samples_ns) >= 2}
-    unstable = {side: d for side, d in drifts.items() if max(d, 1 / d) > hi}
-    if verdict == "regression" and unstable:
+    worst = max((max(d, 1 / d) for d in drifts.values()), default=1.0)
+    if verdict == "regression" and ratio / worst <= hi:
         verdict = "inconclusive"
-        notes += [f"{side} p{p} moved {d - 1:+.1%} between its own halves: too unstable to convict"
-                  for side, d in unstable.items()]
+        notes += [f"{side} p{p} moved {d - 1:+.1%} between its own halves" for side, d in drifts.items()
+                  if max(d, 1 / d) == worst]
     return Check(cell=label, metric=rule.metric, verdict=verdict, baseline=va, candidate=vb, unit="ms",
                  ratio=ratio, ci=ci, p=test.p_greater if ratio >= 1 else test.p_less,
                  rule=f">{rule.threshold:.0%}, p<{alpha:g}, CI beyond", message="; ".join(notes))
@@ -231,5 +233,5 @@ def pool(rounds: list[Result]) -> Result:
         first, samples_ns=samples, latency_ms=summarize_ns(samples).to_dict(), iterations=len(samples),
         duration_s=sum(r.duration_s for r in rounds), throughput_per_s=throughput_per_s(samples, first.batch),
         memory_mb={**first.memory_mb, "peak": max(peaks, default=None)}, validity=validity,
-        extra={**first.extra, "rounds": len(rounds),
+        extra={**first.extra, "rounds": len(rounds), "round_sizes": [len(r.samples_ns) for r in rounds],
                "round_p50_ms": [(r.latency_ms or {}).get("p50") for r in rounds]})

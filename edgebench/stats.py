@@ -123,25 +123,48 @@ def _bootstrap_percentile(values: np.ndarray, p: float, resamples: int, block: i
     return np.partition(values[idx], k, axis=1)[:, k]
 
 
+def _bootstrap_rounds(values: np.ndarray, sizes: Sequence[int], p: float, resamples: int, cap: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """The p-th percentile of resamples drawn a whole round at a time (a cluster bootstrap): separate
+    runs differ by more than their samples vary within a run, and only resampling rounds shows that."""
+    rounds = np.split(values, np.cumsum(sizes)[:-1])
+    m = max(1, min(min(len(r) for r in rounds), cap // len(rounds)))
+    stacked = np.stack([subsample(r, m) for r in rounds])
+    picks = rng.integers(0, len(rounds), size=(resamples, len(rounds)))
+    flat = stacked[picks].reshape(resamples, -1)
+    k = max(math.ceil(Fraction(str(p)) * flat.shape[1] / 100), 1) - 1
+    return np.partition(flat, k, axis=1)[:, k]
+
+
+def _bootstrap_side(values: np.ndarray, sizes: Sequence[int] | None, p: float, resamples: int, cap: int,
+                    block: int | None, rng: np.random.Generator) -> np.ndarray:
+    if len(values) == 0:
+        raise ValueError("no samples")
+    if sizes is not None and len(sizes) >= 3 and sum(sizes) == len(values) and min(sizes) > 0:
+        return _bootstrap_rounds(values, sizes, p, resamples, cap, rng)
+    thin = subsample(values, cap)
+    return _bootstrap_percentile(thin, p, resamples, block or max(1, len(thin) // 20), rng)
+
+
 def bootstrap_ratio_ci(baseline: Sequence[float], candidate: Sequence[float], p: float = 50,
                        confidence: float = 0.95, resamples: int = 1000, seed: int = 0,
-                       max_samples: int = 4000, block: int | None = None) -> tuple[float, float]:
+                       max_samples: int = 4000, block: int | None = None,
+                       rounds: tuple[Sequence[int] | None, Sequence[int] | None] = (None, None),
+                       ) -> tuple[float, float]:
     """Percentile-bootstrap CI of percentile_p(candidate) / percentile_p(baseline).
 
     Seeded, so a gate gives the same verdict on the same files. Each side is first thinned to
     ``max_samples`` (evenly, in time order) so a 90 000-sample result costs what a 4 000-sample one does.
     ``block`` defaults to a twentieth of the (thinned) run: on a shared runner the slow stretches last
     milliseconds to tens of milliseconds (a neighbour's burst), far longer than the textbook n^(1/3) block,
-    and blocks that short gave narrower CIs and more A/A false alarms (benchmarks/gate_validation.py)."""
+    and blocks that short gave narrower CIs and more A/A false alarms (benchmarks/gate_validation.py).
+    ``rounds``: for a side pooled from several runs (``edgebench ab``), the sample count of each run in
+    order; with 3 or more, that side is resampled run by run instead."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence} is outside (0, 1)")
-    a = subsample(np.asarray(baseline, dtype=float), max_samples)
-    b = subsample(np.asarray(candidate, dtype=float), max_samples)
-    if len(a) == 0 or len(b) == 0:
-        raise ValueError("no samples")
     rng = np.random.default_rng(seed)
-    qa = _bootstrap_percentile(a, p, resamples, block or max(1, len(a) // 20), rng)
-    qb = _bootstrap_percentile(b, p, resamples, block or max(1, len(b) // 20), rng)
+    qa, qb = [_bootstrap_side(np.asarray(values, dtype=float), sizes, p, resamples, max_samples, block, rng)
+              for values, sizes in zip((baseline, candidate), rounds)]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = qb / qa
     tail = (1 - confidence) / 2

@@ -17,7 +17,7 @@ from onnx import numpy_helper
 from edgebench.cli import main
 from edgebench.config import GateSpec
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.gate import pool, run_gate
+from edgebench.gate import compare, pool, run_gate
 from edgebench.result import Result, read_results, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,3 +243,29 @@ def test_mismatched_schema_versions_are_refused(runs):
     other.schema_version = 2  # a future file that a later from_dict would accept
     with pytest.raises(EdgebenchError, match="schema versions"):
         run_gate([base], [other], GateSpec())
+
+
+def _synthetic(samples_us: np.ndarray) -> Result:
+    """A result around synthetic samples (µs), to pin the latency verdict logic to known inputs."""
+    ns = [int(s * 1000) for s in samples_us]
+    return Result(model={"name": "m", "recipe": "fp32", "format": "onnx"}, device={"profile": "d"},
+                  samples_ns=ns, iterations=len(ns))
+
+
+@pytest.mark.parametrize("candidate, verdict", [
+    ("10% slower, stable", "regression"),
+    ("10% slower, drifting 20% within the run", "inconclusive"),
+    ("3% slower", "pass"),
+    ("10% faster", "improved"),
+])
+def test_latency_verdicts_on_synthetic_samples(candidate, verdict):
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(np.log(20), 0.05, 4000)
+    cand = {"10% slower, stable": rng.lognormal(np.log(22), 0.05, 4000),
+            "10% slower, drifting 20% within the run": np.concatenate(
+                [rng.lognormal(np.log(20), 0.05, 2000), rng.lognormal(np.log(24), 0.05, 2000)]),
+            "3% slower": rng.lognormal(np.log(20.6), 0.05, 4000),
+            "10% faster": rng.lognormal(np.log(18), 0.05, 4000)}[candidate]
+    check = next(c for c in compare(_synthetic(base), _synthetic(cand), GateSpec()) if c.metric == "latency_p50")
+    assert check.verdict == verdict, check
+    assert check.failed == (verdict == "regression")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebench.stats import bootstrap_ratio_ci, mann_whitney, subsample
+from edgebench.stats import bootstrap_ratio_ci, half_drift, mann_whitney, subsample
 
 
 def test_mann_whitney_fully_separated_samples():
@@ -70,3 +70,21 @@ def test_huge_sample_lists_are_thinned_evenly_in_time_order():
 def test_bootstrap_refuses_bad_confidence():
     with pytest.raises(ValueError):
         bootstrap_ratio_ci([1.0, 2.0], [1.0, 2.0], confidence=1.5)
+
+
+def test_half_drift_compares_the_two_halves_of_a_run_in_time_order():
+    assert half_drift([1, 1, 1, 1, 2, 2, 2, 2]) == 2.0
+    assert half_drift([2, 2, 2, 2, 1, 1, 1, 1]) == 0.5
+    assert half_drift([3, 1, 2, 2, 1, 3]) == 1.0
+
+
+def test_round_bootstrap_sees_a_run_that_was_slow_throughout():
+    # three runs per side; one candidate run 30% slower from start to end (a busy neighbour), the others
+    # equal to the baseline. Resampling whole runs must admit both "no change" and "+30%".
+    rng = np.random.default_rng(0)
+    base = rng.lognormal(np.log(20), 0.03, 3000)
+    cand = np.concatenate([rng.lognormal(np.log(20), 0.03, 1000), rng.lognormal(np.log(26), 0.03, 1000),
+                           rng.lognormal(np.log(20), 0.03, 1000)])
+    _, block_high = bootstrap_ratio_ci(base, cand)
+    low, high = bootstrap_ratio_ci(base, cand, rounds=([1000] * 3, [1000] * 3))
+    assert low < 1.01 and high > 1.29 > block_high
