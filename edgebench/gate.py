@@ -5,7 +5,8 @@ three things hold at once (docs/ci.md explains why): the change in the percentil
 Mann–Whitney U on the raw samples says the candidate is slower (p < alpha), and the whole bootstrap CI of
 the ratio lies beyond the threshold — and the change stays past the threshold after dividing out the
 larger drift of either run between its own first and second half (a run that disagrees with itself by
-15% cannot convict another of being 10% slower). A significant change past the threshold that misses the last two is reported as
+15% cannot convict another of being 10% slower), and the two runs were measured under similar noise
+(robust CVs within a factor of 3). A significant change past the threshold that misses the last two is reported as
 ``inconclusive`` (a warning unless the rules say ``inconclusive: fail``).
 """
 
@@ -28,6 +29,9 @@ from edgebench.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_w
 
 LATENCY_PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
 FAILING = {"regression", "error"}
+# Two runs whose robust CVs (1.4826·MAD/median) differ this much, the larger above NOISY_CV, were not
+# measured under the same conditions (a neighbour's load during one of them): they cannot convict.
+NOISE_MISMATCH, NOISY_CV = 3.0, 0.03
 
 
 @dataclass
@@ -47,9 +51,6 @@ class Check:
     rule: str = ""
     message: str = ""
     failed: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -158,7 +159,7 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
     return checks
 
 
-def _absent(label: str, rule: ResolvedRule, base: Any, cand: Any) -> Check | None:
+def _absent(label: str, rule: ResolvedRule, base: Any) -> Check | None:
     """None when neither side has the metric (nothing to check); a ``missing`` check when only the
     baseline has it (the candidate lost a measurement)."""
     if base is None:
@@ -171,7 +172,7 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
              mw: Callable[[], MannWhitney], spec: GateSpec) -> Check | None:
     p = LATENCY_PERCENTILES[rule.metric]
     if not base.samples_ns or not cand.samples_ns:
-        return _absent(label, rule, (base.latency_ms or {}).get(f"p{p}") if base.samples_ns else None, None)
+        return _absent(label, rule, (base.latency_ms or {}).get(f"p{p}") if base.samples_ns else None)
     a, b = np.sort(np.asarray(base.samples_ns, dtype=float)), np.sort(np.asarray(cand.samples_ns, dtype=float))
     va, vb = nearest_rank(a, p) / 1e6, nearest_rank(b, p) / 1e6
     ratio = vb / va
@@ -193,6 +194,10 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
         verdict = "inconclusive"
         notes += [f"{side} p{p} moved {d - 1:+.1%} between its own halves" for side, d in drifts.items()
                   if max(d, 1 / d) == worst]
+    cvs = sorted(summarize_ns(r.samples_ns).robust_cv for r in (base, cand))
+    if verdict == "regression" and cvs[1] > NOISY_CV and cvs[1] > NOISE_MISMATCH * cvs[0]:
+        verdict = "inconclusive"
+        notes.append(f"the runs were measured under different noise (robust CV {cvs[0]:.1%} vs {cvs[1]:.1%})")
     return Check(cell=label, metric=rule.metric, verdict=verdict, baseline=va, candidate=vb, unit="ms",
                  ratio=ratio, ci=ci, p=test.p_greater if ratio >= 1 else test.p_less,
                  rule=f">{rule.threshold:.0%}, p<{alpha:g}, CI beyond", message="; ".join(notes))
@@ -200,7 +205,7 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
 
 def _relative(label: str, rule: ResolvedRule, base: float | None, cand: float | None, unit: str) -> Check | None:
     if base is None or cand is None or base <= 0:
-        return _absent(label, rule, base, cand)
+        return _absent(label, rule, base)
     ratio = cand / base
     hi = 1 + (rule.threshold or 0.0)
     verdict = "regression" if ratio > hi else "improved" if ratio < 1 / hi else "pass"
@@ -210,7 +215,7 @@ def _relative(label: str, rule: ResolvedRule, base: float | None, cand: float | 
 
 def _points(label: str, rule: ResolvedRule, base: float | None, cand: float | None) -> Check | None:
     if base is None or cand is None:
-        return _absent(label, rule, base, cand)
+        return _absent(label, rule, base)
     delta = (cand - base) * 100
     limit = rule.max_drop_points or 0.0
     verdict = "regression" if -delta > limit else "improved" if delta > limit else "pass"
