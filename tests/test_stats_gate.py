@@ -79,12 +79,11 @@ def test_half_drift_compares_the_two_halves_of_a_run_in_time_order():
 
 
 def test_round_bootstrap_sees_a_run_that_was_slow_throughout():
-    # three runs per side; one candidate run 30% slower from start to end (a busy neighbour), the others
+    # five runs per side; two candidate runs 30% slower from start to end (a busy neighbour), the others
     # equal to the baseline. Resampling whole runs must admit both "no change" and "+30%".
     rng = np.random.default_rng(0)
-    base = rng.lognormal(np.log(20), 0.03, 3000)
-    cand = np.concatenate([rng.lognormal(np.log(20), 0.03, 1000), rng.lognormal(np.log(26), 0.03, 1000),
-                           rng.lognormal(np.log(20), 0.03, 1000)])
+    base = rng.lognormal(np.log(20), 0.03, 5000)
+    cand = np.concatenate([rng.lognormal(np.log(m), 0.03, 1000) for m in (20, 26, 20, 26, 20)])
     _, block_high = bootstrap_ratio_ci(base, cand)
-    low, high = bootstrap_ratio_ci(base, cand, rounds=([1000] * 3, [1000] * 3))
+    low, high = bootstrap_ratio_ci(base, cand, rounds=([1000] * 5, [1000] * 5))
     assert low < 1.01 and high > 1.29 > block_high
