@@ -7,7 +7,7 @@ calibrated here so the median latency is ~10% higher (target ≥ 95% detected on
 untouched, so only latency (and size) may change.
 
     .venv/bin/python benchmarks/gate_validation.py [--aa-pairs 50] [--slow-pairs 20] [--duration 0.3]
-                                                   [--rounds 1 3]
+                                                   [--rounds 1 3] [--save DIR]
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=0.3, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=0.1, help="warm-up seconds per run")
     ap.add_argument("--slowdown", type=float, default=1.10, help="target median slowdown of the heavy model")
-    ap.add_argument("--rounds", type=int, nargs="+", default=[1, 3],
+    ap.add_argument("--rounds", type=int, nargs="+", default=[1],
                     help="runs per side per pair: 1 = gating two files; more = interleaved and pooled like ab")
     ap.add_argument("--width", type=int, default=None, help="skip calibration: the heavy branch width")
     ap.add_argument("--save", type=Path, default=None, help="write each pair's results here (for re-gating)")
