@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> ExitStatus:
     """Run the CLI and return its exit status; user errors print one line, no traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="edgebench", standalone_mode=False)
+        code = app(args=argv, prog_name="edgebench", standalone_mode=False)
     except EdgebenchError as exc:
         if "--traceback" in argv:
             traceback.print_exc()
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> ExitStatus:
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("edgebench: interrupted\n")
         return ExitStatus.INTERRUPTED
-    return ExitStatus.OK
+    # click returns the code of a typer.Exit raised inside a command (standalone_mode=False)
+    return ExitStatus(code) if isinstance(code, int) else ExitStatus.OK
 
 
 def run() -> None:

@@ -196,3 +196,74 @@ class SweepSpec(Strict):
                                           "(axis → glob), e.g. [{format: tflite, device: rpi*}]")
     exclude: list[dict[str, str]] = Field(default_factory=list, description="drop cells matching one of these")
     cell_timeout_s: float = Field(900.0, gt=0, description="a cell running longer is stopped and recorded failed")
+
+
+# --- Gate rules ---------------------------------------------------------------------------------------
+
+GATE_METRICS: dict[str, dict[str, Any]] = {
+    # metric: its defaults. Latency: relative threshold AND significance AND the CI beyond the threshold.
+    # Tail percentiles warn by default: between two single short runs on a shared machine they moved by
+    # more than 5% in ~10% of A/A pairs (docs/ci.md); the paired `ab` command or longer runs tame them.
+    "latency_p50": {"threshold": 0.05, "alpha": 0.002, "severity": "fail"},
+    "latency_p90": {"threshold": 0.05, "alpha": 0.002, "severity": "warn"},
+    "latency_p99": {"threshold": 0.05, "alpha": 0.002, "severity": "warn"},
+    "memory_peak": {"threshold": 0.10, "severity": "fail"},
+    "accuracy_top1": {"max_drop_points": 0.5, "severity": "fail"},
+    "agreement_top1": {"max_drop_points": 0.5, "severity": "fail"},
+    "size": {"threshold": 0.01, "severity": "fail"},
+}
+
+
+class MetricRule(Strict):
+    """One metric's rule; unset fields inherit (defaults ← ``metrics`` ← ``devices.<profile>``)."""
+
+    enabled: bool | None = None
+    severity: Literal["fail", "warn"] | None = Field(None, description="warn: report a regression, exit 0")
+    threshold: float | None = Field(None, gt=0, description="relative change that counts, e.g. 0.05 = 5%")
+    alpha: float | None = Field(None, gt=0, lt=1, description="Mann–Whitney U significance level (latency)")
+    max_drop_points: float | None = Field(None, ge=0, description="accuracy drop in points (0–100 scale)")
+
+
+class ResolvedRule(Strict):
+    metric: str
+    enabled: bool = True
+    severity: Literal["fail", "warn"] = "fail"
+    threshold: float | None = None
+    alpha: float | None = None
+    max_drop_points: float | None = None
+
+
+class GateSpec(Strict):
+    confidence: float = Field(0.95, gt=0, lt=1, description="level of the bootstrap CI of the ratio")
+    resamples: int = Field(1000, ge=100, le=20000, description="bootstrap resamples")
+    seed: int = 0
+    inconclusive: Literal["warn", "fail"] = Field(
+        "warn", description="a significant change past the threshold whose CI straddles it")
+    missing: Literal["warn", "fail"] = Field("warn", description="a baseline cell absent from the candidate")
+    metrics: dict[str, MetricRule] = Field(default_factory=dict)
+    devices: dict[str, dict[str, MetricRule]] = Field(default_factory=dict, description="per device profile")
+
+    def rule(self, metric: str, device: str | None) -> ResolvedRule:
+        merged: dict[str, Any] = {"enabled": True, **GATE_METRICS[metric]}
+        for layer in (self.metrics.get(metric), self.devices.get(device or "", {}).get(metric)):
+            if layer is not None:
+                merged.update(layer.model_dump(exclude_none=True))
+        return ResolvedRule(metric=metric, **merged)
+
+
+def load_gate_spec(path: Path | None) -> GateSpec:
+    """Rules from YAML (None: the defaults). A metric name nobody knows is refused by name, since a typo
+    would otherwise silently leave the intended rule at its default."""
+    if path is None:
+        return GateSpec()
+    data = load_yaml(path, "gate rules") or {}
+    if isinstance(data, dict):
+        sections = {"metrics": data.get("metrics")}
+        if isinstance(data.get("devices"), dict):
+            sections.update({f"devices.{d}": m for d, m in data["devices"].items()})
+        for where, metrics in sections.items():
+            unknown = [n for n in metrics if n not in GATE_METRICS] if isinstance(metrics, dict) else []
+            if unknown:
+                raise EdgebenchError(f"{path}: unknown metric {unknown[0]!r} in {where}: use one of "
+                                     f"{', '.join(GATE_METRICS)}", ExitStatus.USAGE)
+    return parse_model(GateSpec, data, str(path))

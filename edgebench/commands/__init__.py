@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-MODULES = ("bench", "convert", "compress", "sweep", "devices", "results", "report")
+MODULES = ("bench", "convert", "compress", "sweep", "gate", "devices", "results", "report")
 
 
 def register(root: typer.Typer) -> None:

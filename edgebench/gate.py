@@ -1,0 +1,242 @@
+"""Regression checks: does the candidate run make any cell slower, bigger, hungrier or less accurate?
+
+A gate that cries wolf on a noisy runner gets switched off, so latency counts as a regression only when
+three things hold at once (docs/ci.md explains why): the change in the percentile exceeds the threshold,
+Mann–Whitney U on the raw samples says the candidate is slower (p < alpha), and the whole bootstrap CI of
+the ratio lies beyond the threshold — and the change stays past the threshold after dividing out the
+larger drift of either run between its own first and second half (a run that disagrees with itself by
+15% cannot convict another of being 10% slower), and the two runs were measured under similar noise
+(robust CVs within a factor of 3). A significant change past the threshold that misses the last two is reported as
+``inconclusive`` (a warning unless the rules say ``inconclusive: fail``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgebench.config import GATE_METRICS, GateSpec, ResolvedRule
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.result import Result, read_results
+from edgebench.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_whitney, nearest_rank,
+                             summarize_ns, throughput_per_s)
+
+LATENCY_PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
+FAILING = {"regression", "error"}
+# Two runs whose robust CVs (1.4826·MAD/median) differ this much, the larger above NOISY_CV, were not
+# measured under the same conditions (a neighbour's load during one of them): they cannot convict.
+NOISE_MISMATCH, NOISY_CV = 3.0, 0.03
+
+
+@dataclass
+class Check:
+    """One testcase: one metric of one cell."""
+
+    cell: str
+    metric: str
+    verdict: str  # pass | improved | regression | inconclusive | missing | error
+    baseline: float | None = None
+    candidate: float | None = None
+    unit: str = ""
+    ratio: float | None = None  # candidate / baseline, for relative metrics
+    ci: tuple[float, float] | None = None  # bootstrap CI of the ratio (latency)
+    p: float | None = None  # one-sided Mann–Whitney p in the direction of the change (latency)
+    delta_points: float | None = None  # candidate − baseline, in points (accuracy)
+    rule: str = ""
+    message: str = ""
+    failed: bool = False
+
+
+@dataclass
+class GateReport:
+    checks: list[Check]
+    missing_cells: list[str] = field(default_factory=list)  # in the baseline, absent from the candidate
+    new_cells: list[str] = field(default_factory=list)  # in the candidate only: nothing to compare with
+
+    @property
+    def failed(self) -> bool:
+        return any(c.failed for c in self.checks)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.REGRESSION if self.failed else ExitStatus.OK
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.checks)
+
+
+def load_results(ref: str) -> list[Result]:
+    """Results named by a reference: today a result JSON file (one object or a list, as ``bench --json``
+    and ``sweep --json`` write). The seam where store run ids will be resolved."""
+    path = Path(ref).expanduser()
+    if path.exists() or ref.endswith(".json") or os.sep in ref:
+        return read_results(path)
+    raise EdgebenchError(f"{ref!r} is not a result file (results-store run ids are not supported yet): pass a "
+                         "JSON file written by 'edgebench bench --json' "
+                         "or 'edgebench sweep --json'", ExitStatus.USAGE)
+
+
+def cell_label(result: Result) -> str:
+    m, o = result.model, result.options
+    opts = " ".join(f"{k}={v}" for k, v in sorted(o.items()) if k != "shapes")
+    return f"{m.get('name')}/{m.get('recipe')}/{m.get('format')}@{result.device.get('profile')}" + \
+        (f" {opts}" if opts else "")
+
+
+def _index(results: list[Result], side: str) -> dict[tuple[str, ...], Result]:
+    cells: dict[tuple[str, ...], Result] = {}
+    for r in results:
+        if r.cell_key in cells:
+            raise EdgebenchError(f"the {side} holds two results for cell {cell_label(r)}: gate one run per "
+                                 "file (or pool them with 'edgebench ab')", ExitStatus.USAGE)
+        cells[r.cell_key] = r
+    return cells
+
+
+def run_gate(baseline: list[Result], candidate: list[Result], spec: GateSpec) -> GateReport:
+    """Match cells by (model, recipe, format, device, options) and check every enabled metric."""
+    versions = {r.schema_version for r in baseline} | {r.schema_version for r in candidate}
+    if len(versions) > 1:
+        raise EdgebenchError(f"baseline and candidate mix result schema versions {sorted(versions)}: re-run "
+                             "the older side with this edgebench", ExitStatus.USAGE)
+    base, cand = _index(baseline, "baseline"), _index(candidate, "candidate")
+    checks: list[Check] = []
+    for key, c in cand.items():
+        if key in base:
+            checks += compare(base[key], c, spec)
+        elif not c.ok:
+            checks.append(_error_check(c))
+    missing = [cell_label(r) for k, r in base.items() if k not in cand]
+    checks += [Check(cell=label, metric="presence", verdict="missing", failed=spec.missing == "fail",
+                     message="in the baseline, absent from the candidate") for label in missing]
+    return GateReport(checks=checks, missing_cells=missing,
+                      new_cells=[cell_label(r) for k, r in cand.items() if k not in base and r.ok])
+
+
+def _error_check(cand: Result, label: str | None = None) -> Check:
+    err = cand.error or {}
+    return Check(cell=label or cell_label(cand), metric="status", verdict="error", failed=True,
+                 message=f"candidate failed: {err.get('kind', 'error')}: {err.get('message', 'no message')}")
+
+
+def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None) -> list[Check]:
+    """Every enabled metric of one cell; a failed candidate is a failure of its own, never skipped."""
+    label = label or cell_label(cand)
+    if not cand.ok:
+        return [_error_check(cand, label)]
+    if not base.ok:
+        return [Check(cell=label, metric="status", verdict="improved",
+                      message="the baseline cell failed and the candidate runs: nothing to compare")]
+    device = cand.device.get("profile")
+    mw = functools.cache(lambda: mann_whitney(base.samples_ns, cand.samples_ns))
+    checks = []
+    for metric in GATE_METRICS:
+        rule = spec.rule(metric, device)
+        if not rule.enabled:
+            continue
+        if metric in LATENCY_PERCENTILES:
+            check = _latency(label, rule, base, cand, mw, spec)
+        elif metric in ("accuracy_top1", "agreement_top1"):
+            key = "top1" if metric == "accuracy_top1" else "agreement_top1"
+            check = _points(label, rule, base.accuracy.get(key), cand.accuracy.get(key))
+        elif metric == "memory_peak":
+            check = _relative(label, rule, base.memory_mb.get("peak"), cand.memory_mb.get("peak"), "MB")
+        else:
+            check = _relative(label, rule, base.model.get("size_bytes"), cand.model.get("size_bytes"), "B")
+        if check is not None:
+            if check.verdict == "regression" and rule.severity == "warn":
+                check.message = "; ".join(filter(None, ["severity warn: reported, not failed", check.message]))
+            check.failed = rule.severity == "fail" and (
+                check.verdict in FAILING or (check.verdict == "inconclusive" and spec.inconclusive == "fail")
+                or (check.verdict == "missing" and spec.missing == "fail"))
+            checks.append(check)
+    return checks
+
+
+def _absent(label: str, rule: ResolvedRule, base: Any) -> Check | None:
+    """None when neither side has the metric (nothing to check); a ``missing`` check when only the
+    baseline has it (the candidate lost a measurement)."""
+    if base is None:
+        return None
+    return Check(cell=label, metric=rule.metric, verdict="missing", baseline=base,
+                 message="the baseline has this metric, the candidate does not")
+
+
+def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
+             mw: Callable[[], MannWhitney], spec: GateSpec) -> Check | None:
+    p = LATENCY_PERCENTILES[rule.metric]
+    if not base.samples_ns or not cand.samples_ns:
+        return _absent(label, rule, (base.latency_ms or {}).get(f"p{p}") if base.samples_ns else None)
+    a, b = np.sort(np.asarray(base.samples_ns, dtype=float)), np.sort(np.asarray(cand.samples_ns, dtype=float))
+    va, vb = nearest_rank(a, p) / 1e6, nearest_rank(b, p) / 1e6
+    ratio = vb / va
+    ci = bootstrap_ratio_ci(base.samples_ns, cand.samples_ns, p, spec.confidence, spec.resamples, spec.seed,
+                            rounds=(base.extra.get("round_sizes"), cand.extra.get("round_sizes")))
+    test = mw()
+    hi = 1 + (rule.threshold or 0.0)
+    alpha = rule.alpha or 0.0
+    verdict = "pass"
+    if ratio > hi and test.p_greater < alpha:
+        verdict = "regression" if ci[0] > hi else "inconclusive"
+    elif ratio < 1 / hi and test.p_less < alpha and ci[1] < 1 / hi:
+        verdict = "improved"
+    notes = [f"{side} throttled" for side, r in (("baseline", base), ("candidate", cand)) if r.validity.get("throttled")]
+    drifts = {side: half_drift(r.samples_ns, p) for side, r in (("baseline", base), ("candidate", cand))
+              if len(r.samples_ns) >= 2}
+    worst = max((max(d, 1 / d) for d in drifts.values()), default=1.0)
+    if verdict == "regression" and ratio / worst <= hi:
+        verdict = "inconclusive"
+        notes += [f"{side} p{p} moved {d - 1:+.1%} between its own halves" for side, d in drifts.items()
+                  if max(d, 1 / d) == worst]
+    cvs = sorted(summarize_ns(r.samples_ns).robust_cv for r in (base, cand))
+    if verdict == "regression" and cvs[1] > NOISY_CV and cvs[1] > NOISE_MISMATCH * cvs[0]:
+        verdict = "inconclusive"
+        notes.append(f"the runs were measured under different noise (robust CV {cvs[0]:.1%} vs {cvs[1]:.1%})")
+    return Check(cell=label, metric=rule.metric, verdict=verdict, baseline=va, candidate=vb, unit="ms",
+                 ratio=ratio, ci=ci, p=test.p_greater if ratio >= 1 else test.p_less,
+                 rule=f">{rule.threshold:.0%}, p<{alpha:g}, CI beyond", message="; ".join(notes))
+
+
+def _relative(label: str, rule: ResolvedRule, base: float | None, cand: float | None, unit: str) -> Check | None:
+    if base is None or cand is None or base <= 0:
+        return _absent(label, rule, base)
+    ratio = cand / base
+    hi = 1 + (rule.threshold or 0.0)
+    verdict = "regression" if ratio > hi else "improved" if ratio < 1 / hi else "pass"
+    return Check(cell=label, metric=rule.metric, verdict=verdict, baseline=float(base), candidate=float(cand),
+                 unit=unit, ratio=ratio, rule=f">{rule.threshold:.0%}")
+
+
+def _points(label: str, rule: ResolvedRule, base: float | None, cand: float | None) -> Check | None:
+    if base is None or cand is None:
+        return _absent(label, rule, base)
+    delta = (cand - base) * 100
+    limit = rule.max_drop_points or 0.0
+    verdict = "regression" if -delta > limit else "improved" if delta > limit else "pass"
+    return Check(cell=label, metric=rule.metric, verdict=verdict, baseline=base * 100, candidate=cand * 100,
+                 unit="%", delta_points=delta, rule=f"drop>{limit:g} pt")
+
+
+def pool(rounds: list[Result]) -> Result:
+    """One result from several short runs of the same cell: samples concatenated (never averages of
+    averages), peak memory the highest, validity the worst; a failed round makes the pool that failure."""
+    failed = next((r for r in rounds if not r.ok), None)
+    if failed is not None:
+        return failed
+    first = rounds[0]
+    samples = [s for r in rounds for s in r.samples_ns]
+    peaks = [r.memory_mb.get("peak") for r in rounds if r.memory_mb.get("peak") is not None]
+    validity = {k: (any if k in ("throttled", "stopped_by_max_duration") else all)(r.validity.get(k) for r in rounds)
+                for k in first.validity}
+    return dataclasses.replace(
+        first, samples_ns=samples, latency_ms=summarize_ns(samples).to_dict(), iterations=len(samples),
+        duration_s=sum(r.duration_s for r in rounds), throughput_per_s=throughput_per_s(samples, first.batch),
+        memory_mb={**first.memory_mb, "peak": max(peaks, default=None)}, validity=validity,
+        extra={**first.extra, "rounds": len(rounds), "round_sizes": [len(r.samples_ns) for r in rounds],
+               "round_p50_ms": [(r.latency_ms or {}).get("p50") for r in rounds]})
