@@ -71,15 +71,20 @@ class GateReport:
         return sum(c.verdict == verdict for c in self.checks)
 
 
-def load_results(ref: str) -> list[Result]:
-    """Results named by a reference: today a result JSON file (one object or a list, as ``bench --json``
-    and ``sweep --json`` write). The seam where store run ids will be resolved."""
+def load_results(ref: str, store: Path | None = None) -> list[Result]:
+    """Results named by a reference: a result JSON file (one object or a list, as ``bench --json``,
+    ``sweep --json`` and ``results export --json`` write), or a run id/name in the results store."""
     path = Path(ref).expanduser()
     if path.exists() or ref.endswith(".json") or os.sep in ref:
         return read_results(path)
-    raise EdgebenchError(f"{ref!r} is not a result file (results-store run ids are not supported yet): pass a "
-                         "JSON file written by 'edgebench bench --json' "
-                         "or 'edgebench sweep --json'", ExitStatus.USAGE)
+    from edgebench.store import DEFAULT_PATH, Store
+
+    store_path = store or DEFAULT_PATH
+    if not Path(store_path).is_file():
+        raise EdgebenchError(f"{ref!r} is neither a result file nor a run in a store ({store_path} does not exist): "
+                             "pass a JSON file from 'edgebench bench/sweep --json', or --store PATH", ExitStatus.USAGE)
+    with Store(store_path, create=False) as db:
+        return db.results(db.run(ref).id)
 
 
 def cell_label(result: Result) -> str:

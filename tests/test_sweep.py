@@ -170,3 +170,14 @@ def test_two_boards_run_in_parallel_but_never_two_jobs_on_one(tmp_path, sshd_fac
         assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:])), spans  # one job at a time
     a, b = windows["board-a"], windows["board-b"]
     assert any(x[0] < y[1] and y[0] < x[1] for x in a for y in b)  # the boards did work side by side
+
+
+def test_gate_reads_runs_from_the_store(tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", options={"threads": [1], "batch": [1, 2]})
+    store = tmp_path / "r.db"
+    assert sweep(spec, store) == 0
+    junit = tmp_path / "gate.xml"
+    # the same run on both sides: every check must pass, matched cell by cell through the store
+    assert main(["gate", "--baseline", "1", "--candidate", "t", "--store", str(store), "--junit", str(junit)]) == 0
+    assert junit.read_text().count("<testcase") >= 2 * 5
+    assert main(["gate", "--baseline", "1", "--candidate", "9", "--store", str(store)]) == ExitStatus.USAGE

@@ -15,6 +15,7 @@ import typer
 
 from edgebench.bench import BenchRequest, run_bench
 from edgebench.commands.common import console
+from edgebench.commands.results import store_option
 from edgebench.config import TimingSpec, load_gate_spec
 from edgebench.data import parse_shape
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -51,14 +52,17 @@ def _emit(report: GateReport, md: Path | None, junit: Path | None) -> None:
 
 
 def gate(
-    baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline results: a JSON file from bench/sweep --json."),
-    candidate: str = typer.Option(..., "--candidate", "-c", help="Candidate results, same form."),
+    baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline results: a JSON file from bench/sweep "
+                                 "--json or results export, or a run id/name in the store."),
+    candidate: str = typer.Option(..., "--candidate", "-c", help="Candidate results, same forms."),
+    store: Path = store_option(),
     rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP),
     md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown report here."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (one testcase per cell × metric)."),
 ) -> None:
     """Fail (exit 1) when the candidate regresses latency, memory, size or accuracy against the baseline."""
-    report = _as_usage(lambda: run_gate(load_results(baseline), load_results(candidate), load_gate_spec(rules)))
+    report = _as_usage(lambda: run_gate(load_results(baseline, store), load_results(candidate, store),
+                                           load_gate_spec(rules)))
     _emit(report, md, junit)
 
 
