@@ -64,7 +64,7 @@ def test_check_names_a_missing_runtime_and_the_pip_command(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"name": "no-trt", "runtimes": ["onnxruntime", "tensorrt"]}))
     try:
         import tensorrt  # noqa: F401
-        pytest.skip("tensorrt is installed here")
+        pytest.skip(reason="tensorrt is installed here")
     except ImportError:
         pass
     assert main(["devices", "check", str(path)]) == ExitStatus.RUNTIME_MISSING

@@ -75,7 +75,7 @@ def test_xml_without_its_bin(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_tensorrt_absent_on_the_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if importlib.util.find_spec("tensorrt") is not None:
-        pytest.skip("TensorRT is installed here; this checks the message when it is absent")
+        pytest.skip(reason="TensorRT is installed here; this checks the message when it is absent")
     status, err = cli(capsys, "bench", str(ONNX), "--format", "tensorrt", "--dataset", str(EVAL),
                       "--cache-dir", str(tmp_path / "c"), "--max-duration-s", "2")
     assert status == ExitStatus.RUNTIME_MISSING

@@ -145,7 +145,7 @@ def test_missing_python_and_missing_numpy_name_the_fix(ssh_board, tmp_path):
     assert err.status == ExitStatus.CONFIG and "fix 'python'" in str(err)
     system = "/usr/bin/python3"
     if subprocess.run([system, "-c", "import numpy"], capture_output=True).returncode == 0:
-        pytest.skip(f"{system} has numpy here, so it cannot play a board without it")
+        pytest.skip(reason=f"{system} has numpy here, so it cannot play a board without it")
     err = _error(ssh_board.profile(python=system), tmp_path)
     assert err.status == ExitStatus.RUNTIME_MISSING
     assert "board" in str(err) and system in str(err) and "pip install numpy" in str(err)

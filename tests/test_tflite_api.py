@@ -36,7 +36,7 @@ def test_keras_model_converts_and_matches_keras(tmp_path: Path, precision: str, 
 def test_torch_path_without_litert_torch_names_the_package(tmp_path: Path) -> None:
     """litert-torch is not installed here (it pulls an unpinned torch): the path reports it, one line."""
     if importlib.util.find_spec("litert_torch") is not None:
-        pytest.skip("litert-torch is installed; this checks the message when it is absent")
+        pytest.skip(reason="litert-torch is installed; this checks the message when it is absent")
     with pytest.raises(EdgebenchError, match="pip install litert-torch") as err:
         from_torch(object(), (), "fp32", tmp_path)
     assert err.value.status == ExitStatus.RUNTIME_MISSING

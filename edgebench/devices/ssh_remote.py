@@ -32,7 +32,7 @@ for digest, name in a["blobs"]:
     d = os.path.join(wd, "blobs", digest)
     os.makedirs(d, exist_ok=True)
     for old in os.listdir(d):
-        if ".part-" in old and time.time() - os.path.getmtime(os.path.join(d, old)) > 60:
+        if ".part-" in old and time.time() - os.path.getmtime(os.path.join(d, old)) > 60:  # file age: wall clock vs mtime (utc epoch), not a duration
             os.remove(os.path.join(d, old))
     try:
         ok = sha(os.path.join(d, name)) == digest
