@@ -35,10 +35,10 @@ class Transport(ABC):
         """Run ``job``; ``files`` maps job keys to local files the runner reads. Outputs the runner
         writes (``outputs_npz``) arrive in ``out_dir``. Returns the runner's JSON reply (status ok)."""
 
+    @abstractmethod
     def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int | None]:
         """Run another stand-alone script from runners/ (e.g. the probe) with the device's python:
         (stdout, stderr, exit status)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot run runner scripts")
 
     def close(self) -> None:
         """Release connections; a transport may be reused for several jobs before this."""
