@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from edgebench.bench import BenchRequest, run_bench
-from edgebench.commands.common import console
-from edgebench.config import TimingSpec
+from edgebench.commands.common import console, timing_options
 from edgebench.data import parse_shape
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.render import result_table
@@ -81,16 +80,12 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result JSON here."),
 ) -> None:
     """Benchmark one model or artifact on one device: latency, load and first inference, peak memory, top-1."""
-    if max_duration_s < min_duration_s:
-        raise EdgebenchError(f"--max-duration-s {max_duration_s} is below --min-duration-s {min_duration_s}: "
-                             "raise it", ExitStatus.USAGE)
     req = BenchRequest(
         model=model, device=device, dataset=dataset, batch=batch, threads=threads,
         shapes=dict(parse_shape(s) for s in shape), ranges=_parse_ranges(input_range),
         values=_parse_values(input_value), output=output, backend_options=parse_options(option),
         format=fmt, precision=precision, recipe=recipe, calibration=calibration, cache_dir=cache_dir,
-        timing=TimingSpec(warmup_s=warmup_s, warmup_iterations=warmup_iterations, min_iterations=min_iterations,
-                          min_duration_s=min_duration_s, max_duration_s=max_duration_s),
+        timing=timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s),
     )
     _bench_and_show(req, json_out)
 

@@ -14,9 +14,9 @@ from typing import Callable, Optional
 import typer
 
 from edgebench.bench import BenchRequest, run_bench
-from edgebench.commands.common import console
+from edgebench.commands.common import console, timing_options
 from edgebench.commands.results import store_option
-from edgebench.config import TimingSpec, load_gate_spec
+from edgebench.config import load_gate_spec
 from edgebench.data import parse_shape
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.gate import GateReport, compare, load_results, pool, run_gate
@@ -89,11 +89,7 @@ def ab(
 
     def measure() -> GateReport:
         spec = load_gate_spec(rules)
-        if max_duration_s < min_duration_s:
-            raise EdgebenchError(f"--max-duration-s {max_duration_s} is below --min-duration-s {min_duration_s}: "
-                                 "raise it", ExitStatus.USAGE)
-        timing = TimingSpec(warmup_s=warmup_s, warmup_iterations=warmup_iterations, min_iterations=min_iterations,
-                            min_duration_s=min_duration_s, max_duration_s=max_duration_s)
+        timing = timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s)
         shapes = dict(parse_shape(s) for s in shape)
         reqs = [BenchRequest(model=m, device=device, dataset=dataset, batch=batch, threads=threads, shapes=shapes,
                              timing=timing) for m in (baseline, candidate)]

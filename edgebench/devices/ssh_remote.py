@@ -14,6 +14,16 @@ import tarfile
 
 from edgebench.paths import runner_dir
 
+# The sha256 of a file, as both device-side scripts compute it.
+_SHA = r"""
+def sha(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+"""
+
 # argv[1]: {"workdir", "blobs": [[sha256, name]], "runner": hash, "job": id or null, "stale": [job ids]}
 # Prints {"workdir": absolute, "missing": [sha256 …], "runner": bool}. Upload leftovers (".part-" files
 # untouched for a minute: their writer is gone) are removed so nothing half-written stays behind.
@@ -21,12 +31,7 @@ PREPARE = r"""
 import hashlib, json, os, shutil, sys, time
 a = json.loads(sys.argv[1])
 wd = os.path.abspath(os.path.expanduser(a["workdir"]))
-def sha(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+""" + _SHA + r"""
 missing = []
 for digest, name in a["blobs"]:
     d = os.path.join(wd, "blobs", digest)
@@ -54,12 +59,7 @@ print(json.dumps({"workdir": wd, "missing": missing, "runner": runner}))
 FINALIZE = r"""
 import hashlib, json, os, shutil, sys, tarfile
 a = json.loads(sys.argv[1])
-def sha(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+""" + _SHA + r"""
 bad = []
 for part, final, digest in a["files"]:
     if sha(part) == digest:
