@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip
 NODEPS := onnx2tf==1.29.24 onnx-graphsurgeon sng4onnx sne4onnx tf-keras==2.21.0
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d" " -f1)
 
-.PHONY: demo test install system-deps clean
+.PHONY: demo test test-stress install system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ demo: install
 
 test: install system-deps
 	$(PY) -m pytest -q
+
+# Not in CI: the whole suite N times while a busy loop holds one core; lists every test that failed.
+N ?= 3
+HOG ?= steady
+test-stress: install system-deps
+	$(PY) scripts/test_stress.py --runs $(N) --hog $(HOG)
 
 clean:
 	rm -rf $(VENV) .edgebench .pytest_cache

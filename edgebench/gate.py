@@ -136,8 +136,10 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
     if not cand.ok:
         return [_error_check(cand, label)]
     if not base.ok:
-        return [Check(cell=label, metric="status", verdict="improved",
-                      message="the baseline cell failed and the candidate runs: nothing to compare")]
+        # Not an improvement: a broken run on main would otherwise pass every later gate.
+        return [Check(cell=label, metric="status", verdict="missing", failed=spec.missing == "fail",
+                      message="the baseline cell failed, so there is nothing to compare the candidate with: "
+                              "re-run the baseline")]
     device = cand.device.get("profile")
     mw = functools.cache(lambda: mann_whitney(base.samples_ns, cand.samples_ns))
     checks = []
