@@ -3,7 +3,8 @@
 ``edgebench bench`` takes any artifact (.onnx, .xml, .tflite, .engine/.plan) or an ONNX model with
 ``--format`` (converted through the artifact cache). For an artifact edgebench made, its ``meta.json``
 says how its tensors map to the source model's; for one made elsewhere the host reads names, dtypes
-and shapes with that format's runtime (``describe`` in each converter module) and feeds it as is.
+and shapes with that format's runtime (``describe`` in each converter module) and feeds it as is; its
+precision is read from the file too (``artifact_precision``), and is ``unknown`` where it cannot be.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebench import artifacts
+from edgebench import artifact_precision, artifacts
 from edgebench.convert import TensorIO, check_precision, converter, format_of
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.sizes import gzip_bytes, raw_bytes
@@ -85,8 +86,10 @@ def _existing(model: Path, fmt: str, precision: str | None) -> Target:
     files = [model] + ([model.with_suffix(".bin")] if fmt == "openvino" else [])
     for f in files[1:]:
         require_file(f, "IR weights (.bin)")
-    prec = precision or "fp32"
-    if fmt == "tensorrt":
+    # Without meta.json the file itself says what it holds (fp16 / int8 weights, quantized activations);
+    # where it cannot be read (a TensorRT engine) the precision is "unknown", never a guessed fp32.
+    prec = precision or artifact_precision.detect(fmt, model)
+    if fmt == "tensorrt" and precision is not None:
         check_precision(fmt, prec)
     return Target(fmt, prec, module.BACKEND, model, files, inputs, outputs, sha256_file(model),
                   raw_bytes(files), gzip_bytes(files))

@@ -29,6 +29,20 @@ def peak_rss_mb() -> float:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
+def reset_peak_rss() -> bool:
+    """Lower VmHWM to the current RSS (Linux ≥ 4.0: write ``5`` to /proc/self/clear_refs).
+
+    Memory freed before this point (an import's or the inputs' transient buffers) no longer hides the
+    model's own allocations under an old high-water mark. False where it cannot be reset (no /proc,
+    clear_refs not writable): the peak is then the whole process's, as before."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def cpu_model() -> str:
     info = _read("/proc/cpuinfo") or ""
     for key in ("model name", "Model", "Hardware", "cpu model"):

@@ -22,7 +22,16 @@ def test_agreement_with_reference():
     assert a["max_abs_err"] == 2.0
     assert a["mean_abs_err"] == pytest.approx((0 + 0.5 + 1 + 2) / 4)
     assert a["max_rel_err"] == pytest.approx(2.0)
-    assert a["cosine"] == pytest.approx(np.dot(out.ravel(), ref.ravel()) / np.linalg.norm(out) / np.linalg.norm(ref))
+    # by hand: out·ref = 1 + 5 + 6 + 3 = 15, |out| = √20.25 = 4.5, |ref| = √15 → cosine = √15 / 4.5
+    assert a["cosine"] == pytest.approx(15 ** 0.5 / 4.5, rel=1e-12)
+
+
+def test_cosine_of_known_angles():
+    ref = np.array([[3.0, 4.0], [1.0, -2.0]])
+    assert agreement(2.5 * ref, ref)["cosine"] == pytest.approx(1.0, rel=1e-12)  # scaled: same direction
+    assert agreement(-ref, ref)["cosine"] == pytest.approx(-1.0, rel=1e-12)  # opposite
+    # (4, −3, 2, 1)·(3, 4, 1, −2) = 12 − 12 + 2 − 2 = 0: orthogonal
+    assert agreement(np.array([[4.0, -3.0], [2.0, 1.0]]), ref)["cosine"] == pytest.approx(0.0, abs=1e-15)
 
 
 def test_identical_outputs_agree_fully():

@@ -25,6 +25,50 @@ def bench(*args: str) -> ExitStatus:
     return main(["bench", *args, *QUICK_TIMING])
 
 
+def nearest_rank_ms(samples_ns: list[int], p: int) -> float:
+    """sorted[ceil(p·n/100) − 1], with numpy and integer arithmetic (not edgebench.stats)."""
+    ms = np.sort(np.asarray(samples_ns, dtype=np.int64)) / 1e6
+    return float(ms[(p * len(ms) + 99) // 100 - 1])
+
+
+def robust_cv(samples_ns: list[int]) -> float:
+    ms = np.sort(np.asarray(samples_ns, dtype=np.int64)) / 1e6
+    median = nearest_rank_ms(samples_ns, 50)
+    mad = np.sort(np.abs(ms - median))[(50 * len(ms) + 99) // 100 - 1]
+    return float(1.4826 * mad / median)
+
+
+def check_latency_summary(lat: dict, samples_ns: list[int]) -> None:
+    """The summary is the raw samples' (recomputed here with numpy), and ordered as percentiles must be."""
+    ms = np.asarray(samples_ns, dtype=np.int64) / 1e6
+    assert all(isinstance(s, int) and s > 0 for s in samples_ns)
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert (lat["min"], lat["max"]) == (ms.min(), ms.max())
+    for p in (50, 90, 95, 99):
+        assert lat[f"p{p}"] == nearest_rank_ms(samples_ns, p), p  # a measured value, never interpolated
+    assert lat["mean"] == pytest.approx(ms.mean(), rel=1e-12)
+    assert lat["std"] == pytest.approx(ms.std(ddof=1), rel=1e-9)
+    assert lat["cv"] == pytest.approx(ms.std(ddof=1) / ms.mean(), rel=1e-9)
+    assert lat["robust_cv"] == pytest.approx(robust_cv(samples_ns), rel=1e-12)
+
+
+def check_validity(result: dict, min_iterations: int, min_duration_s: float, max_duration_s: float,
+                   cv_threshold: float = 0.1) -> None:
+    """Every flag is a boolean that says what the timing rules say about this run."""
+    v = result["validity"]
+    assert set(v) == {"min_iterations_met", "min_duration_met", "stopped_by_max_duration", "cv_ok", "throttled"}
+    assert all(type(flag) is bool for flag in v.values()), v
+    assert v["min_iterations_met"] == (result["iterations"] >= min_iterations)
+    duration_ns = round(result["duration_s"] * 1e9)  # the runner's own ns count, exactly
+    assert v["min_duration_met"] == (duration_ns >= round(min_duration_s * 1e9))
+    assert v["stopped_by_max_duration"] == (duration_ns >= round(max_duration_s * 1e9))
+    # the runner stops only once both minimums are met, or at the maximum
+    assert (v["min_iterations_met"] and v["min_duration_met"]) or v["stopped_by_max_duration"]
+    assert v["cv_ok"] == (robust_cv(result["samples_ns"]) <= cv_threshold)
+    assert v["throttled"] == bool(result["environment"]["thermal"]["throttle_reasons"])
+    assert result["duration_s"] >= sum(result["samples_ns"]) / 1e9  # the run holds every timed iteration
+
+
 def test_bench_digits_writes_the_design_result(digits_onnx, digits_eval, tmp_path, capsys):
     out = tmp_path / "r.json"
     assert bench(str(digits_onnx), "--dataset", str(digits_eval), "--threads", "1", "--json", str(out)) == 0
@@ -34,11 +78,12 @@ def test_bench_digits_writes_the_design_result(digits_onnx, digits_eval, tmp_pat
     for key in DESIGN_FIELDS:
         assert key in result, key
     assert result["status"] == "ok" and result["iterations"] == len(result["samples_ns"]) >= 20
-    for key in ("p50", "p90", "p95", "p99", "mean", "std", "min", "max", "cv"):
-        assert result["latency_ms"][key] > 0 or key in ("std", "cv")
+    check_latency_summary(result["latency_ms"], result["samples_ns"])
     assert result["accuracy"]["top1"] >= 0.97 and result["accuracy"]["samples"] == 450
-    assert set(result["memory_mb"]) == {"baseline", "after_load", "peak"}
-    assert set(result["validity"]) >= {"min_iterations_met", "min_duration_met", "cv_ok", "throttled"}
+    memory = result["memory_mb"]
+    assert set(memory) == {"baseline", "after_load", "peak"}
+    assert 0 < memory["baseline"] <= memory["after_load"] <= memory["peak"]
+    check_validity(result, min_iterations=20, min_duration_s=0.05, max_duration_s=5)
     assert result["model"]["size_bytes"] == digits_onnx.stat().st_size and 0 < result["model"]["gzip_bytes"]
     assert result["model"]["source_sha256"] and result["device"]["profile"] == "local-cpu"
     assert result["options"]["threads"] == 1 and result["runtime"]["version"]
@@ -50,7 +95,11 @@ def test_bench_random_inputs_with_batch(digits_onnx, tmp_path):
     result = json.loads(out.read_text())
     assert result["batch"] == 8 and result["extra"]["input_shapes"]["input"] == [8, 1, 8, 8]
     assert result["accuracy"] == {}  # no dataset: nothing to score
-    assert result["throughput_per_s"] == pytest.approx(8e3 * result["iterations"] / (sum(result["samples_ns"]) / 1e6))
+    # synchronous single stream: batch / mean latency (numpy's mean, in seconds), and never more than the
+    # timed iterations could deliver over the whole measured run, gaps between iterations included
+    mean_s = np.mean(np.asarray(result["samples_ns"], dtype=np.float64)) / 1e9
+    assert result["throughput_per_s"] == pytest.approx(8 / mean_s, rel=1e-9)
+    assert result["throughput_per_s"] >= 8 * result["iterations"] / result["duration_s"]
 
 
 def test_bench_multi_input_int64_model_with_dynamic_dims(multi_input_onnx, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from edgebench.cli import main
@@ -12,7 +13,9 @@ from edgebench.errors import ExitStatus
 from edgebench.report.data import CSV_COLUMNS
 from edgebench.result import read_results
 from edgebench.store import Store
-from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
+from tests.results_fixtures import DIGITS, SMALL_TIMING, real_results  # noqa: F401  (session fixture)
+
+DIGITS_ONNX = DIGITS / "digits_cnn.onnx"
 
 
 @pytest.fixture
@@ -52,8 +55,24 @@ def test_export_csv_and_json_parse_back(store_path, tmp_path, real_results):
         assert (row["model"], row["recipe"], row["format"], row["device"], row["status"]) == \
             (r.model["name"], r.model["recipe"], r.model["format"], r.device["profile"], r.status)
         if r.ok:
-            assert float(row["p50_ms"]) == r.latency_ms["p50"] and float(row["top1"]) == r.accuracy["top1"]
-            assert row["cv_ok"] in ("True", "False") and int(row["size_bytes"]) == r.model["size_bytes"]
+            # each figure is the one the raw samples give, recomputed here with numpy (nearest rank)
+            ms = np.sort(np.asarray(r.samples_ns, dtype=np.int64)) / 1e6
+            rank = lambda p: ms[(p * len(ms) + 99) // 100 - 1]  # noqa: E731
+            assert [float(row[f"p{p}_ms"]) for p in (50, 90, 99)] == [rank(50), rank(90), rank(99)]
+            assert ms[0] <= float(row["p50_ms"]) <= float(row["p90_ms"]) <= float(row["p99_ms"]) <= ms[-1]
+            assert float(row["mean_ms"]) == pytest.approx(ms.mean(), rel=1e-12)
+            assert float(row["cv"]) == pytest.approx(ms.std(ddof=1) / ms.mean(), rel=1e-9)
+            assert int(row["iterations"]) == len(r.samples_ns) >= 20
+            assert float(row["throughput_per_s"]) == pytest.approx(r.options["batch"] * 1e3 / ms.mean(), rel=1e-9)
+            assert float(row["top1"]) == r.accuracy["top1"] >= 0.97
+            assert int(row["size_bytes"]) == DIGITS_ONNX.stat().st_size
+            assert 0 < r.memory_mb["baseline"] <= r.memory_mb["after_load"] <= float(row["peak_mb"])
+            # validity: booleans that say what the timing rules (SMALL_TIMING) say about these samples
+            robust = 1.4826 * np.sort(np.abs(ms - rank(50)))[(50 * len(ms) + 99) // 100 - 1] / rank(50)
+            assert row["cv_ok"] == str(bool(robust <= 0.1))
+            assert row["min_iterations_met"] == str(len(r.samples_ns) >= SMALL_TIMING.min_iterations)
+            assert row["min_duration_met"] == str(round(r.duration_s * 1e9) >= round(SMALL_TIMING.min_duration_s * 1e9))
+            assert row["throttled"] == str(bool(r.environment["thermal"]["throttle_reasons"]))
         else:
             assert "not a readable ONNX model" in row["error"] and row["p50_ms"] == ""
     assert isinstance(json.loads(json_out.read_text()), list)

@@ -3,7 +3,11 @@ summary, from real results."""
 
 from __future__ import annotations
 
+import gzip
+import re
 import xml.etree.ElementTree as ET
+
+import numpy as np
 
 from edgebench.report import build_report, render_html, render_markdown
 from edgebench.report.data import pareto_front
@@ -51,13 +55,97 @@ def test_distribution_comes_from_the_raw_samples(real_results):
     assert d.p1 <= d.q1 <= d.median <= d.q3 <= d.p99 and list(d.dots) == sorted(d.dots)
 
 
-def test_svg_plots_are_well_formed_and_carry_tooltips(real_results):
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _nearest_rank_ms(samples_ns, p: int) -> float:
+    """Independent of edgebench.stats: numpy sort, integer ceil(p·n/100)."""
+    ms = np.sort(np.asarray(samples_ns, dtype=np.int64)) / 1e6
+    return float(ms[(p * len(ms) + 99) // 100 - 1])
+
+
+def _tooltips(root: ET.Element) -> list[tuple[str, ET.Element]]:
+    """(tooltip text, the group it labels) for every <g> whose first child is a <title>."""
+    assert root.tag == f"{SVG}svg"
+    return [(g[0].text or "", g) for g in root.iter(f"{SVG}g") if len(g) and g[0].tag == f"{SVG}title"]
+
+
+def _marks(element: ET.Element, tag: str, **attrs: str) -> list[ET.Element]:
+    return [e for e in element.iter(f"{SVG}{tag}") if all(e.get(k) == v for k, v in attrs.items())]
+
+
+def _close(shown: str, exact: float) -> bool:
+    """A figure printed with 4 significant digits (:.4g) is the exact one rounded."""
+    return abs(float(shown) - exact) <= 5e-4 * abs(exact)
+
+
+def _options(r) -> str:
+    return f"batch={r.options['batch']} threads={r.options['threads']}"
+
+
+def test_pareto_points_carry_their_figures_as_tooltips(real_results):
+    ok = [r for r in real_results if r.ok]
+    by_options = {_options(r): r for r in ok}
+    fastest = min(ok, key=lambda r: _nearest_rank_ms(r.samples_ns, 50))  # all three share one top-1
+    svg = ET.fromstring(pareto_svg(build_report(real_results).devices[0].cells, "top1"))
+    tips = _tooltips(svg)
+    # every plotted point (r=5) sits inside a titled group, one point per measured cell, none for the error
+    points = _marks(svg, "circle", r="5")
+    assert len(points) == len(tips) == len(ok) == 3
+    assert sorted(id(p) for _, g in tips for p in _marks(g, "circle", r="5")) == sorted(id(p) for p in points)
+    seen = set()
+    for text, _ in tips:
+        m = re.fullmatch(r"digits-cnn · fp32 · onnx · (batch=\d+ threads=\d+)\n"
+                         r"p50 (\S+) ms, top1 (\S+)%( — best)?", text)
+        assert m, text
+        r = by_options[m[1]]
+        seen.add(m[1])
+        assert _close(m[2], _nearest_rank_ms(r.samples_ns, 50)), (text, r.latency_ms)
+        assert abs(float(m[3]) / 100 - r.accuracy["top1"]) <= 5e-5
+        assert bool(m[4]) == (r is fastest)
+    assert seen == set(by_options)
+
+
+def test_box_rows_carry_the_distribution_of_the_raw_samples_as_tooltips(real_results):
+    ok = [r for r in real_results if r.ok]
+    by_options = {_options(r): r for r in ok}
+    svg = ET.fromstring(box_svg(build_report(real_results).devices[0].cells))
+    tips = _tooltips(svg)
+    boxes = _marks(svg, "rect", height="14")  # the q1–q3 box of each row
+    assert len(boxes) == len(tips) == len(ok) == 3
+    assert sorted(id(b) for _, g in tips for b in _marks(g, "rect", height="14")) == sorted(id(b) for b in boxes)
+    number = r"(\S+)"
+    pattern = (rf"digits-cnn · fp32 · onnx · (batch=\d+ threads=\d+)\nmin {number} · p1 {number} · q1 {number} · "
+               rf"median {number} · q3 {number} · p99 {number} · max {number} ms \((\d+) samples\)")
+    seen = set()
+    for text, _ in tips:
+        m = re.fullmatch(pattern, text)
+        assert m, text
+        r = by_options[m[1]]
+        seen.add(m[1])
+        ms = np.sort(np.asarray(r.samples_ns)) / 1e6
+        expected = [ms[0], *(_nearest_rank_ms(r.samples_ns, p) for p in (1, 25, 50, 75, 99)), ms[-1]]
+        assert all(_close(shown, exact) for shown, exact in zip(m.groups()[1:8], expected)), (text, expected)
+        assert int(m[9]) == len(r.samples_ns) == r.iterations
+    assert seen == set(by_options)
+
+
+def test_size_bars_carry_the_file_sizes_as_tooltips(real_results, digits_onnx):
+    svg = ET.fromstring(size_svg(build_report(real_results).artifacts))
+    tips = _tooltips(svg)
+    bars = _marks(svg, "rect")
+    raw = digits_onnx.read_bytes()
+    gz = len(gzip.compress(raw, compresslevel=9, mtime=0))  # what `gzip -9` writes, measured independently
+    # one artifact (the three cells share the digits ONNX); the broken model has no size to plot
+    assert [t for t, _ in tips] == [f"digits-cnn · fp32 · onnx: raw {len(raw)} B, gzip {gz} B"]
+    assert len(bars) == 2 and all(b in list(tips[0][1]) for b in bars)  # raw and gzip bar, both in the group
+
+
+def test_svg_plots_are_well_formed(real_results):
     data = build_report(real_results)
     cells = data.devices[0].cells
     for svg in (pareto_svg(cells, "top1"), box_svg(cells), size_svg(data.artifacts)):
-        root = ET.fromstring(svg)
-        assert root.tag.endswith("svg") and root.iter("{http://www.w3.org/2000/svg}title")
-    assert box_svg(cells).count("<title>") == 3  # one row per measured cell, none for the error
+        assert ET.fromstring(svg).tag == f"{SVG}svg"
     assert pareto_svg([c for c in cells if not c.result.ok], "top1") == ""
 
 
