@@ -32,6 +32,7 @@ class Events(Protocol):
     def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None: ...
     def cell_started(self, cell: Cell) -> None: ...
     def cell_done(self, cell: Cell, result: Result) -> None: ...
+    def stopping(self, in_flight: int) -> None: ...
 
 
 @dataclass
@@ -96,21 +97,32 @@ class SweepRunner:
         by_device: dict[str, list[Cell]] = {}
         for cell in self.todo:
             by_device.setdefault(cell.device, []).append(cell)
-        workers = [threading.Thread(target=self._worker, args=(cells,), name=f"device-{device}", daemon=True)
-                   for device, cells in by_device.items()]
+        # Each worker sets its own event when it ends. Not Thread.join/is_alive: on Python < 3.13 a join that
+        # Ctrl-C interrupts can mark a thread that still runs as stopped (CPython issue 90882), and the sweep
+        # would then exit without waiting for the cells in flight.
+        ended = [threading.Event() for _ in by_device]
+        workers = [threading.Thread(target=self._worker, args=(cells, end), name=f"device-{device}", daemon=True)
+                   for (device, cells), end in zip(by_device.items(), ended)]
         for w in workers:
             w.start()
         try:
-            for w in workers:
-                while w.is_alive():
-                    w.join(timeout=0.2)
+            for end in ended:
+                while not end.wait(timeout=0.2):
+                    pass
         except KeyboardInterrupt:
             self.stop.set()
             self.outcome.interrupted = True
-            for w in workers:  # the cells in flight end by their own timeout; nothing half-recorded
-                w.join()
+            self.events.stopping(sum(not end.is_set() for end in ended))  # said at once: the wait may be long
+            for end in ended:  # the cells in flight end by their own timeout; nothing half-recorded
+                end.wait()
 
-    def _worker(self, cells: list[Cell]) -> None:
+    def _worker(self, cells: list[Cell], ended: threading.Event) -> None:
+        try:
+            self._work(cells)
+        finally:
+            ended.set()
+
+    def _work(self, cells: list[Cell]) -> None:
         for cell in cells:
             if self.stop.is_set():
                 return

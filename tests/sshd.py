@@ -4,12 +4,17 @@ python is this test run's interpreter, so the runtimes are there.
 
 Use ``sshd_factory()`` for as many boards as a test needs (each its own port and work dir), or the
 module-wide ``ssh_board``. Import the fixtures into a test module: ``from tests.sshd import ssh_board``.
+
+``gate_factory()`` makes a board python (for SSH or local profiles) that holds each runner job until the
+test lets it go, so a test waits for "job k is in flight" (a file appears) instead of guessing from time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -39,10 +44,10 @@ def _keygen(path: Path) -> str:
 class SshdBoard:
     """One sshd process and everything a profile needs to reach it."""
 
-    def __init__(self, root: Path, name: str = "board") -> None:
+    def __init__(self, root: Path, name: str = "board", port: int | None = None) -> None:
         self.root, self.name = root, name
         root.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.host_pub = _keygen(root / "host_key")
         self.client_key = root / "client_key"
         (root / "authorized_keys").write_text(_keygen(self.client_key) + "\n")
@@ -62,7 +67,7 @@ class SshdBoard:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.root / "sshd.log", "ab"))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # generous: a busy machine may start it slowly
         while time.monotonic() < deadline:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
@@ -70,7 +75,7 @@ class SshdBoard:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sshd exited: {(self.root / 'sshd.log').read_text()}")
             time.sleep(0.05)
-        raise RuntimeError("sshd did not start listening within 10 s")
+        raise RuntimeError("sshd did not start listening within 60 s")
 
     def kill(self) -> None:
         """Kill this board's sshd and every sshd session it forked (a crash or reboot of the service)."""
@@ -82,7 +87,7 @@ class SshdBoard:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.proc.wait(5)
+        self.proc.wait(60)
         self.proc = None
 
     def profile(self, path: Path | None = None, **overrides: Any) -> Path:
@@ -101,6 +106,75 @@ class SshdBoard:
         path = path or self.root / f"{self.name}.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
+
+
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for as long as the block runs: bound, never listening,
+    so no other process (another test's sshd) can take it meanwhile."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+class Gate:
+    """A board's python that holds each runner job at a gate the test controls; other scripts (the work-dir
+    set-up, the probe) pass straight through to the real interpreter.
+
+    Runner jobs are numbered 1, 2, … in the order they start. Job k first writes ``started.<k>`` (holding
+    its pid), then waits until the test calls ``go(k)`` or ``open()``, and only then execs the real python.
+    ``drop(k)`` makes a held job exit without running. With ``meet`` (another gate's ``started(1)``: a
+    rendezvous) job 1 waits for that file instead and later jobs run at once. A job never let go exits
+    with status 3 after ``hold_s`` and an error naming the gate, so a test whose event never comes fails
+    instead of hanging. Everything is a file in ``root``: the board reaches it over SSH like any other
+    path on this machine.
+    """
+
+    def __init__(self, root: Path, hold_s: float = 120.0, meet: Path | None = None, why: str = "") -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.python = root / "python"
+        g = shlex.quote(str(root))
+        real = shlex.quote(sys.executable)
+        let_go = f'[ $k -gt 1 ] || [ -e {shlex.quote(str(meet))} ]' if meet else f'[ -e {g}/go.$k ] || [ -e {g}/open ]'
+        before = shlex.quote(f"gate {root}: runner job ")
+        after = shlex.quote(f" was never let go within {hold_s:g} s{why}")
+        self.python.write_text(f"""#!/bin/sh
+# tests/sshd.py Gate: holds each runner job until the test lets it go; anything else runs at once
+case "$1" in */edgebench_runner.py) ;; *) exec {real} "$@" ;; esac
+k=1
+while ! mkdir {g}/job.$k 2>/dev/null; do k=$((k+1)); done
+echo $$ > {g}/.started.$k && mv {g}/.started.$k {g}/started.$k
+n=0
+while :; do
+  if [ -e {g}/drop.$k ] || [ -e {g}/drop ]; then exit 3; fi
+  if {let_go}; then exec {real} "$@"; fi
+  n=$((n+1))
+  if [ $n -gt {int(hold_s * 20)} ]; then echo {before}"$k"{after} >&2; exit 3; fi
+  sleep 0.05
+done
+""")
+        self.python.chmod(0o755)
+
+    def started(self, k: int) -> Path:
+        return self.root / f"started.{k}"
+
+    def wait_started(self, k: int, timeout_s: float = 120.0, alive: Callable[[], object] = lambda: None) -> None:
+        """Block until job k is in flight (held at the gate). ``alive`` may raise to stop waiting early."""
+        deadline = time.monotonic() + timeout_s
+        while not self.started(k).exists():
+            alive()
+            assert time.monotonic() < deadline, f"runner job {k} did not start within {timeout_s:g} s"
+            time.sleep(0.02)
+
+    def go(self, k: int) -> None:
+        (self.root / f"go.{k}").touch()
+
+    def open(self) -> None:
+        (self.root / "open").touch()
+
+    def drop(self, k: int | None = None) -> None:
+        (self.root / ("drop" if k is None else f"drop.{k}")).touch()
 
 
 def _descendants(pid: int, only: str | None = None) -> list[int]:
@@ -142,6 +216,20 @@ def sshd_factory(tmp_path: Path) -> Iterator[Callable[..., SshdBoard]]:
     yield make
     for board in boards:
         board.kill()
+
+
+@pytest.fixture
+def gate_factory(tmp_path: Path) -> Iterator[Callable[..., Gate]]:
+    """``gate_factory(name, **Gate options)``; at the end every job still held exits without running."""
+    gates: list[Gate] = []
+
+    def make(name: str = "gate", **options: Any) -> Gate:
+        gates.append(Gate(tmp_path / f"gate-{name}", **options))
+        return gates[-1]
+
+    yield make
+    for gate in gates:
+        gate.drop()
 
 
 @pytest.fixture(scope="module")

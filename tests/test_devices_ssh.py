@@ -19,7 +19,7 @@ from edgebench.devices.ssh import SSHTransport
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_dir
 from edgebench.runner_job import RUNNER_SCHEMA_VERSION
-from tests.sshd import SshdBoard, ssh_board, sshd_factory  # noqa: F401  (fixtures)
+from tests.sshd import Gate, SshdBoard, closed_port, gate_factory, ssh_board, sshd_factory  # noqa: F401
 
 DIGITS = bundled_dir("examples") / "digits"
 FAST = TimingSpec(warmup_iterations=1, warmup_s=0.0, min_iterations=10, min_duration_s=0.05, max_duration_s=5)
@@ -126,12 +126,22 @@ def test_wrong_client_key_is_an_auth_error(ssh_board, tmp_path):
     assert missing.status == ExitStatus.CONFIG and "key_file" in str(missing)
 
 
-def test_closed_port_fails_fast_and_clearly(ssh_board, tmp_path):
-    board = SshdBoard(tmp_path / "closed")  # never started: its port is closed
-    start = time.monotonic()
-    err = _error(board.profile(), tmp_path)
-    assert time.monotonic() - start < 5
+def test_closed_port_fails_fast_and_clearly(tmp_path):
+    with closed_port() as port:
+        board = SshdBoard(tmp_path / "closed", port=port)  # never started: its port refuses connections
+        # the longest a transport could wait here: a 60 s connect timeout, then 10 retries with back-off
+        profile = load_profile(str(board.profile(connection={"connect_timeout_s": 60, "retries": 10})))
+        files = _files(tmp_path)
+        t = SSHTransport(profile)
+        start = time.monotonic()
+        with pytest.raises(EdgebenchError) as info:
+            with t:
+                t.run_job(_job(), files, tmp_path / "out", 60)
+        elapsed = time.monotonic() - start
+    err = info.value
     assert err.status == ExitStatus.DEVICE and "cannot connect" in str(err) and "sshd runs" in str(err)
+    assert t.stats.connects == 0 and t.stats.retries == 0  # one refused attempt, no back-off and retry
+    assert elapsed < 30  # not even half the connect timeout: nothing waited for it (a refusal takes ms)
 
 
 def test_password_env_must_be_set(ssh_board, tmp_path, monkeypatch):
@@ -162,46 +172,54 @@ def test_alias_and_proxyjump_from_ssh_config(ssh_board, tmp_path):
     assert (tmp_path / "out" / "outputs.npz").is_file()
 
 
-def _kill_when_running(board: SshdBoard, restart: bool) -> threading.Thread:
+def _kill_when_running(board: SshdBoard, gate: Gate, restart: bool) -> tuple[threading.Thread, list[float]]:
+    """Kill the board's sshd while the job's runner is provably in flight (held at the gate, so it cannot
+    have finished); then job 1, orphaned by the kill, ends without running, and the re-run (job 2) may go."""
+    killed_at: list[float] = []
+
     def watch() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not list(board.workdir.glob("jobs/*/job.json")):
-            time.sleep(0.01)
-        time.sleep(0.3)  # the runner is measuring now
+        gate.wait_started(1)
+        killed_at.append(time.monotonic())
         board.kill()
         if restart:
-            time.sleep(0.3)
+            time.sleep(0.3)  # a moment down; the transport's back-off, not this pause, decides when it retries
             board.start()
+        gate.drop(1)
+        gate.go(2)
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
-    return thread
+    return thread, killed_at
 
 
-def test_sshd_killed_mid_run_retries_then_succeeds(sshd_factory, tmp_path):
-    board = sshd_factory()
-    profile = load_profile(str(board.profile()))
-    watcher = _kill_when_running(board, restart=True)
+def test_sshd_killed_mid_run_retries_then_succeeds(sshd_factory, gate_factory, tmp_path):
+    board, gate = sshd_factory(), gate_factory()
+    # 10 retries: back-offs of 1, 2, 4 … 30 s give the restart minutes, however slow the machine
+    profile = load_profile(str(board.profile(python=str(gate.python), connection={"retries": 10})))
+    watcher, _ = _kill_when_running(board, gate, restart=True)
     with SSHTransport(profile) as t:
-        reply = t.run_job(_job(min_duration_s=2.0), _files(tmp_path), tmp_path / "out", 60)
+        reply = t.run_job(_job(), _files(tmp_path), tmp_path / "out", 300)
     watcher.join()
     assert reply["status"] == "ok" and t.stats.retries >= 1 and t.stats.connects >= 2
+    assert gate.started(2).exists()  # the job ran again on the new connection
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["outputs.npz"]
     assert list((board.workdir / "jobs").iterdir()) == []
     assert not [p for p in board.workdir.rglob("*") if ".part-" in p.name]
 
 
-def test_sshd_killed_for_good_fails_cleanly(sshd_factory, tmp_path):
-    board = sshd_factory()
-    profile = load_profile(str(board.profile(connection={"retries": 1})))
-    watcher = _kill_when_running(board, restart=False)
-    start = time.monotonic()
+def test_sshd_killed_for_good_fails_cleanly(sshd_factory, gate_factory, tmp_path):
+    board, gate = sshd_factory(), gate_factory()
+    profile = load_profile(str(board.profile(python=str(gate.python), connection={"retries": 1})))
+    watcher, killed_at = _kill_when_running(board, gate, restart=False)
     with pytest.raises(EdgebenchError) as info:
         with SSHTransport(profile) as t:
-            t.run_job(_job(min_duration_s=2.0), _files(tmp_path), tmp_path / "out", 60)
+            t.run_job(_job(), _files(tmp_path), tmp_path / "out", 300)
+    failed_at = time.monotonic()
     watcher.join()
-    assert time.monotonic() - start < 20
     assert info.value.status == ExitStatus.DEVICE and "failed 2 times" in str(info.value)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    # what it must do after the kill: see the drop, back off 1 s, be refused once; a transport that missed
+    # the drop would wait out the job's 300 s timeout for an answer that cannot come
+    assert failed_at - killed_at[0] < 60
 
 
 def test_devices_check_over_ssh_reports_onnxruntime(ssh_board, capsys):
@@ -214,5 +232,6 @@ def test_devices_check_over_ssh_reports_onnxruntime(ssh_board, capsys):
 
 
 def test_devices_check_unreachable_is_one_line(tmp_path, capsys):
-    status = main(["devices", "check", str(SshdBoard(tmp_path / "off").profile())])
+    with closed_port() as port:
+        status = main(["devices", "check", str(SshdBoard(tmp_path / "off", port=port).profile())])
     assert status == ExitStatus.DEVICE and "cannot connect" in capsys.readouterr().err

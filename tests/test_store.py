@@ -96,38 +96,50 @@ def test_worker_threads_add_results_concurrently(tmp_path, real_results):
 
 
 WRITER = textwrap.dedent("""
-    import json, sys, time
+    import json, os, sys, time
     from edgebench.result import Result
     from edgebench.store import Store
     path, run, source, count, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+    hold = sys.argv[6:]  # [after, file]: after that many rows, wait (at most 120 s) until the file exists
     base = json.loads(open(source).read())
     store = Store(path)
     for i in range(count):
+        if hold and i == int(hold[0]):
+            deadline = time.monotonic() + 120
+            while not os.path.exists(hold[1]):
+                assert time.monotonic() < deadline, "the reader never let the writer go on"
+                time.sleep(0.01)
         store.add_result(run, Result.from_dict({**base, "options": {**base["options"], "cell": i}}))
         print(i + 1, flush=True)
         time.sleep(pause)
 """)
 
 
-def start_writer(db: Path, run: int, result: Result, tmp_path: Path, count: int, pause: float) -> subprocess.Popen:
+def start_writer(db: Path, run: int, result: Result, tmp_path: Path, count: int, pause: float,
+                 hold: tuple[int, Path] | None = None) -> subprocess.Popen:
     source = tmp_path / "base.json"
     source.write_text(json.dumps(result.to_dict()))
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(run), str(source), str(count), str(pause)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    more = [str(hold[0]), str(hold[1])] if hold else []
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(run), str(source), str(count), str(pause),
+                             *more], cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
 
 def test_a_second_process_writes_while_this_one_reads(tmp_path, real_results):
     db = tmp_path / "r.db"
     with Store(db) as store:
         run = store.create_run("two-processes", {})
-    writer = start_writer(db, run, real_results[0], tmp_path, count=40, pause=0.005)
+    go_on = tmp_path / "go-on"  # the writer stops after 20 rows until this reader has seen them
+    writer = start_writer(db, run, real_results[0], tmp_path, count=40, pause=0.005, hold=(20, go_on))
     seen = []
     with Store(db) as reader:
         while writer.poll() is None:
             seen.append(len(reader.results(run)))
+            if seen[-1] >= 20:
+                go_on.touch()
         assert writer.wait() == 0
         assert len(reader.results(run)) == 40
-    assert seen == sorted(seen) and len(seen) > 1  # reads went on, and never saw a row disappear
+    assert seen == sorted(seen)  # reads went on, and never saw a row disappear
+    assert 20 in seen and go_on.exists()  # a read ran while the writer was half done (its process still open)
 
 
 def test_a_writer_killed_mid_run_leaves_only_committed_cells(tmp_path, real_results):

@@ -19,7 +19,7 @@ from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from edgebench.store import Store
 from tests.conftest import DIGITS
-from tests.sshd import sshd_factory  # noqa: F401  (fixture)
+from tests.sshd import Gate, gate_factory, sshd_factory  # noqa: F401  (fixtures)
 
 QUICK = {"warmup_s": 0.02, "warmup_iterations": 2, "min_iterations": 20, "min_duration_s": 0.2, "max_duration_s": 5}
 
@@ -94,10 +94,14 @@ def test_store_that_is_not_edgebench_and_unknown_resume(tmp_path, capsys):
     assert "no run '42'" in capsys.readouterr().err
 
 
-def _run_sweep_process(spec: Path, store: Path, *more: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edgebench", "sweep", str(spec), "--store", str(store),
-                             "--cache-dir", str(store.parent / "cache"), *more],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def _run_sweep_process(spec: Path, store: Path, *more: str, stdout: Path | None = None) -> subprocess.Popen:
+    # SIGINT as in a terminal: a shell without job control starts background commands (CI steps, `cmd &`)
+    # with SIGINT ignored, a child inherits that, and Python then never turns Ctrl-C into KeyboardInterrupt
+    with open(stdout or os.devnull, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "edgebench", "sweep", str(spec), "--store", str(store),
+                                 "--cache-dir", str(store.parent / "cache"), *more],
+                                stdout=out, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _stored(store: Path) -> list[tuple]:
@@ -110,24 +114,42 @@ def _stored(store: Path) -> list[tuple]:
             return []
 
 
-def _wait_for_cells(store: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _gated_cpu(tmp_path: Path, gate: Gate) -> Path:
+    """This machine's CPU as a device whose runner jobs wait at ``gate``: the test decides when each goes."""
+    path = tmp_path / "gated-cpu.yaml"
+    path.write_text(yaml.safe_dump({"name": "gated-cpu", "connection": {"type": "local"}, "python": str(gate.python),
+                                    "runtimes": ["onnxruntime"], "threads": 0}))
+    return path
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while len(_stored(store)) < n:
+    while not condition():
         assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "the sweep stored too few cells in time"
+        assert time.monotonic() < deadline, f"the sweep did not {what} within {timeout:g} s"
         time.sleep(0.05)
 
 
-def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
-    spec = write_spec(tmp_path / "s.yaml", options={"threads": [1, 2], "batch": [1, 2, 4]})  # 6 cells
+SIX_CELLS = {"threads": [1, 2], "batch": [1, 2, 4]}
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, gate_factory):
+    gate = gate_factory()
+    for k in (1, 2):  # two cells may run; the third is held in flight, so the sweep cannot finish
+        gate.go(k)
+    spec = write_spec(tmp_path / "s.yaml", devices=[str(_gated_cpu(tmp_path, gate))], options=SIX_CELLS)
     store = tmp_path / "r.db"
     proc = _run_sweep_process(spec, store)
-    _wait_for_cells(store, 2, proc)
+    gate.wait_started(3, alive=lambda: proc.poll() is None or pytest.fail(proc.stderr.read()))
     proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    proc.wait(60)
+    gate.drop(3)  # the orphaned runner job ends without running
     before = _stored(store)
-    assert 2 <= len(before) < 6
+    assert len(before) == 2  # the two finished cells; the one in flight left nothing behind
+    for k in range(4, 8):  # the resume's jobs: the four missing cells, nothing twice
+        gate.go(k)
     assert sweep(spec, store, "--resume", "1") == 0
+    assert not gate.started(8).exists()
     after = _stored(store)
     keys = [row[:5] for row in after]
     assert len(keys) == 6 and len(set(keys)) == 6  # every cell once
@@ -136,29 +158,42 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
         assert db.run(1).status == "finished" and all(r.ok for r in db.results(1))
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_finished_cells(tmp_path):
-    spec = write_spec(tmp_path / "s.yaml", options={"threads": [1, 2], "batch": [1, 2, 4]})
-    store = tmp_path / "r.db"
-    proc = _run_sweep_process(spec, store)
-    _wait_for_cells(store, 1, proc)
+def test_ctrl_c_stops_cleanly_and_keeps_finished_cells(tmp_path, gate_factory):
+    gate = gate_factory()
+    gate.go(1)  # one cell runs; the second is held in flight while Ctrl-C arrives
+    spec = write_spec(tmp_path / "s.yaml", devices=[str(_gated_cpu(tmp_path, gate))], options=SIX_CELLS)
+    store, printed = tmp_path / "r.db", tmp_path / "stdout.txt"
+    proc = _run_sweep_process(spec, store, stdout=printed)
+    gate.wait_started(2, alive=lambda: proc.poll() is None or pytest.fail(proc.stderr.read()))
+    assert len(_stored(store)) == 1
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _wait_for(lambda: "no new cell starts" in printed.read_text(), proc, "acknowledge Ctrl-C")
+    gate.go(2)  # only now may the cell in flight finish: the sweep has already stopped scheduling
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == ExitStatus.INTERRUPTED, err
     assert "--resume 1" in err and "Traceback" not in err
+    assert "waiting for the 1 cell(s) in flight" in printed.read_text()
     with Store(store) as db:
         assert db.run(1).status == "interrupted"
         kept = db.results(1)
-    assert 1 <= len(kept) < 6 and all(r.ok for r in kept)
+    assert len(kept) == 2 and all(r.ok for r in kept)  # the finished cell and the one in flight; no other began
+    assert not gate.started(3).exists()
 
 
-def test_two_boards_run_in_parallel_but_never_two_jobs_on_one(tmp_path, sshd_factory):  # noqa: F811
+def test_two_boards_run_in_parallel_but_never_two_jobs_on_one(tmp_path, sshd_factory, gate_factory):  # noqa: F811
     boards = [sshd_factory(name) for name in ("board-a", "board-b")]
-    profiles = [str(b.profile()) for b in boards]
+    # a rendezvous: each board's first job waits until the other board has a job in flight, so a sweep that
+    # ran the boards one after the other would stall and fail ("never let go") instead of passing slowly
+    roots = [tmp_path / "gate-a", tmp_path / "gate-b"]
+    gates = [gate_factory(name, hold_s=60, meet=other / "started.1", why=" (the other board never started a job)")
+             for name, other in (("a", roots[1]), ("b", roots[0]))]
+    assert [g.root for g in gates] == roots
+    profiles = [str(b.profile(python=str(g.python))) for b, g in zip(boards, gates)]
     spec = write_spec(tmp_path / "s.yaml", devices=profiles, options={"threads": [1], "batch": [1, 2, 4]})
     out = tmp_path / "all.json"
     assert sweep(spec, tmp_path / "r.db", "--json", str(out)) == 0
     results = json.loads(out.read_text())
-    assert len(results) == 6 and all(r["status"] == "ok" for r in results)
+    assert len(results) == 6 and all(r["status"] == "ok" for r in results), [r.get("error") for r in results]
     windows: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
     for r in results:
         stamps = r["extra"]["sweep"]

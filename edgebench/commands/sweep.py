@@ -58,6 +58,10 @@ class ProgressEvents:
         if not result.ok:
             self.progress.console.print(f"[red]failed[/red] {cell.label()}: {(result.error or {}).get('message')}")
 
+    def stopping(self, in_flight: int) -> None:
+        self.progress.console.print(f"[yellow]interrupted:[/yellow] no new cell starts; waiting for the {in_flight} "
+                                    "cell(s) in flight (finished cells are kept for --resume)")
+
 
 def conversions_table(plan: Plan, cache_dir: Path | None) -> Table:
     table = Table(title="conversions (each once, shared by every device and option)")
