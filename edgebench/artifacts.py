@@ -1,8 +1,10 @@
 """Content-addressed artifact cache: a conversion runs once per (source, recipe, format, precision, tools).
 
 Key = sha256 over the source bytes' hash, the canonical recipe, format, precision, calibration hash,
-converter options and the converter's tool versions. An entry is a folder ``<root>/<key[:2]>/<key>/``
-holding the model file(s) and ``meta.json``. It is built in a temporary folder beside it and renamed
+converter options (sizes for dynamic dimensions included), the converter's tool versions and what else
+its output depends on (a converter's ``key_material``: the int8 scheme chosen for the host's ISA). An
+entry is a folder ``<root>/<key[:2]>/<key>/`` holding the model file(s) and ``meta.json``. It is built
+in a temporary folder beside it and renamed
 into place, so two processes converting the same key never see a half-written entry (the loser
 discards its copy) and a failed build leaves nothing. A recipe's weight steps (prune, cluster) produce
 a float ONNX cached under ``<root>/weights/`` and shared by every format. ``meta.json`` records the
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench import __version__
-from edgebench.compress.graph import LayerSelection
+from edgebench.compress.graph import LayerSelection, constant_weights
 from edgebench.compress.metrics import onnx_weights, ratios
 from edgebench.compress.weights import apply_weight_steps
 from edgebench.compress.quantize_onnx import calibration_batches, require_calibration
@@ -35,7 +37,7 @@ from edgebench.sizes import gzip_bytes, raw_bytes
 from edgebench.source import require_file, sha256_file
 
 DEFAULT_ROOT = Path(".edgebench/cache")
-META_VERSION = 2  # 2: recipes; costs read back from the produced files
+META_VERSION = 3  # 2: recipes; costs read back from the produced files. 3: Constant weights lifted, layer rule, int8 scheme
 STATS = {"hits": 0, "conversions": 0}
 
 
@@ -62,7 +64,7 @@ def cache_key(source_sha256: str, recipe: str, fmt: str, precision: str, version
 def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
            calibration: Path | None = None, root: Path | None = None,
            selection: LayerSelection | None = None, seed: int = 0, only_cached: bool = False,
-           **options: Any) -> CachedArtifact | None:
+           shapes: dict[str, tuple[int, ...]] | None = None, **options: Any) -> CachedArtifact | None:
     """The cached artifact for these inputs, converting only when no entry exists yet (with
     ``only_cached``: None instead of converting, so a plan can say what is already there).
 
@@ -72,6 +74,8 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
     precision step. Cost metrics and the preservation check are taken on the produced files.
     """
     source = require_file(source)
+    if shapes:  # sizes for dynamic dimensions (--shape), for converters and calibration: part of the key
+        options["shapes"] = {name: [int(d) for d in dims] for name, dims in sorted(shapes.items())}
     parsed = effective_recipe(recipe, precision)
     precision = parsed.precision
     module = check_precision(fmt, precision)
@@ -79,19 +83,20 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
     source_sha = sha256_file(source)
     calib_sha = sha256_file(require_file(calibration, "calibration")) if calibration else None
     if precision == "int8":
-        next(calibration_batches(source, require_calibration(calibration)))  # a misfit set named before work
+        next(calibration_batches(source, require_calibration(calibration), shapes))  # a misfit set named before work
     layers = {} if selection == LayerSelection() else {"layers": asdict(selection)}
     if seed and parsed.find("cluster"):
         layers["seed"] = seed
+    scheme = module.key_material(precision) if hasattr(module, "key_material") else {}  # e.g. the int8 scheme
     key = cache_key(source_sha, parsed.canonical, fmt, precision, module.tool_versions(), calib_sha,
-                    {**options, **layers})
+                    {**options, **layers, **scheme})
     entry = cache_root(root) / key[:2] / key
     if only_cached:
         return _load(entry, hit=True) if (entry / "meta.json").is_file() else None
 
     def build(tmp: Path) -> dict[str, Any]:
         float_path, weights = source, None
-        if parsed.weight_steps:
+        if parsed.weight_steps or constant_weights(source):  # Constant-node weights: lifted into initializers
             float_path, weights = float_model(source, source_sha, Recipe(parsed.weight_steps), selection, seed, root)
         step = parsed.find("int8")
         quantization = {"method": step.option if step else "minmax", "per_channel": not (weights or {}).get("clustered")}

@@ -67,7 +67,8 @@ def test_chain_is_checked_on_the_produced_file(recipe_cache: Path, fmt: str) -> 
     # read the file back independently of the cache's own check: clustered layers hold ≤ 16 values
     _, layers = read_weights(fmt, Path(artifacts.cache_root(recipe_cache)) / meta["key"][:2] / meta["key"] / meta["main"])
     clustered = meta["weights"]["clustered"]
-    float_onnx = next((recipe_cache / "weights").glob(f"*/*/model.onnx"))
+    float_onnx = next(p.parent / "model.onnx" for p in (recipe_cache / "weights").glob("*/*/meta.json")
+                      if json.loads(p.read_text())["sha256"] == meta["weights"]["float_onnx_sha256"])
     before = {n: w for n, w in onnx_weights(float_onnx)[1].items()}
     paired = align(before, layers)
     assert clustered and all(np.unique(paired[n][0]).size <= k for n, k in clustered.items())

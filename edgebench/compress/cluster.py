@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgebench.compress.graph import Graph, LayerSelection
-from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.compress.graph import Graph, LayerSelection, select_layers
 
 MAX_ITERATIONS = 100
 SAMPLE_FOR_INIT = 100_000  # kmeans++ on a sample: its cost is K passes over the data
@@ -64,13 +63,8 @@ def kmeans_1d(values: np.ndarray, k: int, init: str = "density", seed: int = 0) 
 def cluster_weights(graph: Graph, k: int, init: str = "density", selection: LayerSelection = LayerSelection(),
                     seed: int = 0) -> dict[str, int]:
     """Cluster every selected layer's weights; returns each layer's number of distinct values afterwards."""
-    layers = [layer for layer in selection.pick(graph.weight_layers())
-              if graph.arrays[layer.weight].dtype.kind == "f"]
-    if not layers:
-        raise EdgebenchError(f"cluster:{k}: no float weight layer is selected (first and last layers are left alone "
-                             "by default): widen --include, drop --exclude or pass --all-layers", ExitStatus.USAGE)
     result = {}
-    for layer in layers:
+    for layer in select_layers(graph, selection, f"cluster:{k}"):
         w = graph.arrays[layer.weight]
         nonzero = w != 0
         shared = k - 1 if not nonzero.all() else k  # zero is one of the K values of a sparse layer

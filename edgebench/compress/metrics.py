@@ -2,8 +2,10 @@
 
 The weight metrics work on a plain ``{name: ndarray}`` so every format can reuse them once its weights are
 read; ``onnx_metrics`` reads an ONNX file, dequantizing QDQ weights so an int8 model is judged by the values
-it computes with. Sizes are the file's raw bytes and its gzip bytes: a pruned or clustered model keeps its
-dense shape, and only a compressor (or a sparse format) turns zeros and shared values into saved bytes.
+it computes with. ``params`` is one count in every format: the elements of the weight tensors (see
+``onnx_weights``), float or quantized, not biases, scales or zero points. Sizes are the file's raw bytes
+and its gzip bytes: a pruned or clustered model keeps its dense shape, and only a compressor (or a sparse
+format) turns zeros and shared values into saved bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgebench.compress.graph import INTEGER_OPS, Graph, dequantize
+from edgebench.compress.graph import Graph
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.sizes import gzip_bytes, raw_bytes
 
@@ -40,34 +42,16 @@ def weight_stats(weights: Mapping[str, np.ndarray]) -> WeightStats:
                        max(unique.values(), default=0), unique, layer_sparsity)
 
 
-def _skip(graph: Graph) -> set[str]:
-    """Initializers that are not parameters: quantization scales and zero points, and wide-integer
-    shape/index constants (an int32 tensor behind a DequantizeLinear is a quantized bias, so it counts)."""
-    skip = set()
-    dq_inputs = set()
-    dynamic_scales = {n.output[1] for n in graph.model.graph.node
-                      if n.op_type == "DynamicQuantizeLinear" and len(n.output) > 1}
-    for node in graph.model.graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            skip.update(node.input[1:])
-            if node.op_type == "DequantizeLinear":
-                dq_inputs.add(node.input[0])
-        elif node.op_type in INTEGER_OPS:
-            skip.update(node.input[2:])
-        elif node.op_type == "Mul" and any(i in dynamic_scales for i in node.input):
-            skip.update(node.input)  # activation scale × weight scale of dynamic quantization
-    skip.update(n for n, a in graph.arrays.items()
-                if (a.dtype.kind == "b" or (a.dtype.kind in "iu" and a.dtype.itemsize > 1)) and n not in dq_inputs)
-    return skip
-
-
 def onnx_weights(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(every parameter tensor, the weight tensor of each weight layer keyed by node), both dequantized."""
+    """(the counted weight tensors by name, the weight of each weight layer by layer), both dequantized.
+
+    Counted are the weights of Conv/Gemm/MatMul layers, embedding tables and recurrent matrices
+    (``graph.COUNTED_INPUTS``), wherever they are stored: initializers, ``Constant`` nodes (lifted on
+    load) and subgraphs. Biases, normalization parameters, quantization scales and zero points and shape
+    constants are not: converters fold them differently (a BatchNormalization becomes a conv bias), and
+    the count must be the same for one model in every format."""
     graph = Graph.load(path)
-    dq_of = {n.input[0]: n for n in graph.model.graph.node if n.op_type == "DequantizeLinear"}
-    skip = _skip(graph)
-    params = {name: (dequantize(graph, dq_of[name]) if name in dq_of else arr)
-              for name, arr in graph.arrays.items() if name not in skip}
+    params = {name: graph.float_tensor(name) for name in graph.counted_weights()}
     layers = {layer.node: graph.float_weight(layer) for layer in graph.weight_layers()}
     return params, layers
 

@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgebench.compress.graph import Graph, LayerSelection, WeightLayer
+from edgebench.compress.graph import Graph, LayerSelection, WeightLayer, select_layers
 from edgebench.errors import EdgebenchError, ExitStatus
-
-
-def _selected(graph: Graph, selection: LayerSelection, what: str) -> list[WeightLayer]:
-    layers = [layer for layer in selection.pick(graph.weight_layers())
-              if graph.arrays[layer.weight].dtype.kind == "f"]
-    if not layers:
-        raise EdgebenchError(f"{what}: no float weight layer is selected (first and last layers are left alone by "
-                             "default): widen --include, drop --exclude or pass --all-layers", ExitStatus.USAGE)
-    return layers
 
 
 def _smallest_mask(magnitudes: np.ndarray, count: int) -> np.ndarray:
@@ -44,7 +35,7 @@ def _apply(graph: Graph, layer: WeightLayer, mask: np.ndarray) -> float:
 
 def prune_global(graph: Graph, sparsity: float, selection: LayerSelection = LayerSelection()) -> dict[str, float]:
     """One magnitude threshold over all selected layers; returns each layer's resulting sparsity."""
-    layers = _selected(graph, selection, f"prune:{sparsity:g}")
+    layers = select_layers(graph, selection, f"prune:{sparsity:g}")
     mags = np.concatenate([np.abs(graph.arrays[layer.weight]).ravel() for layer in layers])
     mask = _smallest_mask(mags, int(round(sparsity * mags.size)))
     result, offset = {}, 0
@@ -59,7 +50,7 @@ def prune_per_layer(graph: Graph, sparsity: float,
                     selection: LayerSelection = LayerSelection()) -> dict[str, float]:
     """The same fraction of each selected layer's smallest weights."""
     result = {}
-    for layer in _selected(graph, selection, f"prune-layer:{sparsity:g}"):
+    for layer in select_layers(graph, selection, f"prune-layer:{sparsity:g}"):
         w = graph.arrays[layer.weight]
         result[layer.node] = _apply(graph, layer, _smallest_mask(np.abs(w), int(round(sparsity * w.size))))
     return result

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.compress.graph import Graph, LayerSelection, WeightLayer
+from edgebench.compress.graph import Graph, LayerSelection, WeightLayer, select_layers
 from edgebench.errors import EdgebenchError, ExitStatus
 
 PASSTHROUGH = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "Elu", "Selu", "Softplus", "HardSigmoid",
@@ -71,7 +71,11 @@ def _take(graph: Graph, name: str, keep: np.ndarray, axis: int) -> None:
 
 
 def _prune_one(graph: Graph, conv: WeightLayer, sparsity: float) -> tuple[int, int]:
-    node = next(n for n in graph.model.graph.node if (n.name or conv.weight) == conv.node)
+    node = next((n for n in graph.model.graph.node if n.op_type == "Conv" and n.input[1] == conv.weight), None)
+    if node is None:
+        raise EdgebenchError(f"cannot prune filters of {conv.node}: its weight {conv.weight!r} reaches it through "
+                             f"other nodes, so its channels cannot be cut: exclude it with --exclude '{conv.node}' or "
+                             "use prune:S", ExitStatus.CONVERSION_FAILED)
     w = graph.arrays[conv.weight]
     if _attr(node, "group", 1) != 1:
         raise _refuse(conv, node, "a grouped/depthwise Conv whose groups would break")
@@ -110,11 +114,7 @@ def _prune_one(graph: Graph, conv: WeightLayer, sparsity: float) -> tuple[int, i
 def prune_filters(graph: Graph, sparsity: float,
                   selection: LayerSelection = LayerSelection()) -> dict[str, tuple[int, int]]:
     """Remove the ``sparsity`` fraction of lowest-L1 filters of each selected Conv; returns (before, after)."""
-    convs = [layer for layer in selection.pick(graph.weight_layers())
-             if layer.op == "Conv" and graph.arrays[layer.weight].dtype.kind == "f"]
-    if not convs:
-        raise EdgebenchError(f"prune-filters:{sparsity:g}: no Conv layer is selected (first and last weight layers "
-                             "are left alone by default): widen --include or pass --all-layers", ExitStatus.USAGE)
+    convs = select_layers(graph, selection, f"prune-filters:{sparsity:g}", convs=True)
     result = {conv.node: _prune_one(graph, conv, sparsity) for conv in convs}
     del graph.model.graph.value_info[:]  # intermediate shapes changed; runtimes infer them again
     return result

@@ -1,12 +1,18 @@
 """Format-native ONNX quantization with ``onnxruntime.quantization``, and fp16 conversion.
 
-``int8`` is static QDQ quantization calibrated on the user's calibration set: int8 weights (symmetric, so
-zero stays exactly zero and pruning survives) and int8 activations with ranges from MinMax, Percentile or
-Entropy calibration. Weights are per-channel except after clustering, where one per-tensor scale maps
-each shared value to one integer and keeps the layer at ≤ K values (per-channel scales would split each
-shared value into one per channel). ``int8-dynamic`` quantizes MatMul/Gemm weights and computes
-activation ranges at run time: no calibration set, less speed-up. ``fp16`` halves every float weight and
-keeps the model's inputs and outputs float32 (keep_io_types), so the same datasets and runners feed it.
+``int8`` is static QDQ quantization calibrated on the user's calibration set (its dynamic dimensions
+sized by ``--shape`` or by the set's arrays), in the scheme that runs fast on the runtime and the host's
+instruction set (``int8_scheme``): int8 weights (symmetric, so zero stays exactly zero and pruning
+survives), activation ranges from MinMax, Percentile or Entropy calibration, only the compute ops
+quantized. The float model is first prepared as onnxruntime's guide advises (``quant_pre_process``:
+shape inference, then its basic graph optimizations, which fold BatchNorm into Conv and turn
+Constant-node weights into initializers) and lifted to opset 13 when older, because per-channel scales
+(DequantizeLinear ``axis``) need it; a model the ONNX version converter cannot lift gets per-tensor
+scales. Weights are per-channel except after clustering, where one per-tensor scale maps each shared
+value to one integer and keeps the layer at ≤ K values (per-channel scales, or BatchNorm folding, would
+split each shared value). ``int8-dynamic`` quantizes MatMul/Gemm weights and computes activation ranges
+at run time: no calibration set, less speed-up. ``fp16`` halves every float weight and keeps the model's
+inputs and outputs float32 (keep_io_types), so the same datasets and runners feed it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,11 +29,14 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgebench.compress.graph import save_model, topological_sort
-from edgebench.data import load_dataset, plan_inputs
+from edgebench.compress.int8_scheme import Int8Scheme, int8_scheme
+from edgebench.data import plan_dataset
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import load_onnx_info
 
 CALIBRATION_BATCH = 32
+PER_CHANNEL_OPSET = 13  # DequantizeLinear's ``axis`` (one scale per output channel) arrived in opset 13
+Shapes = dict[str, tuple[int, ...]]
 
 
 def _ort_quantization() -> Any:
@@ -38,23 +48,24 @@ def _ort_quantization() -> Any:
     return q
 
 
-def calibration_batches(model: Path, calibration: Path) -> Iterator[dict[str, np.ndarray]]:
-    """The calibration set, checked against the model's inputs (naming a misfit input), in feeds."""
+def calibration_batches(model: Path, calibration: Path, shapes: Shapes | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """The calibration set, checked against the model's inputs (naming a misfit input), in feeds. Dynamic
+    dimensions take ``shapes`` (--shape), else the sizes of the set's own arrays."""
     info = load_onnx_info(model)
-    plan = plan_inputs(info.inputs)
-    data = load_dataset(calibration, plan, what="calibration set")
+    plan, data = plan_dataset(calibration, info.inputs, shapes=shapes, what="calibration set")
     if not plan.batched:  # every input is one whole sample: feed them one by one
         for i in range(len(data)):
-            yield {name: arr[i] for name, arr in data.arrays.items()}
+            yield {name: np.asarray(arr[i]) for name, arr in data.arrays.items()}
         return
-    dynamic = all(not isinstance(spec.shape[0], int) for spec in info.inputs if spec.name in plan.batched)
+    # a per-sample input (a recurrent state holding its batch on another axis) is sized for the plan's batch
+    free = not plan.per_sample and all(not isinstance(s.shape[0], int) for s in info.inputs if s.name in plan.batched)
     # equal feeds (the histogram calibrators stack them): the largest divisor of the sample count up to
-    # CALIBRATION_BATCH for a dynamic batch, else exactly the model's fixed batch
+    # CALIBRATION_BATCH for a free dynamic batch, else exactly the plan's batch
     step = max(d for d in range(1, min(CALIBRATION_BATCH, len(data)) + 1) if len(data) % d == 0) \
-        if dynamic else plan.batch
+        if free else plan.batch
     stop = len(data) - len(data) % step
     for start in range(0, stop, step):
-        yield {name: (arr[start:start + step] if name in plan.batched else arr[(start // step) % len(arr)])
+        yield {name: (arr[start:start + step] if name in plan.batched else np.asarray(arr[(start // step) % len(arr)]))
                for name, arr in data.arrays.items()}
 
 
@@ -96,19 +107,128 @@ def _atomic(out: Path, write: Any) -> Path:
 
 
 def quantize_int8(model: Path, out: Path, calibration: Path | None, method: str = "minmax",
-                  per_channel: bool = True) -> Path:
-    """Static QDQ int8 calibrated on ``calibration`` (an .npz fitting the model's inputs)."""
+                  per_channel: bool = True, shapes: Shapes | None = None,
+                  scheme: Int8Scheme | None = None) -> Path:
+    """Static QDQ int8 calibrated on ``calibration`` (an .npz fitting the model's inputs, dynamic
+    dimensions sized by ``shapes`` or by its arrays), in ``scheme`` (default: onnxruntime on this host).
+    ``per_channel=False`` also leaves every weight's values as they are (no BatchNorm folding)."""
     calibration = require_calibration(calibration)
     q = _ort_quantization()
-    batches = list(calibration_batches(model, calibration))
+    scheme = scheme or int8_scheme("onnxruntime")
+    batches = list(calibration_batches(model, calibration, shapes))
     methods = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
                "entropy": q.CalibrationMethod.Entropy}
+    types = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
+
+    def write(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="edgebench-int8-") as work:
+            try:
+                prepared, channels = _prepare(model, Path(work), per_channel)
+                q.quantize_static(
+                    str(prepared), str(tmp), _reader(batches), quant_format=q.QuantFormat.QDQ,
+                    per_channel=channels, reduce_range=scheme.reduce_range, op_types_to_quantize=list(scheme.op_types),
+                    activation_type=types[scheme.activations], weight_type=q.QuantType.QInt8,
+                    calibrate_method=methods[method],
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": scheme.activation_symmetric})
+            except Exception as exc:  # onnxruntime.quantization raises bare Exceptions of every kind
+                raise EdgebenchError(f"onnxruntime.quantization could not quantize the model ({_first_line(exc)}): "
+                                     "try another precision (int8-dynamic, fp16) or another format",
+                                     ExitStatus.CONVERSION_FAILED) from None
+        _check_written(tmp, "onnxruntime.quantization")
 
     with _quiet():
-        return _atomic(out, lambda tmp: q.quantize_static(
-            str(model), str(tmp), _reader(batches), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8, calibrate_method=methods[method],
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False}))
+        return _atomic(out, write)
+
+
+def _prepare(model: Path, work: Path, per_channel: bool) -> tuple[Path, bool]:
+    """The float model as onnxruntime's quantizer wants it, and whether it can take per-channel scales:
+    at opset ≥ 13 (lifted by the ONNX version converter; a model it cannot lift keeps its opset and gets
+    per-tensor scales), then ``quant_pre_process``. Its symbolic shape inference is skipped: it adds nothing
+    for these models and, when it fails, writes files into the working directory."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    proto = onnx.load(str(model))
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), PER_CHANNEL_OPSET)
+    if per_channel and opset < PER_CHANNEL_OPSET:
+        try:
+            proto = onnx.version_converter.convert_version(proto, PER_CHANNEL_OPSET)
+            onnx.checker.check_model(proto)
+        except Exception:  # the converter lacks an adapter for some op: per-tensor scales work at any opset
+            proto, per_channel = onnx.load(str(model)), False
+    lifted = work / "float.onnx"
+    onnx.save(proto, str(lifted))
+    prepared = work / "prepared.onnx"
+    # BatchNorm folding rescales each output channel's weights: a clustered layer (per-tensor) is left alone
+    quant_pre_process(str(lifted), str(prepared), skip_optimization=not per_channel, skip_symbolic_shape=True)
+    return prepared, per_channel
+
+
+def _check_written(path: Path, tool: str) -> None:
+    """A model a quantizer wrote must pass the checker: if not, the fault is the tool's (or edgebench's),
+    never the user's model, and the message names neither a temp path nor a re-export."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise EdgebenchError(f"{tool} wrote an ONNX model that fails the checker ({_first_line(exc)}): report "
+                             "this to edgebench with the model; meanwhile try int8-dynamic or another format",
+                             ExitStatus.CONVERSION_FAILED) from None
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of a tool's message, the temporary and cache paths it may name cut to file names
+    (node names such as ``/conv1/Conv`` are left as they are)."""
+    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    ours = (tempfile.gettempdir(), "/.edgebench/", "/edgebench-")
+
+    def short(m: re.Match[str]) -> str:
+        path = m.group(0)
+        return Path(path).name if path.startswith(ours[0]) or any(o in path for o in ours[1:]) else path
+
+    return re.sub(r"(?<![\w.])/[^\s'\"():,]+", short, text)[:limit]
+
+
+def int8_structure(path: Path) -> dict[str, Any]:
+    """What a QDQ int8 ONNX holds, read from the file: opset, activation type, per-channel or not, and
+    which compute ops run in int8 (a DequantizeLinear on both data and weight) versus float.
+    ``weights_int8`` is the share of the compute ops' weight elements stored as 8-bit integers;
+    ``mostly_float`` flags a model whose int8 covers less than half of them."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    graphs = [proto.graph]
+    for g in graphs:  # control-flow subgraphs too
+        graphs.extend(a.g for n in g.node for a in n.attribute if a.HasField("g"))
+        graphs.extend(sub for n in g.node for a in n.attribute for sub in a.graphs)
+    init = {i.name: i for g in graphs for i in g.initializer}
+    producer = {o: n for g in graphs for n in g.node for o in n.output}
+    quantized: dict[str, int] = {}
+    floating: dict[str, int] = {}
+    int8_elems = all_elems = 0
+    axes, activations = set(), set()
+    for node in (n for g in graphs for n in g.node):
+        if node.op_type == "QuantizeLinear" and len(node.input) > 2 and node.input[2] in init:
+            activations.add(onnx.helper.tensor_dtype_to_np_dtype(init[node.input[2]].data_type).name)
+        if node.op_type == "DequantizeLinear" and node.input[1] in init:
+            axes.add(int(np.prod(init[node.input[1]].dims or [1])) > 1)
+        if node.op_type not in ("Conv", "ConvTranspose", "MatMul", "Gemm") or len(node.input) < 2:
+            continue
+        data, weight = (producer.get(node.input[i]) for i in (0, 1))
+        dq = weight is not None and weight.op_type == "DequantizeLinear" and weight.input[0] in init
+        stored = weight.input[0] if dq else node.input[1]
+        size = int(np.prod(init[stored].dims)) if stored in init else 0
+        all_elems += size
+        if dq and data is not None and data.op_type == "DequantizeLinear":
+            quantized[node.op_type] = quantized.get(node.op_type, 0) + 1
+            int8_elems += size
+        else:
+            floating[node.op_type] = floating.get(node.op_type, 0) + 1
+    share = round(int8_elems / all_elems, 4) if all_elems else 0.0
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    return {"opset": opset, "activations": sorted(activations), "per_channel": True in axes,
+            "int8_ops": quantized, "float_ops": floating, "weights_int8": share, "mostly_float": share < 0.5}
 
 
 @contextlib.contextmanager
@@ -117,7 +237,11 @@ def _quiet() -> Iterator[None]:
     stdout; keep the CLI's output (and JSON on stdout) to edgebench's own lines."""
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)
+    root.setLevel(logging.CRITICAL)  # quant_pre_process logs a failed optional step as an error, then goes on
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(4)  # calibration sessions log to stderr; errors come back raised
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield

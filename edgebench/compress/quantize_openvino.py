@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.compress.quantize_onnx import _quiet, require_calibration
-from edgebench.data import load_dataset, plan_inputs
+from edgebench.compress.quantize_onnx import Shapes, _first_line, _quiet, require_calibration
+from edgebench.data import plan_dataset
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import TensorSpec
 
@@ -41,25 +41,57 @@ def input_specs(model: Any) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
-def calibration_items(model: Any, calibration: Path) -> list[dict[str, np.ndarray]]:
-    """One feed per calibration sample (batch of one on batched inputs), keyed by input name."""
-    plan = plan_inputs(input_specs(model))
-    data = load_dataset(calibration, plan, what="calibration set")
+def calibration_items(model: Any, calibration: Path, shapes: Shapes | None = None) -> list[dict[str, np.ndarray]]:
+    """One feed per calibration sample (batch of one on batched inputs), keyed by input name; dynamic
+    dimensions take ``shapes`` (--shape), else the sizes of the set's own arrays."""
+    plan, data = plan_dataset(calibration, input_specs(model), shapes=shapes, what="calibration set")
     step = plan.batch
     items = []
     for start in range(0, len(data) - len(data) % step, step):
-        items.append({name: (arr[start:start + step] if name in plan.batched else arr[start // step % len(arr)])
+        items.append({name: (arr[start:start + step] if name in plan.batched else np.asarray(arr[start // step % len(arr)]))
                       for name, arr in data.arrays.items()})
     return items
 
 
+def is_transformer(model: Any) -> bool:
+    """Attention present: OpenVINO's fused ScaledDotProductAttention, or a MatMul of two computed tensors
+    (queries × keys) beside a Softmax. For such models NNCF's TRANSFORMER model type leaves element-wise
+    ops and normalisation (Add, Power, ReduceMean, MVN …) in float, smooths activation outliers into the
+    weights (SmoothQuant) and quantizes activations asymmetrically (the ``mixed`` preset), as OpenVINO's
+    guide advises for transformers."""
+    ops = model.get_ordered_ops()
+    types = {op.get_type_name() for op in ops}
+    if "ScaledDotProductAttention" in types:
+        return True
+
+    def computed(value: Any) -> bool:
+        return value.get_node().get_type_name() not in ("Constant", "Convert")
+
+    return "Softmax" in types and any(op.get_type_name() == "MatMul" and computed(op.input_value(0))
+                                      and computed(op.input_value(1)) for op in ops)
+
+
+def nncf_settings(model: Any, per_channel: bool = True) -> dict[str, Any]:
+    """How :func:`quantize_openvino` quantizes ``model`` (for the artifact's meta): NNCF's own defaults, the
+    ``performance`` preset (symmetric int8, what the CPU plugin runs fastest) for CNNs and the
+    TRANSFORMER model type (``mixed`` preset) for transformers, as OpenVINO's guide advises."""
+    transformer = is_transformer(model)
+    return {"quantizer": "nncf.quantize (post-training, MinMax)", "per_channel": per_channel,
+            "model_type": "transformer" if transformer else "default",
+            "preset": "mixed" if transformer else "performance"}
+
+
 def quantize_openvino(model: Any, calibration: str | Path | None, subset_size: int = MAX_SUBSET,
-                      ignored_names: list[str] | None = None, per_channel: bool = True) -> Any:
-    """Return the int8 ov.Model; ``ignored_names`` keeps those nodes in float (e.g. first/last layers).
-    ``per_channel=False`` gives each weight one scale, so a clustered layer keeps ≤ K values."""
-    items = calibration_items(model, require_calibration(Path(calibration) if calibration else None))
+                      ignored_names: list[str] | None = None, per_channel: bool = True,
+                      shapes: Shapes | None = None) -> Any:
+    """Return the int8 ov.Model (settings: :func:`nncf_settings`); ``ignored_names`` keeps those nodes in
+    float (e.g. first/last layers). ``per_channel=False`` gives each weight one scale, so a clustered layer
+    keeps ≤ K values."""
+    items = calibration_items(model, require_calibration(Path(calibration) if calibration else None), shapes)
     nncf = _nncf()
     kwargs: dict[str, Any] = {"subset_size": min(subset_size, len(items))}
+    if nncf_settings(model)["model_type"] == "transformer":
+        kwargs["model_type"] = nncf.ModelType.TRANSFORMER
     if ignored_names:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=list(ignored_names))
     if not per_channel:
@@ -70,10 +102,9 @@ def quantize_openvino(model: Any, calibration: str | Path | None, subset_size: i
     try:
         with _quiet():
             return nncf.quantize(model, nncf.Dataset(items), **kwargs)
-    except (ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise EdgebenchError(f"NNCF could not quantize the OpenVINO model ({first}): try int8 on the onnx "
-                             "format or report this with the model", ExitStatus.CONVERSION_FAILED) from None
+    except Exception as exc:  # NNCF raises its own and the plugin's exception types
+        raise EdgebenchError(f"NNCF could not quantize the OpenVINO model ({_first_line(exc)}): try int8-dynamic, "
+                             "or int8 on the onnx format", ExitStatus.CONVERSION_FAILED) from None
 
 
 def compress_weights_int8(model: Any) -> Any:

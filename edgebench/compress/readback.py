@@ -2,8 +2,10 @@
 
 The metrics must describe the file a device loads, not the ONNX it came from: a converter may fold,
 transpose or requantize weights, and a quantizer may undo pruning (a non-zero zero point) or un-share
-clustered values (per-channel scales). Each reader returns the weight of every weight layer (Conv,
-MatMul/FullyConnected …) and its bias, dequantized to float32 as the runtime computes with them:
+clustered values (per-channel scales). Each reader returns the counted weights (the same set in every
+format: weight layers' weights, embedding tables, recurrent matrices; not biases, which converters fold
+differently) and the weight of every weight layer (Conv, MatMul/FullyConnected …), dequantized to float32
+as the runtime computes with them:
 
 - ONNX (and the QDQ ONNX a TensorRT engine is built from): initializers, DequantizeLinear applied;
 - OpenVINO IR: the constant sub-graph feeding each layer's weight (int8 → Convert → Multiply …)
@@ -25,12 +27,20 @@ from edgebench.errors import EdgebenchError, ExitStatus
 
 Weights = dict[str, np.ndarray]
 OV_LAYERS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
+# What else the parameter count covers (as ONNX's graph.COUNTED_INPUTS): embedding tables, recurrent matrices.
+OV_COUNTED = {**{op: (1,) for op in OV_LAYERS}, "Gather": (0,), "LSTMSequence": (4, 5), "GRUSequence": (3, 4),
+              "RNNSequence": (3, 4), "LSTMCell": (3, 4), "GRUCell": (2, 3), "RNNCell": (2, 3)}
 TFLITE_LAYERS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
                  "TRANSPOSE_CONV": (1, 3), "CONV_3D": (1, 2)}  # op → (weight input, bias input)
+TFLITE_COUNTED = {**{op: (w,) for op, (w, _) in TFLITE_LAYERS.items()}, "BATCH_MATMUL": (1,), "GATHER": (0,),
+                  "EMBEDDING_LOOKUP": (1,), "UNIDIRECTIONAL_SEQUENCE_LSTM": tuple(range(1, 9)),
+                  "UNIDIRECTIONAL_SEQUENCE_RNN": (1, 2)}
 
 
 def read_weights(fmt: str, main: Path) -> tuple[Weights, Weights]:
-    """(every parameter tensor, each weight layer's weight keyed by layer), dequantized float32."""
+    """(every counted weight tensor, each weight layer's weight keyed by layer), dequantized float32. The
+    counted tensors are the same in every format (see ``metrics.onnx_weights``): weight layers' weights,
+    embedding tables and recurrent matrices, each once; not biases, normalization parameters or scales."""
     if fmt in ("onnx", "tensorrt"):
         return onnx_weights(main)
     if fmt == "openvino":
@@ -45,27 +55,25 @@ def _openvino(xml: Path) -> tuple[Weights, Weights]:
 
     core = ov.Core()
     model = core.read_model(str(xml))
-    layers, biases = [], []
+    values: dict[str, object] = {}  # one entry per constant, however many ops read it
+    layers: list[tuple[str, str]] = []
     for op in model.get_ordered_ops():
-        if op.get_type_name() not in OV_LAYERS or not _ov_constant(op.input_value(1)):
-            continue
-        layers.append(op)
-        for target in op.output(0).get_target_inputs():
-            add = target.get_node()
-            other = add.input_value(1 - target.get_index()) if add.get_type_name() == "Add" else None
-            if other is not None and _ov_constant(other):
-                biases.append((op, other))
-    values = [op.input_value(1) for op in layers] + [b for _, b in biases]
+        for index in OV_COUNTED.get(op.get_type_name(), ()):
+            if index >= op.get_input_size():
+                continue
+            value = op.input_value(index)
+            if not value.get_element_type().is_real() or not _ov_constant(value):
+                continue
+            key = f"{value.get_node().get_friendly_name()}:{value.get_index()}"
+            values.setdefault(key, value)
+            if op.get_type_name() in OV_LAYERS:
+                layers.append((op.get_friendly_name(), key))
     if not values:
         return {}, {}
-    sub = ov.Model(values, [], "weights")
-    computed = list(core.compile_model(sub, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({}).values())
-    layer_w = {op.get_friendly_name(): np.asarray(v, np.float32) for op, v in zip(layers, computed)}
-    params = dict(layer_w)
-    for (op, _), v in zip(biases, computed[len(layers):]):
-        params[op.get_friendly_name() + "/bias"] = np.asarray(v, np.float32)
-    return params, layer_w
-
+    sub = ov.Model(list(values.values()), [], "weights")
+    computed = core.compile_model(sub, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({})
+    params = {key: np.asarray(v, np.float32) for key, v in zip(values, computed.values())}
+    return params, {name: params[key] for name, key in layers}
 
 def _ov_constant(value: object) -> bool:
     """True when no Parameter feeds ``value``: it is a (possibly decompressed) constant."""
@@ -90,10 +98,14 @@ def _tflite(path: Path) -> tuple[Weights, Weights]:
     details = {d["index"]: d for d in interp.get_tensor_details()}
     producer = {int(o): op for op in ops for o in op["outputs"]}
 
-    def constant(index: int) -> np.ndarray | None:
+    def stored(index: int) -> int | None:
+        """The constant tensor behind ``index``, seeing through DEQUANTIZE (fp16 weights); None: not constant."""
         op = producer.get(index)
-        if op is not None:
-            return constant(int(op["inputs"][0])) if op["op_name"] == "DEQUANTIZE" else None
+        if op is None:
+            return index
+        return stored(int(op["inputs"][0])) if op["op_name"] == "DEQUANTIZE" else None
+
+    def value(index: int) -> np.ndarray | None:
         d = details[index]
         arr = np.asarray(interp.get_tensor(index))
         q = d.get("quantization_parameters") or {}
@@ -106,20 +118,19 @@ def _tflite(path: Path) -> tuple[Weights, Weights]:
             arr = (arr.astype(np.float64) - zeros.reshape(shape)) * scales.reshape(shape)
         return arr.astype(np.float32) if arr.dtype.kind == "f" or scales.size else None
 
-    params, layers = {}, {}
+    params: Weights = {}
+    layers: Weights = {}
     for i, op in enumerate(ops):
-        where = TFLITE_LAYERS.get(op["op_name"])
-        if where is None or len(op["inputs"]) <= where[0]:
-            continue
-        weight = constant(int(op["inputs"][where[0]]))
-        if weight is None:
-            continue
-        name = details[int(op["outputs"][0])]["name"] or f"op{i}"
-        layers[name] = params[name] = weight
-        if len(op["inputs"]) > where[1] and int(op["inputs"][where[1]]) >= 0:
-            bias = constant(int(op["inputs"][where[1]]))
-            if bias is not None:
-                params[name + "/bias"] = bias
+        for position in TFLITE_COUNTED.get(op["op_name"], ()):
+            if position >= len(op["inputs"]) or int(op["inputs"][position]) < 0:
+                continue
+            index = stored(int(op["inputs"][position]))
+            weight = None if index is None else value(index)
+            if weight is None:
+                continue
+            params[f"{details[index]['name']}#{index}"] = weight  # by index: each stored tensor once
+            if op["op_name"] in TFLITE_LAYERS and position == TFLITE_LAYERS[op["op_name"]][0]:
+                layers[details[int(op["outputs"][0])]["name"] or f"op{i}"] = weight
     return params, layers
 
 
@@ -157,6 +168,8 @@ def align(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> 
 def verify(fmt: str, main: Path, before: Mapping[str, np.ndarray], clustered: Mapping[str, int]) -> str:
     """Check on the artifact that pruned weights are still zero and clustered layers hold ≤ K values;
     raise when not, else return what was checked (for meta.json)."""
+    if not clustered and all(np.all(np.asarray(w) != 0) for w in before.values()):
+        return "nothing to preserve: no weight is zero or clustered"
     _, after = read_weights(fmt, main)
     paired = align(before, after)
     if len(paired) < len(before):

@@ -4,7 +4,8 @@
 onnxruntime's docs advise keeping the offline level at ``basic``/``extended`` for portability across
 execution providers, so the default is no rewrite at all. The other precisions are the compression
 layer's ONNX-native quantization (``compress.quantize_onnx``): fp16 weights and compute with float32 I/O,
-static QDQ int8 calibrated on the calibration set, and dynamic int8 of MatMul/Gemm weights.
+static QDQ int8 calibrated on the calibration set (dynamic dimensions sized by ``shapes``, else by the set)
+in the scheme that runs fast on this host's instruction set, and dynamic int8 of MatMul/Gemm weights.
 """
 
 from __future__ import annotations
@@ -37,11 +38,19 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+def key_material(precision: str) -> dict[str, Any]:
+    """What the artifact cache keys on besides tool versions: the int8 scheme, which follows the host's ISA."""
+    from edgebench.compress.int8_scheme import int8_scheme
+
+    return {"int8_scheme": int8_scheme("onnxruntime").to_dict()} if precision == "int8" else {}
+
+
 def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
-            optimize: str | None = None, quantization: dict[str, Any] | None = None, **_: Any) -> Artifact:
+            optimize: str | None = None, quantization: dict[str, Any] | None = None,
+            shapes: dict[str, Any] | None = None, **_: Any) -> Artifact:
     target = out_dir / "model.onnx"
     if precision != "fp32":
-        return _quantized(source, precision, target, calibration, quantization or {})
+        return _quantized(source, precision, target, calibration, quantization or {}, shapes)
     if optimize:
         if optimize not in _LEVELS:
             raise EdgebenchError(f"unknown ONNX optimization level {optimize!r}: choose one of {', '.join(_LEVELS)}",
@@ -61,15 +70,11 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
 
 
 def _quantized(source: Path, precision: str, target: Path, calibration: Path | None,
-               quantization: dict[str, Any]) -> Artifact:
+               quantization: dict[str, Any], shapes: dict[str, Any] | None) -> Artifact:
     from edgebench.compress import quantize_onnx as q
 
-    method = quantization.get("method", "minmax")
-    per_channel = bool(quantization.get("per_channel", True))
     if precision == "int8":
-        q.quantize_int8(source, target, calibration, method, per_channel)
-        how = {"quantizer": "onnxruntime.quantization.quantize_static (QDQ)", "calibration_method": method,
-               "per_channel": per_channel}
+        how = int8(source, target, calibration, quantization, shapes, "onnxruntime")
     elif precision == "int8-dynamic":
         q.quantize_dynamic_int8(source, target)
         how = {"quantizer": "onnxruntime.quantization.quantize_dynamic (MatMul/Gemm weights)"}
@@ -77,6 +82,30 @@ def _quantized(source: Path, precision: str, target: Path, calibration: Path | N
         q.convert_fp16(source, target)
         how = {"quantizer": "onnxruntime float16 converter (keep_io_types)"}
     return Artifact("onnx", precision, [target], target, *describe(target), meta=how)
+
+
+def int8(source: Path, target: Path, calibration: Path | None, quantization: dict[str, Any],
+         shapes: dict[str, Any] | None, runtime: str) -> dict[str, Any]:
+    """Static QDQ int8 of ``source`` into ``target`` for ``runtime``; returns what the meta records: the
+    scheme, and the structure read back from the file (opset, per-channel, which ops run in int8)."""
+    from edgebench.compress import quantize_onnx as q
+    from edgebench.compress.int8_scheme import int8_scheme
+
+    method = quantization.get("method", "minmax")
+    per_channel = bool(quantization.get("per_channel", True))
+    scheme = int8_scheme(runtime)
+    q.quantize_int8(source, target, calibration, method, per_channel,
+                    {k: tuple(v) for k, v in (shapes or {}).items()}, scheme)
+    structure = q.int8_structure(target)
+    how = {"quantizer": "onnxruntime.quantization.quantize_static (QDQ, after quant_pre_process)",
+           "calibration_method": method, "scheme": scheme.to_dict(), **structure}
+    if per_channel and not structure["per_channel"]:
+        how["note"] = (f"per-tensor scales: the ONNX version converter could not lift the model to opset "
+                       f"{q.PER_CHANNEL_OPSET}, which per-channel scales need")
+    if structure["mostly_float"]:
+        how["warning"] = (f"int8 covers {structure['weights_int8']:.0%} of the compute weights: most compute "
+                          "stays float, so expect little speed-up")
+    return how
 
 
 def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:

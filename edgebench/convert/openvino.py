@@ -10,6 +10,7 @@ it maps to NNCF's weight-only int8 (``compress_weights`` INT8_SYM: int8 weights,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +38,23 @@ def tool_versions() -> dict[str, str]:
 
 
 def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
-            quantization: dict[str, Any] | None = None, **_: Any) -> Artifact:
+            quantization: dict[str, Any] | None = None, shapes: dict[str, Any] | None = None,
+            **_: Any) -> Artifact:
     ov = _ov()
     try:
         model = ov.convert_model(str(source))
     except Exception as exc:  # OpenVINO raises its own exception types per frontend
-        raise EdgebenchError(f"OpenVINO cannot convert {source.name}: {shorten(str(exc))}",
-                             ExitStatus.CONVERSION_FAILED) from None
+        raise EdgebenchError(f"OpenVINO's ONNX frontend cannot convert the model: {conversion_failure(str(exc))}: "
+                             "bench it in the onnx format, or give OpenVINO a model exported for it (static "
+                             "shapes, supported ops)", ExitStatus.CONVERSION_FAILED) from None
     how: dict[str, Any] = {"compress_to_fp16": precision == "fp16"}
     if precision == "int8":
-        from edgebench.compress.quantize_openvino import quantize_openvino
+        from edgebench.compress.quantize_openvino import nncf_settings, quantize_openvino
 
         per_channel = bool((quantization or {}).get("per_channel", True))
-        model = quantize_openvino(model, calibration, per_channel=per_channel)
-        how.update(quantizer="nncf.quantize (post-training, MinMax)", per_channel=per_channel)
+        how.update(nncf_settings(model, per_channel))
+        model = quantize_openvino(model, calibration, per_channel=per_channel,
+                                  shapes={k: tuple(v) for k, v in (shapes or {}).items()})
     elif precision == "int8-dynamic":
         from edgebench.compress.quantize_openvino import compress_weights_int8
 
@@ -81,7 +85,7 @@ def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:
     try:
         model = ov.Core().read_model(str(path))
     except Exception as exc:
-        raise EdgebenchError(f"{path} is not a readable OpenVINO IR ({shorten(str(exc))}): pass the .xml with "
+        raise EdgebenchError(f"{path} is not a readable OpenVINO IR ({conversion_failure(str(exc))}): pass the .xml with "
                              "its .bin beside it, or convert again", ExitStatus.INVALID_MODEL) from None
 
     def tensors(ports: Any) -> list[TensorIO]:
@@ -95,10 +99,15 @@ def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:
     return tensors(model.inputs), tensors(model.outputs)
 
 
-def shorten(message: str, limit: int = 300) -> str:
-    """The first informative line of a converter's message (they run to pages)."""
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith("Traceback")]
-    for ln in lines:
-        if any(w in ln for w in ("not supported", "No conversion rule", "unsupported", "Unsupported")):
-            return ln[:limit]
-    return (lines[0] if lines else "no message")[:limit]
+def conversion_failure(message: str) -> str:
+    """The failing op, its node and the frontend's reason, from OpenVINO's page-long conversion report."""
+    failed = re.search(r"Conversion is failed for: (.+)", message)
+    node = re.search(r"<Node\((\w+)\): ([^>]+)>", message)
+    noise = ("Check ", "While validating", "FrontEnd API failed", "[ONNX Frontend]", "Model wasn't", "Summary",
+             "Traceback", "Conversion is failed for")
+    lines = [ln.strip().removeprefix("-- ") for ln in message.splitlines() if not ln.strip().endswith("with a message:")]
+    reasons = [ln for ln in lines if ln and not ln.startswith(noise)]
+    reason = next((ln for ln in reasons if "No conversion rule" in ln), reasons[0] if reasons else "")
+    parts = [f"{node.group(1)} node {node.group(2)!r}" if node else "", reason[:200],
+             f"failed ops: {failed.group(1).strip()}" if failed else ""]
+    return "; ".join(p for p in parts if p) or "no message"

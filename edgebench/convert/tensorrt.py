@@ -3,8 +3,9 @@
 The artifact is the ONNX itself plus the precision; the runner's TensorRT backend builds the engine
 with the TensorRT Python API on the device and caches it there, keyed by the ONNX sha256, precision,
 TensorRT version and GPU name. A ready ``.engine``/``.plan`` can be benchmarked as is. For int8 the
-shipped ONNX is the static QDQ ONNX (onnxruntime.quantization, calibrated on the host): TensorRT takes
-its scales from the Q/DQ nodes, so the device needs no calibration data.
+shipped ONNX is the static QDQ ONNX (onnxruntime.quantization, calibrated on the host) in TensorRT's
+scheme — symmetric int8 activations and weights, zero points 0, as TensorRT requires: it takes its
+scales from the Q/DQ nodes, so the device needs no calibration data.
 """
 
 from __future__ import annotations
@@ -30,21 +31,27 @@ def tool_versions() -> dict[str, str]:
     return {"onnx": onnx.__version__, "engine_built_on": "target"}
 
 
-def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
-            quantization: dict[str, Any] | None = None, **_: Any) -> Artifact:
-    target = out_dir / "model.onnx"
-    if precision == "int8":
-        from edgebench.compress.quantize_onnx import quantize_int8
+def key_material(precision: str) -> dict[str, Any]:
+    """What the artifact cache keys on besides tool versions: the int8 scheme (TensorRT's symmetric int8)."""
+    from edgebench.compress.int8_scheme import int8_scheme
 
-        quantization = quantization or {}
-        quantize_int8(source, target, calibration, quantization.get("method", "minmax"),
-                      bool(quantization.get("per_channel", True)))
+    return {"int8_scheme": int8_scheme("tensorrt").to_dict()} if precision == "int8" else {}
+
+
+def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
+            quantization: dict[str, Any] | None = None, shapes: dict[str, Any] | None = None,
+            **_: Any) -> Artifact:
+    target = out_dir / "model.onnx"
+    meta: dict[str, Any] = {"engine": "built on the target by the runner's tensorrt backend"}
+    if precision == "int8":
+        from edgebench.convert.onnx import int8
+
+        meta.update(int8(source, target, calibration, quantization or {}, shapes, "tensorrt"))
     else:
         shutil.copyfile(source, target)
     info = load_onnx_info(target)
     return Artifact("tensorrt", precision, [target], target, [TensorIO.same_as(t) for t in info.inputs],
-                    [TensorIO.same_as(t) for t in info.outputs],
-                    meta={"engine": "built on the target by the runner's tensorrt backend"})
+                    [TensorIO.same_as(t) for t in info.outputs], meta=meta)
 
 
 def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:
