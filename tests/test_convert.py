@@ -74,7 +74,8 @@ def test_meta_json_carries_the_design_fields(cache: Path) -> None:
     assert meta["params"] > 80_000 and meta["nonzero_params"] <= meta["params"]
     assert meta["tool_versions"]["onnx2tf"]
     (inp,), (out,) = meta["inputs"], meta["outputs"]
-    assert inp["shape"] == [None, 8, 8, 1] and inp["source_shape"] == ["batch", 1, 8, 8]
+    assert inp["shape"] == [1, 8, 8, 1] and inp["source_shape"] == ["batch", 1, 8, 8]  # fixed at the sample's
+    assert meta["converted_shapes"] == {"input": [1, 1, 8, 8]} and meta["kept_input_shapes"] == []
     assert inp["layout"] == "NHWC" and inp["permutation"] == [0, 2, 3, 1]
     assert out["source_name"] == "logits" and out["permutation"] is None
 
@@ -117,14 +118,16 @@ def test_compare_cli_passes_for_fp16(cache: Path, capsys: pytest.CaptureFixture[
     rows = json.loads((tmp_path / "c.json").read_text())["rows"]
     assert [r["format"] for r in rows] == ["onnx", "openvino", "tflite"]
     assert all(r["passed"] and r["agreement_top1"] >= 0.99 for r in rows)
+    assert all(r["snr_db"] >= 30 and r["cosine"] >= 0.999 for r in rows[1:])  # fp16 digits: ~71 dB measured
     assert rows[1]["precision"] == "fp16" and 0 < rows[1]["required_atol"] < 1e-2
 
 
-def test_compare_fails_with_exit_1_when_tolerance_is_too_tight(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_fails_with_exit_1_when_the_criteria_are_too_tight(cache: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["compare", str(ONNX), "--formats", "openvino", "--dataset", str(EVAL), "--precision", "fp16",
-                   "--cache-dir", str(cache), "--calibration", str(CALIB), "--tolerance", "fp16:1e-7:1e-7"])
+                   "--cache-dir", str(cache), "--calibration", str(CALIB), "--min-snr", "fp16:100"])
     assert status == ExitStatus.REGRESSION
-    assert "openvino/fp16 failed the agreement check" in capsys.readouterr().err
+    assert "openvino/fp16 (logits: SNR 71." in capsys.readouterr().err
 
 
 def test_registry_and_precisions() -> None:

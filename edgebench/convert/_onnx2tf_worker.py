@@ -1,41 +1,102 @@
 """Runs onnx2tf in its own process (it prints pages, may call sys.exit and loads all of TensorFlow).
 
-``python -m edgebench.convert._onnx2tf_worker request.json`` writes ``reply.json`` beside the request:
-the chosen .tflite, its tensors, and the permutation from each ONNX tensor to its TFLite counterpart,
-found by running both models on the same calibration sample (onnx2tf turns NCHW into NHWC and may or
-may not transpose outputs, so shapes alone can be ambiguous).
+``python -m edgebench.convert._onnx2tf_worker request.json`` converts a copy of the ONNX model that it
+prepares for onnx2tf (names TensorFlow accepts, every input at the sample's fixed shape) and writes
+``reply.json`` beside the request: the tensors of the .tflite and the permutation from each ONNX tensor
+to its TFLite counterpart, found by running both models on the host's sample (onnx2tf turns NCHW into
+NHWC and may or may not transpose outputs, so shapes alone can be ambiguous). A failure writes
+``error.json`` instead: the stage (onnxruntime on the sample, onnx2tf, LiteRT on the result), the
+ONNX node and op that failed, and the converter's root-cause line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
-import shutil
+import re
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# TensorFlow's scope names take [A-Za-z0-9_.\/>-]; onnx2tf copies ONNX names into them (Paddle2ONNX
+# writes "Softmax@0", PyTorch "onnx::Flatten_0").
+_UNSAFE = re.compile(r"[^A-Za-z0-9_./-]")
+# The float32 .tflite must reproduce onnxruntime on the sample to this relative L2 error (XNNPACK and
+# onnxruntime differ by ~1e-6; a wrong layout guess by percents).
+FAITHFUL_REL_ERR = 1e-3
 
-def _sample_inputs(req: dict[str, Any]) -> dict[str, np.ndarray]:
-    """One batch-1 sample per input: from the calibration .npz when given, else seeded random in [0, 1)."""
-    calib: dict[str, np.ndarray] = {}
-    if req.get("calibration"):
-        with np.load(req["calibration"], allow_pickle=False) as npz:
-            calib = {k: npz[k] for k in npz.files}
-    rng = np.random.default_rng(0)
-    samples = {}
-    for spec in req["inputs"]:
-        arr = calib.get(spec["name"])
-        if arr is None and len(req["inputs"]) == 1:
-            arr = calib.get("inputs")
-        if arr is None:
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec["shape"]]
-            dtype = np.dtype(spec["dtype"])
-            arr = (rng.random(shape) if dtype.kind == "f" else rng.integers(0, 2, shape)).astype(dtype)
-        samples[spec["name"]] = np.ascontiguousarray(arr[:1])
-    return samples
+
+def name_key(name: str) -> str:
+    """The part of a tensor name every converter keeps: onnx2tf turns "onnx::X_0" into "onnx____X_0"."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _graphs(graph: Any) -> Any:
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _graphs(sub)
+
+
+def prepare(source: str, target: Path,
+            shapes: dict[str, list[int]]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Write ``source`` to ``target`` with TF-safe names and the inputs fixed at ``shapes``; return the
+    new name of every graph input (by its original name) and each node's original name and op type (by
+    its new name). Unnamed nodes get ``<op>_<n>`` so a failure can name them."""
+    import onnx
+
+    model = onnx.load(source)
+    graphs = list(_graphs(model.graph))
+    tensors = {n for g in graphs for n in itertools.chain(
+        (v.name for v in [*g.input, *g.output, *g.value_info, *g.initializer]),
+        (t for node in g.node for t in [*node.input, *node.output]))} - {""}
+    renamed = _renames(tensors)
+    node_names = _renames({n.name for g in graphs for n in g.node if n.name})
+    taken = {node_names.get(n.name, n.name) for g in graphs for n in g.node}
+    nodes: dict[str, tuple[str, str]] = {}
+    for g in graphs:
+        for node in g.node:
+            original = node.name
+            node.name = node_names.get(original, original)
+            if not node.name:
+                node.name = next(c for k in itertools.count() if (c := f"{node.op_type}_{k}") not in taken)
+                taken.add(node.name)
+            nodes[node.name] = (original or node.name, node.op_type)
+            node.input[:] = [renamed.get(t, t) for t in node.input]
+            node.output[:] = [renamed.get(t, t) for t in node.output]
+        for v in [*g.input, *g.output, *g.value_info, *g.initializer]:
+            v.name = renamed.get(v.name, v.name)
+    originals = {new: old for old, new in renamed.items()}
+    inputs = {}
+    constants = {i.name for i in model.graph.initializer}
+    for value in (v for v in model.graph.input if v.name not in constants):
+        original = originals.get(value.name, value.name)
+        inputs[original] = value.name
+        for dim, size in zip(value.type.tensor_type.shape.dim, shapes.get(original, [])):
+            dim.Clear()
+            dim.dim_value = int(size)
+    onnx.save(model, target)
+    return inputs, nodes
+
+
+def _renames(names: set[str]) -> dict[str, str]:
+    taken, result = set(names), {}
+    for name in sorted(names):
+        clean = _UNSAFE.sub("_", name)
+        if clean == name:
+            continue
+        candidate, k = clean, 1
+        while candidate in taken:
+            candidate, k = f"{clean}_{k}", k + 1
+        taken.add(candidate)
+        result[name] = candidate
+    return result
 
 
 def _patch_download(samples: dict[str, np.ndarray]) -> None:
@@ -53,112 +114,258 @@ def _patch_download(samples: dict[str, np.ndarray]) -> None:
     common.download_test_image_data = own_data
 
 
-def _calibration_files(req: dict[str, Any], work: Path) -> list[list[Any]]:
-    """onnx2tf's int8 calibration input: one .npy per input in TF layout (NHWC for 4-D), mean 0 / std 1
-    so our data is used as is. Its own fallback would download MS-COCO images."""
+def _calibration_files(req: dict[str, Any], inputs: dict[str, str], work: Path, keep: list[str]) -> list[list[Any]]:
+    """onnx2tf's int8 calibration input: one .npy per input in TF layout (channel-last for 3- to 5-D,
+    unless its shape is kept), mean 0 / std 1 so our data is used as is. Its own fallback would
+    download MS-COCO images."""
     params = []
     with np.load(req["calibration"], allow_pickle=False) as npz:
         calib = {k: npz[k] for k in npz.files}
-    for spec in req["inputs"]:
-        arr = calib.get(spec["name"], calib.get("inputs") if len(req["inputs"]) == 1 else None)
+    for original, name in inputs.items():
+        arr = calib.get(original, calib.get("inputs") if len(inputs) == 1 else None)
         if arr is None:
-            raise SystemExit(f"calibration set has no array for input {spec['name']!r}")
+            raise SystemExit(f"calibration set has no array for input {original!r}")
         arr = np.asarray(arr, np.float32)
-        if arr.ndim == 4:
-            arr = np.transpose(arr, (0, 2, 3, 1))
+        if 3 <= arr.ndim <= 5 and original not in keep:
+            arr = np.transpose(arr, (0, *range(2, arr.ndim), 1))
         path = work / f"calib_{len(params)}.npy"
         np.save(path, np.ascontiguousarray(arr))
-        params.append([spec["name"], str(path), 0.0, 1.0])
+        params.append([name, str(path), 0.0, 1.0])
     return params
 
 
-def _dynamic_range(saved_model: Path, target: Path, per_channel: bool) -> None:
-    """Dynamic-range int8 (int8 weights, activations quantized at run time) from the saved_model, so the
-    file keeps its serving signature (onnx2tf's own dynamic-range file, made from a concrete function,
-    has none)."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter._experimental_disable_per_channel = not per_channel
-    target.write_bytes(converter.convert())
-
-
-def _permutation(src: np.ndarray, dst: np.ndarray) -> list[int] | None | str:
-    """The permutation p with src.transpose(p) ≈ dst; None when identical; 'unmatched' when none fits."""
-    best, best_err = "unmatched", np.inf
+def _permutation(src: np.ndarray, dst: np.ndarray) -> tuple[list[int] | None | str, float]:
+    """The permutation p with src.transpose(p) ≈ dst (None when identical, 'unmatched' when none fits),
+    and its max abs error. Identity, then channel-last, win ties."""
+    best: list[int] | None | str = "unmatched"
+    best_err = np.inf
     candidates = [tuple(range(src.ndim))]
     if src.ndim >= 3:
         candidates.append((0, *range(2, src.ndim), 1))
-        candidates += [p for p in itertools.permutations(range(src.ndim)) if p not in candidates]
+    candidates += [p for p in itertools.permutations(range(src.ndim)) if p not in candidates]
     for perm in candidates:
         moved = np.transpose(src, perm)
         if moved.shape != dst.shape:
             continue
-        err = float(np.max(np.abs(moved - dst))) if moved.size else 0.0
+        err = float(np.max(np.abs(moved.astype(np.float64) - dst))) if moved.size else 0.0
         if err < best_err:
             best, best_err = list(perm), err
-    if best == "unmatched":
-        return best
-    return None if best == list(range(src.ndim)) else best
+    if best == list(range(src.ndim)):
+        best = None
+    return best, float(best_err)
+
+
+def _input_permutation(src_shape: tuple[int, ...], dst_shape: tuple[int, ...]) -> list[int] | None | str:
+    if src_shape == dst_shape:
+        return None
+    channel_last = (0, *range(2, len(src_shape)), 1)
+    fits = [p for p in itertools.permutations(range(len(src_shape)))
+            if tuple(src_shape[i] for i in p) == dst_shape]
+    return list(channel_last) if channel_last in fits else (list(fits[0]) if fits else "unmatched")
+
+
+def _signature(interp: Any) -> tuple[Any, list[str], dict[str, Any]]:
+    """A callable over named inputs, the input names and their details: the serving signature when the
+    file has one, else the interpreter's own tensors."""
+    signatures = interp.get_signature_list()
+    if signatures:
+        key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
+        runner = interp.get_signature_runner(key)
+        details = runner.get_input_details()
+        return runner, list(details), details
+    details = {d["name"]: d for d in interp.get_input_details()}
+
+    def run(**feed: np.ndarray) -> dict[str, np.ndarray]:
+        for name, d in details.items():
+            interp.resize_tensor_input(d["index"], feed[name].shape)
+        interp.allocate_tensors()
+        for name, d in details.items():
+            interp.set_tensor(d["index"], feed[name])
+        interp.invoke()
+        return {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+    return run, list(details), details
+
+
+def _match(name: str, candidates: list[str]) -> list[str]:
+    """ONNX names ``name`` (a TFLite tensor) can stand for: itself, else the same name key, else all."""
+    if name in candidates:
+        return [name]
+    same = [c for c in candidates if name_key(c) == name_key(name)]
+    return same or candidates
+
+
+def reference(source: str, samples: dict[str, np.ndarray]) -> dict[str, np.ndarray] | str:
+    """The source model's outputs on the sample (onnxruntime), or why onnxruntime cannot load the model
+    (an op it lacks: onnx2tf then decides whether the model converts at all)."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own error types
+        return str(exc).splitlines()[0]
+    try:
+        return dict(zip([o.name for o in session.get_outputs()], session.run(None, samples)))
+    except Exception as exc:
+        raise ConversionError({"stage": "onnxruntime", "reason": str(exc).splitlines()[0]}) from None
+
+
+def verify(target: Path, samples: dict[str, np.ndarray], onnx_out: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Run the .tflite on the sample; map every TFLite tensor to the ONNX tensor it matches, with the
+    error on the sample (max abs, and relative L2: ‖tflite − onnx‖ / ‖onnx‖)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interp = Interpreter(model_path=str(target))
+        runner, names, details = _signature(interp)
+        feed, inputs, free = {}, [], list(samples)
+        for name in names:
+            shape = tuple(int(d) for d in details[name]["shape"])
+            options = [s for s in _match(name, free) if _input_permutation(samples[s].shape, shape) != "unmatched"]
+            if not options:
+                raise RuntimeError(f"TFLite input {name!r} {list(shape)} matches no ONNX input")
+            src_name = options[0]
+            free.remove(src_name)
+            perm = _input_permutation(samples[src_name].shape, shape)
+            src = samples[src_name]
+            feed[name] = np.array(np.transpose(src, perm) if perm else src, dtype=details[name]["dtype"])
+            inputs.append({"name": name, "source_name": src_name, "permutation": perm})
+        tfl_out = runner(**feed)
+    except (RuntimeError, ValueError) as exc:
+        flex = sorted(set(re.findall(r"\(Flex(\w+)\)", str(exc))))
+        reason = (f"it holds TensorFlow op {', '.join(flex)}, which LiteRT runs only with the Flex (Select TF "
+                  "ops) delegate" if flex else str(exc).splitlines()[0])
+        raise ConversionError({"stage": "litert", "reason": reason, "flex": flex}) from None
+    outputs, free = [], list(onnx_out)
+    for name, value in tfl_out.items():
+        value = np.asarray(value)
+        fits = [(c, *_permutation(onnx_out[c], value)) for c in _match(name, free)]
+        fits = [f for f in fits if f[1] != "unmatched"]
+        if not fits:
+            outputs.append({"name": name, "source_name": name, "permutation": "unmatched",
+                            "sample_max_abs_err": None, "sample_rel_err": None})
+            continue
+        src_name, perm, err = min(fits, key=lambda f: f[2])
+        free.remove(src_name)
+        ref = (np.transpose(onnx_out[src_name], perm) if perm else onnx_out[src_name]).astype(np.float64)
+        norm = float(np.linalg.norm(ref))
+        rel = float(np.linalg.norm(value - ref) / norm) if norm else float(np.linalg.norm(value) > 0)
+        outputs.append({"name": name, "source_name": src_name, "permutation": perm, "sample_max_abs_err": err,
+                        "sample_rel_err": rel})
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _worst(mapping: dict[str, Any]) -> tuple[str, float]:
+    """The output furthest from onnxruntime (relative error; an unmatched output counts as infinite)."""
+    errors = [(o["source_name"], np.inf if o["sample_rel_err"] is None else o["sample_rel_err"])
+              for o in mapping["outputs"]]
+    return max(errors, key=lambda e: e[1]) if errors else ("", 0.0)
+
+
+def root_cause(exc: BaseException, log: str, nodes: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """The failing ONNX node (its original name and op) and the converter's root-cause line."""
+    clean = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    found = re.search(r"onnx_op_name:\s*(\S+)", clean)
+    node = re.sub(r"^wa/", "/", found.group(1)) if found else None
+    original, op_type = nodes.get(node or "", (node, None))
+    missing = re.search(r"No module named 'onnx2tf\.ops\.(\w+)'", f"{exc}\n{clean}")
+    if missing:
+        return {"stage": "onnx2tf", "op_type": missing.group(1), "node": original, "unsupported": True}
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not re.match(
+        r"(Exception encountered when calling layer|Call arguments received|•)", ln.strip())]
+    reason = lines[0] if lines else type(exc).__name__
+    reason = re.sub(r" for '\{\{node [^']*\}\}[^']*'", "", reason).rstrip(" .:")
+    handlers = [Path(f.filename).stem for f in traceback.extract_tb(exc.__traceback__)
+                if Path(f.filename).parent.name == "ops" and Path(f.filename).parent.parent.name == "onnx2tf"]
+    inner = f" in onnx2tf's {handlers[-1]} converter" if handlers and handlers[-1] != op_type else ""
+    return {"stage": "onnx2tf", "op_type": op_type, "node": original,
+            "reason": f"{type(exc).__name__}{inner}: {reason}"}
+
+
+def convert(req: dict[str, Any], folder: Path, keep: list[str]) -> dict[str, str]:
+    """onnx2tf on a prepared copy into ``folder``; ``keep``: ONNX inputs whose shape the .tflite keeps
+    as is (onnx2tf's keep_shape_absolutely_input_names) instead of making them channel-last. Returns the
+    prepared name of each ONNX input."""
+    import onnx2tf
+
+    work = Path(req["work_dir"])
+    prepared = work / "model.onnx"  # onnx2tf rewrites its input in place (onnxsim): always a fresh copy
+    inputs, nodes = prepare(req["source"], prepared, req["fixed_shapes"])
+    quant = req.get("quantize") or {}
+    extra: dict[str, Any] = {"quant_type": "per-channel" if quant.get("per_channel", True) else "per-tensor"}
+    if keep:
+        extra.update(keep_shape_absolutely_input_names=[inputs[name] for name in keep])
+    if quant.get("int8"):
+        extra.update(output_integer_quantized_tflite=True,
+                     custom_input_op_name_np_data_path=_calibration_files(req, inputs, work, keep))
+    elif quant.get("dynamic"):
+        extra.update(output_dynamic_range_quantized_tflite=True)
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log):
+            onnx2tf.convert(input_onnx_file_path=str(prepared), output_folder_path=str(folder), non_verbose=True,
+                            **extra)
+    except BaseException as exc:  # onnx2tf re-raises what TensorFlow raised, or calls sys.exit
+        raise ConversionError(root_cause(exc, log.getvalue(), nodes)) from None
+    return inputs
+
+
+def faithful_conversion(req: dict[str, Any], samples: dict[str, np.ndarray],
+                        onnx_out: dict[str, np.ndarray]) -> tuple[Path, dict[str, Any], list[str]]:
+    """Convert, and check onnx2tf's float32 .tflite against onnxruntime on the sample. onnx2tf guesses
+    that a 3- to 5-D input is channel-first and makes it channel-last; where that guess breaks the model
+    (openWakeWord's [1, 16, 96] feature window feeds a Flatten), convert again keeping those inputs'
+    shapes. Returns the saved_model folder, the float32 file's tensor mapping and the kept inputs."""
+    work = Path(req["work_dir"])
+    keep: list[str] = []
+    while True:
+        folder = work / f"saved_model_{len(keep)}"
+        convert(req, folder, keep)
+        mapping = verify(folder / "model_float32.tflite", samples, onnx_out)
+        name, err = _worst(mapping)
+        moved = [m["source_name"] for m in mapping["inputs"] if m["permutation"]]
+        if err <= FAITHFUL_REL_ERR or keep or not moved:
+            break
+        keep = moved
+    if err > FAITHFUL_REL_ERR:
+        raise ConversionError({"stage": "onnx2tf", "unfaithful": True, "reason": (
+            f"its float32 result disagrees with onnxruntime on output {name!r} (relative error "
+            f"{'no permutation fits' if err == np.inf else f'{err:.2g}'} on the conversion sample)")})
+    return folder, mapping, keep
+
+
+class ConversionError(Exception):
+    def __init__(self, detail: dict[str, Any]) -> None:
+        super().__init__(detail.get("reason", ""))
+        self.detail = detail
 
 
 def main(request_path: str) -> int:
     req = json.loads(Path(request_path).read_text())
-    samples = _sample_inputs(req)
+    reply_dir = Path(request_path).parent
+    with np.load(req["sample"], allow_pickle=False) as npz:
+        samples = {name: npz[f"arr_{i}"] for i, name in enumerate(req["sample_names"])}
     _patch_download(samples)
-    import onnx2tf
-    import onnxruntime as ort
-    from ai_edge_litert.interpreter import Interpreter
-
-    work = Path(req["work_dir"])
-    scratch = work / Path(req["source"]).name  # onnx2tf rewrites its input in place (onnxsim): give it a copy
-    shutil.copyfile(req["source"], scratch)
-    quant = req.get("quantize") or {}
-    extra: dict[str, Any] = {}
-    if quant.get("int8"):
-        extra = {"output_integer_quantized_tflite": True, "custom_input_op_name_np_data_path":
-                 _calibration_files(req, work), "quant_type": "per-channel" if quant.get("per_channel", True)
-                 else "per-tensor"}
-    elif quant.get("dynamic"):
-        extra = {"output_signaturedefs": True}  # the saved_model our dynamic-range conversion starts from
-    onnx2tf.convert(input_onnx_file_path=str(scratch), output_folder_path=str(work / "saved_model"),
-                    copy_onnx_input_output_names_to_tflite=True, non_verbose=True, **extra)
-    produced = work / "saved_model" / f"{Path(req['source']).stem}_{req['file_precision']}.tflite"
-    if quant.get("dynamic"):
-        _dynamic_range(work / "saved_model", produced, quant.get("per_channel", True))
-    if not produced.is_file():
-        print(f"ERROR: onnx2tf wrote no {produced.name} (its {req['file_precision']} quantization failed)")
+    try:
+        onnx_out = reference(req["source"], samples)
+        if isinstance(onnx_out, str):
+            convert(req, Path(req["work_dir"]) / "saved_model", [])  # onnx2tf's verdict on the model first
+            raise ConversionError({"stage": "onnxruntime-load", "reason": onnx_out})
+        folder, mapping, keep = faithful_conversion(req, samples, onnx_out)
+        produced = folder / f"model_{req['file_precision']}.tflite"
+        if not produced.is_file():
+            raise ConversionError({"stage": "onnx2tf", "reason": f"onnx2tf wrote no {req['file_precision']} "
+                                   "file (its quantization step failed)"})
+        target = Path(req["out_dir"]) / "model.tflite"
+        target.write_bytes(produced.read_bytes())
+        if produced.name != "model_float32.tflite":
+            mapping = verify(target, samples, onnx_out)
+    except ConversionError as exc:
+        (reply_dir / "error.json").write_text(json.dumps(exc.detail))
         return 3
-    target = Path(req["out_dir"]) / "model.tflite"
-    shutil.copyfile(produced, target)
+    import onnx2tf
 
-    session = ort.InferenceSession(req["source"], providers=["CPUExecutionProvider"])
-    onnx_out = dict(zip([o.name for o in session.get_outputs()], session.run(None, samples)))
-    interp = Interpreter(model_path=str(target))
-    runner = interp.get_signature_runner()
-    sig = interp.get_signature_list()["serving_default"]
-    details = runner.get_input_details()
-    feed, inputs = {}, []
-    for name in sig["inputs"]:
-        src_name = name if name in samples else next(iter(samples)) if len(samples) == 1 else name
-        src = samples[src_name]
-        shape = tuple(int(d) for d in details[name]["shape"])
-        perm = None if src.shape == shape else [0, *range(2, src.ndim), 1]
-        feed[name] = np.ascontiguousarray(np.transpose(src, perm) if perm else src)
-        inputs.append({"name": name, "source_name": src_name, "permutation": perm})
-    tfl_out = runner(**feed)
-    outputs = []
-    for name, value in tfl_out.items():
-        src_name = name if name in onnx_out else (next(iter(onnx_out)) if len(onnx_out) == 1 else name)
-        perm = _permutation(onnx_out[src_name], np.asarray(value)) if src_name in onnx_out else "unmatched"
-        err = None
-        if perm != "unmatched":
-            moved = np.transpose(onnx_out[src_name], perm) if perm else onnx_out[src_name]
-            err = float(np.max(np.abs(moved - value))) if moved.size else 0.0
-        outputs.append({"name": name, "source_name": src_name, "permutation": perm, "sample_max_abs_err": err})
-    reply = {"tflite": str(target), "inputs": inputs, "outputs": outputs, "onnx2tf": onnx2tf.__version__}
-    (Path(request_path).parent / "reply.json").write_text(json.dumps(reply))
+    (reply_dir / "reply.json").write_text(json.dumps({"tflite": str(target), **mapping, "onnx2tf": onnx2tf.__version__,
+                                                      "kept_input_shapes": keep}))
     return 0
 
 

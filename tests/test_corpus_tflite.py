@@ -1,0 +1,132 @@
+"""ONNX → TFLite (onnx2tf) on real third-party models: a scalar input and a state, names TensorFlow
+refuses (`onnx::Flatten_0`, Paddle's `Softmax@0`), `-1` and `?` dimensions fixed from the calibration
+data — each converted, run by its runner through bench and checked against onnxruntime; and what the
+user reads when onnx2tf cannot convert a model (the node, the op, the converter's root cause)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from edgebench import artifacts
+from edgebench.bench import BenchRequest, Outcome, execute
+from edgebench.compare import COMPARE_TIMING
+from edgebench.convert.tflite import sample_inputs
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.source import load_onnx_info
+from tests.corpus import CorpusModel, corpus
+
+
+def onnx_outputs(m: CorpusModel) -> dict[str, np.ndarray]:
+    """onnxruntime on each sample of the model's data (batch 1), stacked on axis 0."""
+    session = ort.InferenceSession(str(m.path), providers=["CPUExecutionProvider"])
+    with np.load(m.data) as npz:
+        data = {i.name: npz[i.name] for i in session.get_inputs()}
+    runs = [session.run(None, {k: v[n:n + 1] for k, v in data.items()}) for n in range(len(next(iter(data.values()))))]
+    return {o.name: np.concatenate([r[i] for r in runs]) for i, o in enumerate(session.get_outputs())}
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def agrees_with_onnx(m: CorpusModel, cache: Path) -> Outcome:
+    """The .tflite run by its runner (bench) on the model's data, each output mapped back to the ONNX
+    layout, against onnxruntime."""
+    ours = execute(BenchRequest(model=m.path, dataset=m.data, threads=1, timing=COMPARE_TIMING, format="tflite",
+                                calibration=m.data, cache_dir=cache))
+    ref = onnx_outputs(m)
+    assert set(ours.outputs) == set(ref)
+    for name, value in ref.items():
+        assert ours.outputs[name].shape == value.shape, name
+        assert cosine(ours.outputs[name], value) > 0.9999, name
+    return ours
+
+
+def one_line(exc: pytest.ExceptionInfo[EdgebenchError]) -> str:
+    msg = str(exc.value)
+    assert exc.value.status == ExitStatus.CONVERSION_FAILED
+    assert "\n" not in msg and "Traceback" not in msg and "/tmp" not in msg and "edgebench-onnx2tf" not in msg
+    return msg
+
+
+def test_a_scalar_input_and_a_state_make_one_sample_each():
+    """silero_vad: `sr` is 0-d and `state` carries its batch on axis 1; the data holds one of each per
+    sample. The conversion sample is one whole input of each, not a slice of the sample axis."""
+    m = corpus("silero_vad")
+    specs = load_onnx_info(m.path).inputs
+    sample = sample_inputs(specs, m.data)
+    assert {k: v.shape for k, v in sample.items()} == {"input": (1, 576), "state": (2, 1, 128), "sr": ()}
+    assert int(sample["sr"]) == 16000 and sample["sr"].dtype == np.int64
+    random = sample_inputs(specs, None, {"input": (1, 576), "state": (2, 1, 128)})
+    assert random["sr"].shape == () and random["state"].shape == (2, 1, 128)
+
+
+def test_onnx2tf_failure_on_a_stateful_model_names_the_if_node(recipe_cache: Path):
+    """onnx2tf cannot convert silero_vad's sample-rate `If` (its branches hold the STFT convolutions):
+    the message names the node, the op and TensorFlow's root cause, and no cache entry is left."""
+    m = corpus("silero_vad")
+    with pytest.raises(EdgebenchError) as exc:
+        artifacts.ensure(m.path, "tflite", "fp32", calibration=m.data, root=recipe_cache)
+    msg = one_line(exc)
+    assert msg.startswith("onnx2tf cannot convert the model: op If (node If_0): ValueError in onnx2tf's Conv "
+                          "converter: Depth of output (258) is not a multiple of the number of groups (640)")
+    assert "use another format (onnx, openvino)" in msg
+
+
+def test_double_colon_input_name(recipe_cache: Path):
+    """oww_alexa's input is `onnx::Flatten_0`: the .tflite's tensor has a TF-safe name and meta.json maps it
+    back. onnx2tf's guess that the [1, 16, 96] window is channel-first makes the Flatten after it wrong,
+    so the input keeps its shape (converted a second time with keep_shape_absolutely_input_names)."""
+    m = corpus("oww_alexa")
+    outcome = agrees_with_onnx(m, recipe_cache)
+    (tensor,) = outcome.target.inputs
+    assert tensor.source_name == "onnx::Flatten_0" and tensor.name == "onnx__Flatten_0"
+    assert tensor.shape == (1, 16, 96) and tensor.permutation is None
+    assert outcome.target.meta["kept_input_shapes"] == ["onnx::Flatten_0"]
+
+
+def test_minus_one_and_unknown_dims_are_fixed_from_the_calibration_data(recipe_cache: Path):
+    """ppocr_cls: input [-1, 3, ?, ?] (Paddle2ONNX) and node names with `@`; the .tflite is made at the
+    calibration data's 1x3x48x192, NHWC, and classifies the labelled crops as onnxruntime does."""
+    m = corpus("ppocr_cls")
+    outcome = agrees_with_onnx(m, recipe_cache)
+    meta = outcome.target.meta
+    assert meta["converted_shapes"] == {"x": [1, 3, 48, 192]}
+    (tensor,) = outcome.target.inputs
+    assert tensor.shape == (1, 48, 192, 3) and tensor.layout == "NHWC" and tensor.source_shape == (None, 3, None, None)
+    assert outcome.result.accuracy["top1"] == 1.0
+
+
+def if_conv_model(path: Path) -> Path:
+    """A valid ONNX (onnxruntime runs it) with a Conv inside each branch of an `If`: onnx2tf cannot convert it."""
+    vi = helper.make_tensor_value_info
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 1, 3], [1.0] * 12)
+    then = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["t"])], "then", [],
+                             [vi("t", TensorProto.FLOAT, [1, 4, 62])])
+    other = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["e"], pads=[1, 1])], "else", [],
+                              [vi("e", TensorProto.FLOAT, [1, 4, 64])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Greater", ["s", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["y"], name="branch@0", then_branch=then, else_branch=other)],
+        "if_conv", [vi("x", TensorProto.FLOAT, [1, 1, 64])], [vi("y", TensorProto.FLOAT, [1, 4, None])],
+        initializer=[w, helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_converter_failure_names_node_op_and_root_cause(tmp_path: Path):
+    model = if_conv_model(tmp_path / "if_conv.onnx")
+    with pytest.raises(EdgebenchError) as exc:
+        artifacts.ensure(model, "tflite", "fp32", root=tmp_path / "cache")
+    msg = one_line(exc)
+    assert msg.startswith("onnx2tf cannot convert the model: op If (node branch@0): TypeError in onnx2tf's "
+                          "Conv converter: ")
+    assert str(tmp_path) not in msg
+    assert not any((tmp_path / "cache").rglob("meta.json"))
