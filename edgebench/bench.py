@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 
 from edgebench import accuracy
+from edgebench.compress.graph import LayerSelection
+from edgebench.compress.weights import requested
 from edgebench.config import DeviceProfile, TimingSpec, load_profile
-from edgebench.data import InputPlan, load_dataset, load_npz, plan_inputs, random_inputs
+from edgebench.data import InputPlan, check_shapes, load_npz, plan_dataset, plan_inputs, random_inputs
 from edgebench.devices import make_transport
 from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.input_domains import integer_input_domains
 from edgebench.result import Result, git_commit
+from edgebench.source import TensorSpec, load_onnx_info
 from edgebench.runner_job import RUNNER_SCHEMA_VERSION
 from edgebench.convert.tensors import from_artifact_outputs, source_tensor_specs, to_artifact_inputs
 from edgebench.stats import summarize_ns, throughput_per_s
@@ -50,6 +54,8 @@ class BenchRequest:
     precision: str | None = None  # with format: what to convert to; default fp32
     calibration: Path | None = None
     cache_dir: Path | None = None
+    capture: bool | None = None  # capture outputs for scoring; None: when a dataset is given
+    layers: LayerSelection | None = None  # which layers the recipe's prune/cluster steps touch (None: default)
 
 
 @dataclass
@@ -66,15 +72,12 @@ def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result
 
 def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
     profile = profile or load_profile(req.device)
-    target = resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir)
-    specs = source_tensor_specs(target.inputs)
-    plan = plan_inputs(specs, req.batch, req.shapes, req.ranges, req.values)
-    labels = None
-    if req.dataset is not None:
-        data = load_dataset(req.dataset, plan)
-        arrays, labels = data.arrays, data.labels
-    else:
-        arrays = random_inputs(plan, seed=req.seed)
+    if req.shapes and (req.format or req.recipe) and Path(req.model).suffix.lower() == ".onnx":
+        check_shapes(load_onnx_info(req.model).inputs, req.shapes)  # a bad --shape: refused before converting
+    target = resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir,
+                     shapes=req.shapes, selection=req.layers)
+    plan, arrays, labels = prepare_inputs(req, source_tensor_specs(target.inputs))
+    capture = req.capture if req.capture is not None else req.dataset is not None
     threads = req.threads if req.threads is not None else profile.threads
     names = {t.source_name: t.name for t in target.inputs}
     job = {
@@ -88,7 +91,7 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
         "batch": plan.batch,
         "per_sample_inputs": [names.get(n, n) for n in plan.per_sample],
         "rotation": 64,
-        "capture_outputs": req.dataset is not None,
+        "capture_outputs": capture,
         "thermal": profile.thermal.model_dump(),
     }
     work = Path(tempfile.mkdtemp(prefix="edgebench-job-"))
@@ -107,6 +110,21 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def prepare_inputs(req: BenchRequest, specs: tuple[TensorSpec, ...]
+                   ) -> tuple[InputPlan, dict[str, np.ndarray], np.ndarray | None]:
+    """The plan and the sample arrays: the dataset's (its arrays settle dynamic dimensions --shape leaves
+    open), or seeded random data whose integer inputs take the values the source graph shows as valid."""
+    if req.dataset is not None:
+        plan, data = plan_dataset(req.dataset, specs, req.batch, req.shapes, req.ranges, req.values)
+        return plan, data.arrays, data.labels
+    plan = plan_inputs(specs, req.batch, req.shapes, req.ranges, req.values)
+    open_integers = [n for n, dt in plan.dtypes.items()
+                     if np.dtype(dt).kind in "iu" and n not in plan.ranges and n not in plan.values]
+    if open_integers and Path(req.model).suffix.lower() == ".onnx":
+        plan.adopt(integer_input_domains(Path(req.model)))
+    return plan, random_inputs(plan, seed=req.seed), None
+
+
 def _read_outputs(reply: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray] | None:
     if "outputs" not in reply:
         return None
@@ -115,33 +133,56 @@ def _read_outputs(reply: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray]
 
 def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels: np.ndarray | None,
           reference: dict[str, np.ndarray] | None, output: str | None) -> dict[str, Any]:
-    """Top-1 against labels and agreement with the reference, on the scored output."""
+    """Top-1 against labels (where the scored output is class scores) and, with a reference, every
+    output's agreement (edgebench.accuracy); the scored output's figures also sit at the top level."""
     if outputs is None:
         return {}
     name = output or output_names[0]
     if name not in outputs:
         raise EdgebenchError(f"the model has no output {name!r} (outputs: {', '.join(outputs)}): fix --output",
                              ExitStatus.USAGE)
-    scores: dict[str, Any] = {"output": name, "samples": int(len(outputs[name]))}
-    if labels is not None:
-        scores["top1"] = accuracy.top1(outputs[name], labels)
-    if reference is not None and name in reference:
-        scores.update(accuracy.agreement(outputs[name], reference[name]))
+    common = reference if reference is None else {k: v for k, v in reference.items() if k in outputs}
+    measured = accuracy.score_outputs(outputs, common, name, labels)
+    scores: dict[str, Any] = {"output": name, "samples": int(len(outputs[name])),
+                              **{k: v for k, v in measured[name].items() if k != "shape"}}
+    if common:
+        scores["outputs"] = {k: v for k, v in measured.items() if k in common}
     return scores
 
 
 COST_KEYS = ("params", "nonzero_params", "sparsity", "max_unique_values", "size_ratio", "gzip_ratio")
+# File stems that say nothing about the model (exporters' and converters' defaults): such a file is named
+# after its folder instead (models/resnet50/model.onnx → "resnet50").
+GENERIC_STEMS = frozenset({"model", "inference", "saved_model", "export", "exported", "best", "last", "graph",
+                           "frozen_graph", "frozen_inference_graph", "weights", "net", "network"})
+
+
+def model_name(path: str | Path, given: str | None = None, meta: dict[str, Any] | None = None) -> str:
+    """How results name a model: the name the user gave (``--name``, a sweep spec's ``name``); else, for an
+    artifact edgebench made (its meta.json), its source model's name; else the file's stem, or, when the
+    stem is generic (``GENERIC_STEMS``: model.onnx, inference.tflite …), the nearest folder with a name
+    that is not."""
+    if given:
+        return given
+    if meta and meta.get("source"):
+        return model_name(meta["source"])
+    path = Path(path)
+    for part in (path.stem, *(p.name for p in path.resolve().parents)):
+        if part and part.lower() not in GENERIC_STEMS:
+            return part
+    return path.stem
 
 
 def cost_metrics(target: Target) -> dict[str, Any]:
     """What compression bought: parameter counts, sparsity, shared values, ratios against fp32 of the
-    same format — from the artifact's meta.json, or read from an ONNX given as it is."""
+    same format, what the recipe asked for and any warning about it — from the artifact's meta.json, or
+    read from an artifact given as it is (params counted the same way in every format)."""
     costs = {k: target.meta[k] for k in COST_KEYS if k in target.meta}
-    if not costs and target.format == "onnx":
-        from edgebench.compress.metrics import onnx_metrics
+    if not costs and target.format in ("onnx", "openvino", "tflite"):
+        from edgebench.compress.readback import costs as read_costs
 
-        costs = {k: v for k, v in onnx_metrics(target.main).items() if k in COST_KEYS}
-    return costs
+        costs = {k: v for k, v in read_costs(target.format, target.main).items() if k in COST_KEYS}
+    return {**costs, **requested(target.meta)}
 
 
 def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan: InputPlan,
@@ -160,7 +201,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
         "throttled": bool(throttled),
     }
     return Result(
-        model={"name": req.name or Path(req.model).stem, "source_sha256": target.source_sha256,
+        model={"name": model_name(req.model, req.name, target.meta), "source_sha256": target.source_sha256,
                "recipe": target.meta.get("recipe") or req.recipe or target.precision,
                "format": target.format, "precision": target.precision, "path": str(target.main),
                "size_bytes": target.size_bytes, "gzip_bytes": target.gzip_bytes,
@@ -193,6 +234,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
         },
         timing={**req.timing.model_dump(), "warmup_done": reply.get("warmup")},
         extra={"distinct_inputs": reply.get("distinct_inputs"),
-               "input_shapes": {k: list(v) for k, v in sorted(plan.shapes.items())}, **(reply.get("extra") or {})},
+               "input_shapes": {k: list(v) for k, v in sorted(plan.shapes.items())},
+               "inputs": plan.describe(from_dataset=req.dataset is not None), **(reply.get("extra") or {})},
         commit=git_commit(),
     )

@@ -172,15 +172,38 @@ def load_profile(name_or_path: str) -> DeviceProfile:
     return parse_model(DeviceProfile, load_yaml(path, "device profile"), str(path))
 
 
+class LayerSpec(Strict):
+    """Which layers a recipe's prune/cluster steps touch (as --include / --exclude / --all-layers)."""
+
+    include: list[str] = Field(default_factory=list, description="only layers whose node or weight name matches")
+    exclude: list[str] = Field(default_factory=list, description="leave layers whose node or weight name matches")
+    all_layers: bool = Field(False, description="also the first and last layers when they hold few weights")
+
+
 class SweepModel(Strict):
     name: str = Field(..., description="the model's name in results and reports")
     path: str = Field(..., description="the source model (.onnx), relative to the spec file")
     dataset: str | None = Field(None, description=".npz with one array per input (+ labels) for accuracy")
     calibration: str | None = Field(None, description=".npz of calibration inputs for int8 recipes")
-    shapes: dict[str, list[int]] = Field(default_factory=dict, description="dynamic dimensions: input → shape")
-    input_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict, description="random-input ranges")
-    input_values: dict[str, float] = Field(default_factory=dict, description="fixed random-input values")
+    shapes: dict[str, list[int]] = Field(default_factory=dict, description="sizes for dynamic dimensions, input → "
+                                         "shape (as --shape; conversions take them too); default: from the dataset")
+    input_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict, description="random-input ranges "
+                                                         "[low, high) (as --input-range)")
+    input_values: dict[str, float] = Field(default_factory=dict, description="fixed random-input values "
+                                           "(as --input-value)")
     output: str | None = Field(None, description="output scored for top-1 (default: the first)")
+    layers: LayerSpec = Field(default_factory=LayerSpec, description="layers the recipes' prune/cluster steps touch")
+
+    @model_validator(mode="after")
+    def _inputs_make_sense(self) -> "SweepModel":
+        for name, dims in self.shapes.items():
+            if not dims or any(d <= 0 for d in dims):
+                raise ValueError(f"shapes.{name} must list sizes above 0 (e.g. [1, 3, 224, 224]), got {dims}")
+        for name, (low, high) in self.input_ranges.items():
+            if not low < high:
+                raise ValueError(f"input_ranges.{name} must be [low, high) with low < high, got "
+                                 f"[{low:g}, {high:g}]")
+        return self
 
 
 class SweepSpec(Strict):

@@ -53,18 +53,23 @@ def require_file(path: str | Path, what: str = "model") -> Path:
     return p
 
 
+def as_dim(value: Any) -> Dim:
+    """One dimension as edgebench holds it: a size > 0, a symbolic name, or None (unknown). Exporters write
+    a dynamic size as -1 (Paddle2ONNX) or 0 too; those are dynamic, never sizes."""
+    if isinstance(value, str):
+        return None if value in ("", "?") else value
+    if value is None or int(value) <= 0:
+        return None
+    return int(value)
+
+
 def _tensor_spec(value_info: Any) -> TensorSpec:
     import onnx
 
     ttype = value_info.type.tensor_type
     dtype = onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type).name if ttype.elem_type else "float32"
-    dims: list[Dim] = []
-    for d in ttype.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or None)
-    return TensorSpec(value_info.name, dtype, tuple(dims))
+    dims = tuple(as_dim(d.dim_value if d.HasField("dim_value") else d.dim_param) for d in ttype.shape.dim)
+    return TensorSpec(value_info.name, dtype, dims)
 
 
 def load_onnx_info(path: str | Path) -> ModelInfo:

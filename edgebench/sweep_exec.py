@@ -7,10 +7,14 @@ from pathlib import Path
 
 from edgebench import artifacts
 from edgebench.bench import BenchRequest, run_bench
+from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
-from edgebench.config import SweepSpec
+from edgebench.config import SweepModel, SweepSpec
 from edgebench.convert import CONVERTERS
+from edgebench.data import check_shapes
+from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result
+from edgebench.source import TensorSpec, load_onnx_info
 from edgebench.sweep import Cell, Plan, make_plan
 from edgebench.targets import resolve
 
@@ -20,7 +24,36 @@ def canonical_recipe(text: str) -> str:
 
 
 def build_plan(spec: SweepSpec, base_dir: Path, source: str) -> Plan:
-    return make_plan(spec, base_dir, source, set(CONVERTERS), canonical_recipe)
+    plan = make_plan(spec, base_dir, source, set(CONVERTERS), canonical_recipe)
+    for model in spec.models:
+        named = sorted({*model.input_ranges, *model.input_values})
+        path = plan.path(model.path)
+        if (model.shapes or named) and path is not None and path.suffix.lower() == ".onnx":
+            _check_inputs(load_onnx_info(path).inputs, model, named, f"{source}: model {model.name!r}")
+    return plan
+
+
+def _check_inputs(inputs: tuple[TensorSpec, ...], model: SweepModel, named: list[str], where: str) -> None:
+    """A typo in an input's name or shape is refused when the plan is made, not an hour into the sweep."""
+    unknown = [n for n in named if n not in {i.name for i in inputs}]
+    if unknown:
+        raise EdgebenchError(f"{where}: input_ranges/input_values name {unknown[0]!r}, which is no input of the "
+                             f"model (inputs: {', '.join(i.name for i in inputs)}): fix the name", ExitStatus.CONFIG)
+    try:
+        check_shapes(inputs, model_shapes(model))
+    except EdgebenchError as exc:
+        raise EdgebenchError(f"{where}: shapes: {exc}", ExitStatus.CONFIG) from None
+
+
+def model_shapes(model: SweepModel) -> dict[str, tuple[int, ...]]:
+    """The spec's sizes for dynamic dimensions: the bench and the conversions take the same ones, so a
+    cell finds the artifact its conversion step made."""
+    return {name: tuple(dims) for name, dims in model.shapes.items()}
+
+
+def model_layers(model: SweepModel) -> LayerSelection:
+    """The spec's ``layers:`` of a model, for its conversions and its bench cells alike (one cache entry)."""
+    return layer_selection(model.layers.include, model.layers.exclude, model.layers.all_layers)
 
 
 def convert_cell(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None) -> tuple[Path, bool]:
@@ -28,7 +61,7 @@ def convert_cell(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path |
     name, recipe, fmt = conversion
     model = plan.model(name)
     target = resolve(plan.path(model.path), fmt, parse_recipe(recipe).precision, recipe,
-                     plan.path(model.calibration), cache_dir)
+                     plan.path(model.calibration), cache_dir, shapes=model_shapes(model), selection=model_layers(model))
     return target.main, bool(target.cache_hit)
 
 
@@ -38,7 +71,8 @@ def cached(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None)
     name, recipe, fmt = conversion
     model = plan.model(name)
     return artifacts.ensure(plan.path(model.path), fmt, recipe=recipe, calibration=plan.path(model.calibration),
-                            root=cache_dir, only_cached=True) is not None
+                            root=cache_dir, only_cached=True, shapes=model_shapes(model),
+                            selection=model_layers(model)) is not None
 
 
 def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None) -> Result:
@@ -48,8 +82,9 @@ def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None) -> Result:
     req = BenchRequest(
         model=plan.path(model.path), device=cell.device, dataset=plan.path(model.dataset),
         batch=options.get("batch"), threads=options.get("threads"),
-        shapes={k: tuple(v) for k, v in model.shapes.items()}, ranges=dict(model.input_ranges),
+        shapes=model_shapes(model), ranges=dict(model.input_ranges),
         values=dict(model.input_values), timing=plan.spec.timing, output=model.output, name=model.name,
         recipe=cell.recipe, format=cell.format, precision=parse_recipe(cell.recipe).precision,
-        calibration=plan.path(model.calibration), cache_dir=cache_dir, timeout_s=plan.spec.cell_timeout_s)
+        calibration=plan.path(model.calibration), cache_dir=cache_dir, timeout_s=plan.spec.cell_timeout_s,
+        layers=model_layers(model))
     return run_bench(req, plan.profiles[cell.device])

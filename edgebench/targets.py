@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench import artifact_precision, artifacts
+from edgebench.compress.graph import LayerSelection
 from edgebench.convert import TensorIO, check_precision, converter, format_of
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.sizes import gzip_bytes, raw_bytes
@@ -50,7 +51,8 @@ class Target:
 
 
 def resolve(model: Path, fmt: str | None = None, precision: str | None = None, recipe: str | None = None,
-            calibration: Path | None = None, cache_dir: Path | None = None) -> Target:
+            calibration: Path | None = None, cache_dir: Path | None = None,
+            shapes: dict[str, tuple[int, ...]] | None = None, selection: LayerSelection | None = None) -> Target:
     model = require_file(model)
     own = format_of(model)
     if recipe is not None and own != "onnx":
@@ -61,7 +63,8 @@ def resolve(model: Path, fmt: str | None = None, precision: str | None = None, r
     plain = (precision or "fp32") == "fp32" and (recipe is None or artifacts.effective_recipe(recipe, None).canonical
                                                    == "fp32")
     if fmt is not None and own == "onnx" and (fmt != "onnx" or not plain):
-        cached = artifacts.ensure(model, fmt, precision, recipe, calibration, cache_dir)
+        cached = artifacts.ensure(model, fmt, precision, recipe, calibration, cache_dir, shapes=shapes,
+                                  selection=selection)
         a = cached.artifact
         return Target(a.format, a.precision, converter(a.format).BACKEND, a.main, a.files, a.inputs, a.outputs,
                       a.meta["source_sha256"], a.meta["size_bytes"], a.meta["gzip_bytes"], cached.hit,
@@ -88,7 +91,10 @@ def _existing(model: Path, fmt: str, precision: str | None) -> Target:
         require_file(f, "IR weights (.bin)")
     # Without meta.json the file itself says what it holds (fp16 / int8 weights, quantized activations);
     # where it cannot be read (a TensorRT engine) the precision is "unknown", never a guessed fp32.
-    prec = precision or artifact_precision.detect(fmt, model)
+    # What the file says wins over a precision given with it (a sweep's "fp32" recipe for the model as it is, a
+    # stray --precision): a label must say what the file holds, so fp16 weights are never labelled fp32.
+    detected = artifact_precision.detect(fmt, model)
+    prec = detected if detected != artifact_precision.UNKNOWN else (precision or detected)
     if fmt == "tensorrt" and precision is not None:
         check_precision(fmt, prec)
     return Target(fmt, prec, module.BACKEND, model, files, inputs, outputs, sha256_file(model),

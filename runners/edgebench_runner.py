@@ -83,7 +83,8 @@ def make_batches(arrays: dict[str, Any], batch: int, limit: int | None,
     feeds = []
     for b in range(count):
         index = np.arange(b * batch, (b + 1) * batch) % n
-        feeds.append({name: np.ascontiguousarray(a[b % len(a)] if name in per_sample else a[index])
+        # .copy(), not ascontiguousarray: that makes a 0-d sample (a scalar rate) 1-d
+        feeds.append({name: (a[b % len(a)] if name in per_sample else a[index]).copy(order="C")
                       for name, a in arrays.items()})
     return feeds
 

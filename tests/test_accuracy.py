@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgebench.accuracy import agreement, top1
+from edgebench.accuracy import CLASSES, agreement, top1
 
 
 def test_top1_against_labels():
@@ -17,7 +17,7 @@ def test_top1_refuses_count_mismatch():
 def test_agreement_with_reference():
     ref = np.array([[1.0, 2.0], [3.0, 1.0]])
     out = np.array([[1.0, 2.5], [2.0, 3.0]])  # second row flips its arg-max
-    a = agreement(out, ref)
+    a = agreement(out, ref, CLASSES)
     assert a["agreement_top1"] == 0.5
     assert a["max_abs_err"] == 2.0
     assert a["mean_abs_err"] == pytest.approx((0 + 0.5 + 1 + 2) / 4)
@@ -36,8 +36,9 @@ def test_cosine_of_known_angles():
 
 def test_identical_outputs_agree_fully():
     ref = np.random.default_rng(0).normal(size=(5, 3))
-    a = agreement(ref.copy(), ref)
+    a = agreement(ref.copy(), ref, CLASSES)
     assert a["max_abs_err"] == 0 and a["agreement_top1"] == 1.0 and a["cosine"] == pytest.approx(1.0)
+    assert a["snr_db"] == 200.0 and a["rel_l2"] == 0.0  # identical: the SNR cap, never infinity
 
 
 def test_agreement_refuses_shape_mismatch():

@@ -87,8 +87,10 @@ def test_onnx_made_with_helper(tmp_path, make, expected):
     assert target.precision == expected and target.format == "onnx" and target.meta == {}
 
 
-def test_a_precision_given_on_the_command_line_wins(tmp_path):
-    assert resolve(fp16_model(tmp_path / "m.onnx"), precision="fp32").precision == "fp32"
+def test_what_the_file_holds_wins_over_a_given_precision(tmp_path):
+    # issue 11: an fp16 file was labelled fp32 when fp32 was passed (a sweep's as-is recipe, --precision)
+    assert resolve(fp16_model(tmp_path / "m.onnx"), precision="fp32").precision == "fp16"
+    assert resolve(bf16_model(tmp_path / "b.onnx"), precision="fp32").precision == "fp32"  # unreadable: as given
 
 
 CONVERTED = [(fmt, p) for fmt in ("onnx", "openvino", "tflite") for p in ("fp32", "fp16", "int8", "int8-dynamic")]

@@ -14,10 +14,13 @@ from rich.table import Table
 
 from edgebench import artifacts
 from edgebench.artifacts import CachedArtifact
-from edgebench.commands.common import console
+from edgebench.commands.bench import parse_shapes
+from edgebench.commands.common import ALL_LAYERS_HELP, console, print_warnings
+from edgebench.commands.convert import CONVERT_SHAPE_HELP
 from edgebench.compress import LayerSelection
-from edgebench.compress.weights import slug
+from edgebench.compress.weights import slug, weight_warnings
 from edgebench.convert import parse_formats
+from edgebench.data import check_shapes
 from edgebench.source import load_onnx_info
 
 COST_KEYS = ("format", "precision", "recipe", "files", "size_bytes", "gzip_bytes", "size_ratio", "gzip_ratio",
@@ -59,21 +62,23 @@ def compress(
     cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
     include: list[str] = typer.Option([], help="Only layers whose node or weight name matches (fnmatch)."),
     exclude: list[str] = typer.Option([], help="Leave layers whose node or weight name matches (fnmatch)."),
-    all_layers: bool = typer.Option(False, "--all-layers", help="Also prune/cluster the first and last layers."),
+    all_layers: bool = typer.Option(False, "--all-layers", help=ALL_LAYERS_HELP),
     seed: int = typer.Option(0, help="Seed of the clustering inits."),
+    shape: list[str] = typer.Option([], help=CONVERT_SHAPE_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
 ) -> None:
     """Compress a model with a recipe in each format; print size, gzip size, ratios vs fp32, sparsity,
     unique values and whether the produced file kept the pruning/clustering."""
     parsed = artifacts.effective_recipe(recipe, None)
     formats = parse_formats(to)
-    load_onnx_info(model)  # a bad model is refused before any step runs
+    shapes = parse_shapes(shape)
+    check_shapes(load_onnx_info(model).inputs, shapes)  # a bad model or --shape is refused before any step runs
     selection = LayerSelection(tuple(include), tuple(exclude), all_layers)
     rows = []
     for fmt in formats:
         with console.status(f"compressing {model.name} with {parsed.canonical} for {fmt}…"):
             cached = artifacts.ensure(model, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
-                                      selection=selection, seed=seed)
+                                      selection=selection, seed=seed, shapes=shapes)
         where = cached.artifact.main
         if out is not None:
             folder = out / f"{fmt}-{slug(parsed)}"
@@ -82,6 +87,7 @@ def compress(
             where = folder / cached.artifact.main.name
         rows.append((fmt, cached, where))
     console.print(compress_table(rows))
+    print_warnings(weight_warnings(rows[0][1].artifact.meta) if rows else [])  # the float model all formats share
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps([{**{k: c.artifact.meta.get(k) for k in COST_KEYS}, "path": str(where)}

@@ -13,11 +13,11 @@ from typing import Callable, Optional
 
 import typer
 
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.bench import BenchRequest, model_name, run_bench
+from edgebench.commands.bench import RANGE_HELP, SHAPE_HELP, VALUE_HELP, parse_ranges, parse_shapes, parse_values
 from edgebench.commands.common import console, timing_options
 from edgebench.commands.results import store_option
 from edgebench.config import load_gate_spec
-from edgebench.data import parse_shape
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.gate import GateReport, compare, load_results, pool, run_gate
 from edgebench.gate_report import gate_table, summary_line, write_junit, write_markdown
@@ -74,7 +74,9 @@ def ab(
     dataset: Optional[Path] = typer.Option(None, help=".npz with one array per input (+ optional labels)."),
     batch: Optional[int] = typer.Option(None, min=1, help="Batch size for a dynamic first dimension."),
     threads: Optional[int] = typer.Option(None, min=0, help="Runtime threads (0: runtime default)."),
-    shape: list[str] = typer.Option([], help="Resolve dynamic dims: NAME:1x3x224x224 (repeatable)."),
+    shape: list[str] = typer.Option([], help=SHAPE_HELP),
+    input_range: list[str] = typer.Option([], help=RANGE_HELP),
+    input_value: list[str] = typer.Option([], help=VALUE_HELP),
     warmup_s: float = typer.Option(0.2, min=0, help="Warm up at least this long, each run."),
     warmup_iterations: int = typer.Option(5, min=0, help="Warm up at least this many iterations, each run."),
     min_iterations: int = typer.Option(50, min=1, help="Measure at least this many iterations, each run."),
@@ -83,6 +85,8 @@ def ab(
     rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP),
     md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown report here."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here."),
+    name: Optional[str] = typer.Option(None, help="The model's name in both results (A and B are two versions of "
+                                       "it); default: each file's name by bench's rule."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the two pooled results here."),
 ) -> None:
     """Run A, B, A, B … on one device so drift and heat hit both alike, then gate the pooled samples."""
@@ -90,9 +94,10 @@ def ab(
     def measure() -> GateReport:
         spec = load_gate_spec(rules)
         timing = timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s)
-        shapes = dict(parse_shape(s) for s in shape)
-        reqs = [BenchRequest(model=m, device=device, dataset=dataset, batch=batch, threads=threads, shapes=shapes,
-                             timing=timing) for m in (baseline, candidate)]
+        inputs = {"shapes": parse_shapes(shape), "ranges": parse_ranges(input_range),
+                  "values": parse_values(input_value)}
+        reqs = [BenchRequest(model=m, device=device, dataset=dataset, batch=batch, threads=threads, timing=timing,
+                             name=name, **inputs) for m in (baseline, candidate)]
         runs: tuple[list[Result], list[Result]] = ([], [])
         with console.status("A/B rounds…") as status:
             for k in range(rounds):
@@ -103,7 +108,8 @@ def ab(
         console.print(result_table(pooled))
         if json_out:
             write_results(pooled, json_out)
-        label = f"{baseline.name} → {candidate.name} @{device}"
+        label = f"{model_name(baseline)} → {model_name(candidate)} @{device}"
+        label = f"{name}: {label}" if name else label
         return GateReport(checks=compare(pooled[0], pooled[1], spec, label))
 
     _emit(_as_usage(measure), md, junit)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.source import Dim, TensorSpec
+from edgebench.source import Dim, TensorSpec, as_dim
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,10 @@ class TensorIO:
     def from_dict(cls, d: dict[str, Any]) -> "TensorIO":
         perm = d.get("permutation")
         src = d.get("source_shape")
-        return cls(d["name"], d["dtype"], tuple(d["shape"]), d.get("source_name") or d["name"],
-                   tuple(src) if src is not None else None, d.get("layout"), tuple(perm) if perm else None)
+        # dims as edgebench holds them: a meta.json written before -1 counted as dynamic may still hold it
+        return cls(d["name"], d["dtype"], tuple(map(as_dim, d["shape"])), d.get("source_name") or d["name"],
+                   tuple(map(as_dim, src)) if src is not None else None, d.get("layout"),
+                   tuple(perm) if perm else None)
 
     @classmethod
     def same_as(cls, spec: TensorSpec, layout: str | None = None) -> "TensorIO":

@@ -59,7 +59,7 @@ class Backend(BaseBackend):
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def prepare(self, feed: dict[str, Any]) -> dict[str, Any]:
-        return {i.name: np.ascontiguousarray(feed[i.name]) for i in self.session.get_inputs()}
+        return {i.name: np.asarray(feed[i.name], order="C") for i in self.session.get_inputs()}
 
     def infer(self, prepared: dict[str, Any]) -> Any:
         return self.session.run(self.output_names, prepared)

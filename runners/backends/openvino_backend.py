@@ -101,7 +101,7 @@ class Backend(BaseBackend):
 
     def prepare(self, feed: dict[str, Any]) -> list[Any]:
         """The feed as contiguous arrays; the first one also shapes the request's own input buffers."""
-        arrays = [np.ascontiguousarray(feed[name]) for name in self.input_names]
+        arrays = [np.asarray(feed[name], order="C") for name in self.input_names]
         if self.buffers is None:
             # Buffers owned here and handed to the request once: each iteration copies fresh data into
             # them, as an app writes its next input, instead of swapping tensors (which OpenVINO

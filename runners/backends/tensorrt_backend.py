@@ -170,7 +170,7 @@ class Backend(BaseBackend):
         return bytes(serialized)
 
     def prepare(self, feed: dict[str, Any]) -> dict[str, np.ndarray]:
-        return {n: np.ascontiguousarray(feed[n], dtype=self.trt.nptype(self.engine.get_tensor_dtype(n)))
+        return {n: np.asarray(feed[n], order="C", dtype=self.trt.nptype(self.engine.get_tensor_dtype(n)))
                 for n in self.input_names}
 
     def infer(self, prepared: dict[str, np.ndarray]) -> Any:

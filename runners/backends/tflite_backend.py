@@ -94,7 +94,7 @@ class Backend(BaseBackend):
         if resized:
             self.interp.allocate_tensors()
             self._read_details()
-        return [(d["index"], np.ascontiguousarray(feed[name], dtype=d["dtype"])) for name, d in self.inputs.items()]
+        return [(d["index"], np.asarray(feed[name], dtype=d["dtype"], order="C")) for name, d in self.inputs.items()]
 
     def infer(self, prepared: list[tuple[int, Any]]) -> Any:
         for index, value in prepared:
