@@ -70,7 +70,7 @@ def test_a_scalar_input_and_a_state_make_one_sample_each():
 
 def test_onnx2tf_failure_on_a_stateful_model_names_the_if_node(recipe_cache: Path):
     """onnx2tf cannot convert silero_vad's sample-rate `If` (its branches hold the STFT convolutions):
-    the message names the node, the op and TensorFlow's root cause, and no cache entry is left."""
+    one line naming the node, the op, the onnx2tf converter that raised and TensorFlow's root cause."""
     m = corpus("silero_vad")
     with pytest.raises(EdgebenchError) as exc:
         artifacts.ensure(m.path, "tflite", "fp32", calibration=m.data, root=recipe_cache)

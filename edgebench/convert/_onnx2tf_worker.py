@@ -29,6 +29,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_./-]")
 # The float32 .tflite must reproduce onnxruntime on the sample to this relative L2 error (XNNPACK and
 # onnxruntime differ by ~1e-6; a wrong layout guess by percents).
 FAITHFUL_REL_ERR = 1e-3
+# TensorFlow ops (as LiteRT names them, Flex<op>) that onnx2tf can build from builtin TFLite ops
+# instead, and the ONNX op to name in replace_to_pseudo_operators.
+PSEUDO_OPS = {"Erf": "Erf", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan", "Abs": "Abs", "Neg": "Neg",
+              "GatherNd": "GatherND", "Pow": "Power", "LeakyRelu": "LeakyReLU"}
 
 
 def name_key(name: str) -> str:
@@ -281,19 +285,23 @@ def root_cause(exc: BaseException, log: str, nodes: dict[str, tuple[str, str]]) 
             "reason": f"{type(exc).__name__}{inner}: {reason}"}
 
 
-def convert(req: dict[str, Any], folder: Path, keep: list[str]) -> dict[str, str]:
-    """onnx2tf on a prepared copy into ``folder``; ``keep``: ONNX inputs whose shape the .tflite keeps
-    as is (onnx2tf's keep_shape_absolutely_input_names) instead of making them channel-last. Returns the
-    prepared name of each ONNX input."""
+def convert(req: dict[str, Any], folder: Path, options: dict[str, list[str]]) -> dict[str, str]:
+    """onnx2tf on a prepared copy into ``folder``. ``options["keep"]``: ONNX inputs whose shape the .tflite
+    keeps as is (keep_shape_absolutely_input_names) instead of making them channel-last;
+    ``options["pseudo"]``: ONNX ops onnx2tf builds from builtin TFLite ops (replace_to_pseudo_operators).
+    Returns the prepared name of each ONNX input."""
     import onnx2tf
 
     work = Path(req["work_dir"])
     prepared = work / "model.onnx"  # onnx2tf rewrites its input in place (onnxsim): always a fresh copy
     inputs, nodes = prepare(req["source"], prepared, req["fixed_shapes"])
     quant = req.get("quantize") or {}
+    keep = options.get("keep", [])
     extra: dict[str, Any] = {"quant_type": "per-channel" if quant.get("per_channel", True) else "per-tensor"}
     if keep:
         extra.update(keep_shape_absolutely_input_names=[inputs[name] for name in keep])
+    if options.get("pseudo"):
+        extra.update(replace_to_pseudo_operators=options["pseudo"])
     if quant.get("int8"):
         extra.update(output_integer_quantized_tflite=True,
                      custom_input_op_name_np_data_path=_calibration_files(req, inputs, work, keep))
@@ -310,27 +318,39 @@ def convert(req: dict[str, Any], folder: Path, keep: list[str]) -> dict[str, str
 
 
 def faithful_conversion(req: dict[str, Any], samples: dict[str, np.ndarray],
-                        onnx_out: dict[str, np.ndarray]) -> tuple[Path, dict[str, Any], list[str]]:
-    """Convert, and check onnx2tf's float32 .tflite against onnxruntime on the sample. onnx2tf guesses
-    that a 3- to 5-D input is channel-first and makes it channel-last; where that guess breaks the model
-    (openWakeWord's [1, 16, 96] feature window feeds a Flatten), convert again keeping those inputs'
-    shapes. Returns the saved_model folder, the float32 file's tensor mapping and the kept inputs."""
+                        onnx_out: dict[str, np.ndarray]) -> tuple[Path, dict[str, Any], dict[str, list[str]]]:
+    """Convert, and check onnx2tf's float32 .tflite against onnxruntime on the sample; convert again,
+    once per remedy, where onnx2tf's own options fix what the check found:
+
+    - a TensorFlow (Flex) op LiteRT's builtin kernels lack, which onnx2tf can build from builtin ops
+      (MiniLM's GELU holds Erf): replace_to_pseudo_operators;
+    - outputs that disagree after onnx2tf made a 3- to 5-D input channel-last (openWakeWord's [1, 16, 96]
+      feature window feeds a Flatten): keep_shape_absolutely_input_names for those inputs.
+
+    Returns the saved_model folder, the float32 file's tensor mapping and the options used."""
     work = Path(req["work_dir"])
-    keep: list[str] = []
-    while True:
-        folder = work / f"saved_model_{len(keep)}"
-        convert(req, folder, keep)
-        mapping = verify(folder / "model_float32.tflite", samples, onnx_out)
+    options: dict[str, list[str]] = {}
+    for attempt in itertools.count():
+        folder = work / f"saved_model_{attempt}"
+        convert(req, folder, options)
+        try:
+            mapping = verify(folder / "model_float32.tflite", samples, onnx_out)
+        except ConversionError as exc:
+            pseudo = sorted({PSEUDO_OPS[op] for op in exc.detail.get("flex", []) if op in PSEUDO_OPS})
+            if not pseudo or options.get("pseudo"):
+                raise
+            options["pseudo"] = pseudo
+            continue
         name, err = _worst(mapping)
         moved = [m["source_name"] for m in mapping["inputs"] if m["permutation"]]
-        if err <= FAITHFUL_REL_ERR or keep or not moved:
+        if err <= FAITHFUL_REL_ERR or options.get("keep") or not moved:
             break
-        keep = moved
+        options["keep"] = moved
     if err > FAITHFUL_REL_ERR:
         raise ConversionError({"stage": "onnx2tf", "unfaithful": True, "reason": (
             f"its float32 result disagrees with onnxruntime on output {name!r} (relative error "
             f"{'no permutation fits' if err == np.inf else f'{err:.2g}'} on the conversion sample)")})
-    return folder, mapping, keep
+    return folder, mapping, options
 
 
 class ConversionError(Exception):
@@ -348,9 +368,9 @@ def main(request_path: str) -> int:
     try:
         onnx_out = reference(req["source"], samples)
         if isinstance(onnx_out, str):
-            convert(req, Path(req["work_dir"]) / "saved_model", [])  # onnx2tf's verdict on the model first
+            convert(req, Path(req["work_dir"]) / "saved_model", {})  # onnx2tf's verdict on the model first
             raise ConversionError({"stage": "onnxruntime-load", "reason": onnx_out})
-        folder, mapping, keep = faithful_conversion(req, samples, onnx_out)
+        folder, mapping, options = faithful_conversion(req, samples, onnx_out)
         produced = folder / f"model_{req['file_precision']}.tflite"
         if not produced.is_file():
             raise ConversionError({"stage": "onnx2tf", "reason": f"onnx2tf wrote no {req['file_precision']} "
@@ -365,7 +385,8 @@ def main(request_path: str) -> int:
     import onnx2tf
 
     (reply_dir / "reply.json").write_text(json.dumps({"tflite": str(target), **mapping, "onnx2tf": onnx2tf.__version__,
-                                                      "kept_input_shapes": keep}))
+                                                      "kept_input_shapes": options.get("keep", []),
+                                                      "pseudo_ops": options.get("pseudo", [])}))
     return 0
 
 

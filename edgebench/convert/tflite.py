@@ -109,7 +109,7 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
     return Artifact("tflite", precision, [tflite], tflite, inputs, outputs,
                     meta={"converter": "onnx2tf", "sample_max_abs_err": errors, "sample_rel_err": rel_errors,
                           "converted_shapes": {name: list(arr.shape) for name, arr in sample.items()},
-                          "kept_input_shapes": reply["kept_input_shapes"],
+                          "kept_input_shapes": reply["kept_input_shapes"], "pseudo_ops": reply["pseudo_ops"],
                           **({"quantizer": f"onnx2tf {_FILE_PRECISION[precision]} (TFLiteConverter)",
                               "per_channel": per_channel} if precision.startswith("int8") else {}),
                           "tool_versions": {**versions, "onnx2tf": reply["onnx2tf"]}})
