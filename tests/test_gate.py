@@ -20,6 +20,7 @@ from edgebench.config import GateSpec
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.gate import compare, run_gate
 from edgebench.result import Result, read_results, write_results
+from tests.test_gate_recorded import junit_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"
@@ -77,14 +78,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def gate(baseline: Path, candidate: Path, *extra: str) -> ExitStatus:
     return main(["gate", "--baseline", str(baseline), "--candidate", str(candidate), *extra])
-
-
-def junit_cases(path: Path) -> dict[str, ET.Element]:
-    suite = ET.parse(path).getroot().find("testsuite")
-    cases = {c.get("name"): c for c in suite.findall("testcase")}
-    assert int(suite.get("tests")) == len(suite.findall("testcase")) == len(cases)
-    assert int(suite.get("failures")) == sum(c.find("failure") is not None for c in cases.values())
-    return cases
 
 
 def _verdict(case: ET.Element) -> str:

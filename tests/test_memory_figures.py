@@ -81,7 +81,7 @@ def test_tensorrt_reads_input_shapes_without_loading_the_dataset(tmp_path):
     """The TensorRT backend needs the input shapes at load time; reading the arrays for them would put a second
     copy of the dataset into the model's footprint. Headers only: shapes right, memory flat."""
     if not Path("/proc/self/clear_refs").exists():
-        pytest.skip("needs Linux's resettable VmHWM")
+        pytest.skip(reason="needs Linux's resettable VmHWM")
     big = np.ones((100_000, 1, 8, 8), np.float32)  # 24.4 MB, every page touched
     np.savez(tmp_path / "plain.npz", input=big, sr=np.array(16000, np.int64), ids=np.zeros((3, 16), np.int64))
     np.savez_compressed(tmp_path / "packed.npz", input=big)
