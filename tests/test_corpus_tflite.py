@@ -130,3 +130,16 @@ def test_converter_failure_names_node_op_and_root_cause(tmp_path: Path):
                           "Conv converter: ")
     assert str(tmp_path) not in msg
     assert not any((tmp_path / "cache").rglob("meta.json"))
+
+
+def test_a_flex_op_is_rebuilt_from_builtin_ops(tmp_path: Path):
+    """MiniLM's GELU holds Erf, which onnx2tf emits as a TensorFlow (Flex) op that LiteRT cannot run:
+    it is converted with onnx2tf's pseudo Erf, built from builtin TFLite ops."""
+    gelu_like = helper.make_graph(
+        [helper.make_node("Erf", ["x"], ["e"]), helper.make_node("Mul", ["e", "x"], ["y"])], "erf",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    model = tmp_path / "erf.onnx"
+    onnx.save(helper.make_model(gelu_like, opset_imports=[helper.make_opsetid("", 13)]), model)
+    meta = artifacts.ensure(model, "tflite", "fp32", root=tmp_path / "cache").artifact.meta
+    assert meta["pseudo_ops"] == ["erf"] and meta["sample_rel_err"]["y"] < 1e-5

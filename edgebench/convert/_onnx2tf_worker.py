@@ -30,9 +30,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_./-]")
 # onnxruntime differ by ~1e-6; a wrong layout guess by percents).
 FAITHFUL_REL_ERR = 1e-3
 # TensorFlow ops (as LiteRT names them, Flex<op>) that onnx2tf can build from builtin TFLite ops
-# instead, and the ONNX op to name in replace_to_pseudo_operators.
-PSEUDO_OPS = {"Erf": "Erf", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan", "Abs": "Abs", "Neg": "Neg",
-              "GatherNd": "GatherND", "Pow": "Power", "LeakyRelu": "LeakyReLU"}
+# instead, and the name replace_to_pseudo_operators takes (lower case in its Python API).
+PSEUDO_OPS = {"Erf": "erf", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Abs": "abs", "Neg": "neg",
+              "GatherNd": "gathernd", "Pow": "power", "LeakyRelu": "leakyrelu"}
 
 
 def name_key(name: str) -> str:
@@ -322,24 +322,28 @@ def faithful_conversion(req: dict[str, Any], samples: dict[str, np.ndarray],
     """Convert, and check onnx2tf's float32 .tflite against onnxruntime on the sample; convert again,
     once per remedy, where onnx2tf's own options fix what the check found:
 
-    - a TensorFlow (Flex) op LiteRT's builtin kernels lack, which onnx2tf can build from builtin ops
-      (MiniLM's GELU holds Erf): replace_to_pseudo_operators;
+    - a TensorFlow (Flex) op LiteRT's builtin kernels lack, which onnx2tf can build from builtin ops:
+      replace_to_pseudo_operators (Erf, in MiniLM's GELU, from the start);
     - outputs that disagree after onnx2tf made a 3- to 5-D input channel-last (openWakeWord's [1, 16, 96]
       feature window feeds a Flatten): keep_shape_absolutely_input_names for those inputs.
 
     Returns the saved_model folder, the float32 file's tensor mapping and the options used."""
+    import onnx
+
     work = Path(req["work_dir"])
-    options: dict[str, list[str]] = {}
+    ops = {n.op_type for g in _graphs(onnx.load(req["source"], load_external_data=False).graph) for n in g.node}
+    # TFLite has no builtin Erf, so onnx2tf's Erf is always a Flex op: ask for the pseudo one at once
+    options: dict[str, list[str]] = {"pseudo": ["erf"]} if "Erf" in ops else {}
     for attempt in itertools.count():
         folder = work / f"saved_model_{attempt}"
         convert(req, folder, options)
         try:
             mapping = verify(folder / "model_float32.tflite", samples, onnx_out)
         except ConversionError as exc:
-            pseudo = sorted({PSEUDO_OPS[op] for op in exc.detail.get("flex", []) if op in PSEUDO_OPS})
-            if not pseudo or options.get("pseudo"):
+            pseudo = {PSEUDO_OPS[op] for op in exc.detail.get("flex", []) if op in PSEUDO_OPS}
+            if pseudo <= set(options.get("pseudo", [])):
                 raise
-            options["pseudo"] = pseudo
+            options["pseudo"] = sorted(pseudo | set(options.get("pseudo", [])))
             continue
         name, err = _worst(mapping)
         moved = [m["source_name"] for m in mapping["inputs"] if m["permutation"]]
