@@ -20,7 +20,7 @@ from edgebench.config import GateSpec
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.gate import compare, run_gate
 from edgebench.result import Result, read_results, write_results
-from tests.test_gate_recorded import junit_cases
+from tests.test_gate_recorded import _edited, junit_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"
@@ -137,13 +137,6 @@ def test_heavier_model_keeps_the_logits(runs):
     ref = ort.InferenceSession(str(DIGITS / "digits_cnn.onnx")).run(["logits"], {"input": x})[0]
     heavy = ort.InferenceSession(str(runs["heavy_model"])).run(None, {"input": x})
     assert np.array_equal(ref, heavy[0]) and heavy[1].shape == (16,)
-
-
-def _edited(src: Path, dst: Path, **changes) -> Path:
-    data = json.loads(src.read_text())
-    data.update(changes)
-    dst.write_text(json.dumps(data))
-    return dst
 
 
 BAD_RULES = {

@@ -16,24 +16,20 @@ import pytest
 
 from edgebench import artifacts
 from tests.compress_models import MODEL
+from tests.test_runner import RUNNERS, make_job, run_runner
 
-RUNNER = Path(__file__).resolve().parent.parent / "runners" / "edgebench_runner.py"
+RUNNER = RUNNERS / "edgebench_runner.py"
 SMALL, LARGE = 450, 200_000  # samples of 1×8×8 float32: 0.11 MB and 48.8 MB
 
 
-def run_runner(work: Path, backend: str, artifact: Path, samples: int) -> dict:
+def run_on(work: Path, backend: str, artifact: Path, samples: int) -> dict:
     work.mkdir()
     digits = np.load(MODEL.parent / "eval.npz")["inputs"]
     inputs = np.resize(digits, (samples, *digits.shape[1:])).astype(np.float32)
-    np.savez(work / "inputs.npz", input=inputs)
-    job = {"schema_version": 1, "backend": backend, "artifact": str(artifact), "device": "CPU", "threads": 1,
-           "timing": {"warmup_iterations": 2, "warmup_s": 0.0, "min_iterations": 20, "min_duration_s": 0.0,
-                      "max_duration_s": 30},
-           "inputs_npz": str(work / "inputs.npz"), "batch": 1, "rotation": 64, "capture_outputs": False}
-    (work / "job.json").write_text(json.dumps(job))
-    proc = subprocess.run([sys.executable, str(RUNNER), str(work / "job.json")], capture_output=True, text=True,
-                          timeout=300)
-    reply = json.loads(proc.stdout)
+    job = make_job(work, artifact, {"input": inputs}, backend=backend, capture_outputs=False, rotation=64,
+                   timing={"warmup_iterations": 2, "warmup_s": 0.0, "min_iterations": 20, "min_duration_s": 0.0,
+                           "max_duration_s": 30})
+    reply, _ = run_runner(RUNNER, job)
     assert reply["status"] == "ok", reply
     reply["dataset_mb"] = inputs.nbytes / 2**20
     return reply
@@ -49,8 +45,8 @@ def artifact_for(backend: str, cache: Path) -> Path:
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_model_footprint_does_not_grow_with_the_dataset(recipe_cache, tmp_path, backend):
     artifact = artifact_for(backend, recipe_cache)
-    small = run_runner(tmp_path / "small", backend, artifact, SMALL)
-    large = run_runner(tmp_path / "large", backend, artifact, LARGE)
+    small = run_on(tmp_path / "small", backend, artifact, SMALL)
+    large = run_on(tmp_path / "large", backend, artifact, LARGE)
     footprint = {}
     for name, reply in (("small", small), ("large", large)):
         mem = reply["memory_mb"]

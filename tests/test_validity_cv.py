@@ -6,9 +6,6 @@ the constructed sets, so everything else build_result reads (validity, memory, e
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +16,8 @@ from edgebench.config import TimingSpec, load_profile
 from edgebench.convert.tensors import source_tensor_specs
 from edgebench.data import plan_inputs
 from edgebench.targets import resolve
+from tests.test_runner import RUNNERS, make_job, run_runner
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNNER = ROOT / "runners" / "edgebench_runner.py"
 
 # median 1.0 ms; |x − median| sorted: 0, 0.0674, 0.0674, 0.1, 0.2 → MAD (3rd of 5) = 0.0674 ms;
 # robust CV = 1.4826 · 0.0674 / 1.0 = 0.09992724: just below 0.1
@@ -35,15 +31,11 @@ ONE_HICCUP = [1_000_000] * 19 + [10_000_000]
 @pytest.fixture(scope="module")
 def reply(tmp_path_factory, digits_onnx, digits_eval) -> dict:
     work = tmp_path_factory.mktemp("cv-job")
-    np.savez(work / "inputs.npz", input=np.load(digits_eval)["inputs"][:16])
-    job = {"schema_version": 1, "backend": "onnxruntime", "artifact": str(digits_onnx), "device": "CPU",
-           "threads": 1, "timing": {"warmup_iterations": 2, "warmup_s": 0.01, "min_iterations": 5,
-                                    "min_duration_s": 0.01, "max_duration_s": 5},
-           "inputs_npz": str(work / "inputs.npz"), "batch": 1, "rotation": 64, "capture_outputs": False}
-    (work / "job.json").write_text(json.dumps(job))
-    proc = subprocess.run([sys.executable, str(RUNNER), str(work / "job.json")], capture_output=True, text=True,
-                          timeout=120)
-    reply = json.loads(proc.stdout)
+    job = make_job(work, digits_onnx, {"input": np.load(digits_eval)["inputs"][:16]}, capture_outputs=False,
+                   rotation=64,
+                   timing={"warmup_iterations": 2, "warmup_s": 0.01, "min_iterations": 5, "min_duration_s": 0.01,
+                           "max_duration_s": 5})
+    reply, _ = run_runner(RUNNERS / "edgebench_runner.py", job)
     assert reply["status"] == "ok", reply
     return reply
 
