@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -75,7 +75,8 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
     if req.shapes and (req.format or req.recipe) and Path(req.model).suffix.lower() == ".onnx":
         check_shapes(load_onnx_info(req.model).inputs, req.shapes)  # a bad --shape: refused before converting
     target = resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir,
-                     shapes=req.shapes, selection=req.layers)
+                     shapes=conversion_shapes(req.model, req.format, req.dataset, req.calibration, req.shapes),
+                     selection=req.layers)
     plan, arrays, labels = prepare_inputs(req, source_tensor_specs(target.inputs))
     capture = req.capture if req.capture is not None else req.dataset is not None
     threads = req.threads if req.threads is not None else profile.threads
@@ -108,6 +109,22 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
         return Outcome(result, outputs, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def conversion_shapes(model: Path, fmt: str | None, dataset: Path | None, calibration: Path | None,
+                      shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The shapes a converter fixes: ``shapes`` (``--shape``), and for a format whose file has fixed shapes
+    (TFLite) the dataset's sizes at batch 1 for the dynamic dimensions ``shapes`` leaves open when no
+    calibration set gives the sample (without them the converter would pick sizes the dataset then does
+    not fit). bench and a sweep's conversion step ask the same, so they share one cache entry."""
+    if fmt != "tflite" or dataset is None or calibration is not None or Path(model).suffix.lower() != ".onnx":
+        return dict(shapes)
+    specs = load_onnx_info(model).inputs
+    open_inputs = [s.name for s in specs if s.dynamic_axes and s.name not in shapes]
+    if not open_inputs:
+        return dict(shapes)
+    plan, _ = plan_dataset(dataset, specs, None, shapes)
+    return {**shapes, **{name: plan.shapes[name] for name in open_inputs}}
 
 
 def prepare_inputs(req: BenchRequest, specs: tuple[TensorSpec, ...]

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from rich.table import Table
 
+from edgebench.report.data import int8_slowdowns
 from edgebench.result import Result
 
 
@@ -19,7 +20,8 @@ def result_table(results: Sequence[Result]) -> Table:
                 "iters", "load ms", "first ms", "peak MB", "top-1", "valid"):
         table.add_column(col, justify="right" if col not in ("model", "recipe", "format", "device") else "left")
     errors: list[str] = []
-    for r in results:
+    notes: list[str] = []
+    for r, slower in zip(results, int8_slowdowns(results)):
         base = [str(r.model.get("name")), str(r.model.get("recipe")), str(r.model.get("format")),
                 str(r.device.get("profile")), str(r.options.get("threads", "")), str(r.batch)]
         if not r.ok:
@@ -32,12 +34,16 @@ def result_table(results: Sequence[Result]) -> Table:
         problems = [k for k in ("min_iterations_met", "min_duration_met", "cv_ok") if flags.get(k) is False]
         if flags.get("throttled"):
             problems.append("throttled")
+        if slower is not None:
+            problems.append(f"{slower:.2f}× slower than fp32")
+            notes.append(f"[yellow]{' '.join(base[:4])}: int8 runs {slower:.2f}× slower than fp32 here; "
+                         "see docs/compression.md, 'When int8 is slower than fp32'[/yellow]")
         top1 = r.accuracy.get("top1")
         table.add_row(*base, _num(lat.get("p50")), _num(lat.get("p90")), _num(lat.get("p99")),
                       _num(lat.get("robust_cv"), "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
                       _num(r.first_inference_ms, "{:.2f}"), _num(r.memory_mb.get("peak"), "{:.1f}"),
                       _num(top1, "{:.4f}"), "ok" if not problems else "[yellow]" + ",".join(problems) + "[/yellow]")
-    if errors:
-        table.caption = "\n".join(errors)
+    if errors or notes:
+        table.caption = "\n".join(errors + notes)
         table.caption_justify = "left"
     return table

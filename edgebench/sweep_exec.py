@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebench import artifacts
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.bench import BenchRequest, conversion_shapes, run_bench
 from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepModel, SweepSpec
@@ -51,6 +51,15 @@ def model_shapes(model: SweepModel) -> dict[str, tuple[int, ...]]:
     return {name: tuple(dims) for name, dims in model.shapes.items()}
 
 
+def cell_shapes(plan: Plan, model: SweepModel, fmt: str) -> dict[str, tuple[int, ...]]:
+    """The shapes the conversion fixes: the spec's, and the dataset's where a TFLite file needs them
+    (what bench asks for the same cell, so the bench step finds the artifact this step made)."""
+    path = plan.path(model.path)
+    if path is None:
+        return model_shapes(model)
+    return conversion_shapes(path, fmt, plan.path(model.dataset), plan.path(model.calibration), model_shapes(model))
+
+
 def model_layers(model: SweepModel) -> LayerSelection:
     """The spec's ``layers:`` of a model, for its conversions and its bench cells alike (one cache entry)."""
     return layer_selection(model.layers.include, model.layers.exclude, model.layers.all_layers)
@@ -61,7 +70,8 @@ def convert_cell(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path |
     name, recipe, fmt = conversion
     model = plan.model(name)
     target = resolve(plan.path(model.path), fmt, parse_recipe(recipe).precision, recipe,
-                     plan.path(model.calibration), cache_dir, shapes=model_shapes(model), selection=model_layers(model))
+                     plan.path(model.calibration), cache_dir, shapes=cell_shapes(plan, model, fmt),
+                     selection=model_layers(model))
     return target.main, bool(target.cache_hit)
 
 
@@ -71,7 +81,7 @@ def cached(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None)
     name, recipe, fmt = conversion
     model = plan.model(name)
     return artifacts.ensure(plan.path(model.path), fmt, recipe=recipe, calibration=plan.path(model.calibration),
-                            root=cache_dir, only_cached=True, shapes=model_shapes(model),
+                            root=cache_dir, only_cached=True, shapes=cell_shapes(plan, model, fmt),
                             selection=model_layers(model)) is not None
 
 

@@ -104,6 +104,23 @@ def test_minus_one_and_unknown_dims_are_fixed_from_the_calibration_data(recipe_c
     assert outcome.result.accuracy["top1"] == 1.0
 
 
+def test_without_a_calibration_set_the_dataset_fixes_the_tflite_shapes(recipe_cache: Path):
+    """`bench --format tflite --dataset D` with no --calibration: the dynamic dims take the dataset's sizes
+    (at batch 1) instead of sizes the dataset would not fit; other formats and a given --shape are left as
+    they are, so their cache entries do not change."""
+    from edgebench.bench import conversion_shapes
+
+    m = corpus("ppocr_cls")
+    assert conversion_shapes(m.path, "tflite", m.data, None, {}) == {"x": (1, 3, 48, 192)}
+    assert conversion_shapes(m.path, "onnx", m.data, None, {}) == {}
+    assert conversion_shapes(m.path, "tflite", m.data, m.data, {}) == {}  # the calibration sample decides
+    assert conversion_shapes(m.path, "tflite", m.data, None, {"x": (1, 3, 48, 96)}) == {"x": (1, 3, 48, 96)}
+    outcome = execute(BenchRequest(model=m.path, dataset=m.data, threads=1, timing=COMPARE_TIMING, format="tflite",
+                                   cache_dir=recipe_cache))
+    assert outcome.target.meta["converted_shapes"] == {"x": [1, 3, 48, 192]}
+    assert outcome.result.accuracy["top1"] == 1.0
+
+
 def if_conv_model(path: Path) -> Path:
     """A valid ONNX (onnxruntime runs it) with a Conv inside each branch of an `If`: onnx2tf cannot convert it."""
     vi = helper.make_tensor_value_info

@@ -177,3 +177,37 @@ def test_html_is_self_contained(real_results):
 def test_an_empty_run_still_renders():
     assert "no results yet" in render_html(build_report([]))
     assert "no results yet" in render_markdown(build_report([]))
+
+
+def test_an_int8_cell_slower_than_its_fp32_is_flagged(real_results):
+    fp32 = next(r for r in real_results if r.ok and r.model["recipe"] == "fp32")
+    p50 = fp32.latency_ms["p50"]
+
+    def int8(factor: float, fmt: str = fp32.model["format"]) -> object:
+        d = fp32.to_dict()
+        model = {**d["model"], "recipe": "int8", "precision": "int8", "format": fmt}
+        return type(fp32).from_dict({**d, "model": model, "latency_ms": {**d["latency_ms"], "p50": p50 * factor}})
+
+    slow, fast, other_format = int8(1.5), int8(0.8), int8(3.0, "openvino")
+    data = build_report([fp32, slow, fast, other_format])
+    by_p50 = {c.p50: c for c in data.devices[0].cells}
+    assert by_p50[p50 * 1.5].notes == ["int8 1.50× slower than fp32"]
+    assert by_p50[p50 * 0.8].notes == [] and by_p50[p50].notes == []
+    assert by_p50[p50 * 3.0].notes == []  # no fp32 of that format to compare with
+    assert "int8 1.50× slower than fp32" in render_markdown(data)
+    assert "int8 1.50× slower than fp32" in render_html(data)
+
+
+def test_the_terminal_table_names_a_slow_int8_cell(real_results):
+    from rich.console import Console
+
+    from edgebench.render import result_table
+    fp32 = next(r for r in real_results if r.ok and r.model["recipe"] == "fp32")
+    d = fp32.to_dict()
+    slow = type(fp32).from_dict({**d, "model": {**d["model"], "recipe": "int8", "precision": "int8"},
+                                 "latency_ms": {**d["latency_ms"], "p50": fp32.latency_ms["p50"] * 2}})
+    console = Console(width=300, record=True)
+    console.print(result_table([fp32, slow]))
+    text = console.export_text()
+    assert "int8 runs 2.00× slower than fp32 here" in text  # the caption
+    assert text.count("2.00× slower than fp32") == 2 and text.count("1.00× slower") == 0  # + the int8 row

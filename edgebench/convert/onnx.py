@@ -39,9 +39,14 @@ def tool_versions() -> dict[str, str]:
 
 
 def key_material(precision: str) -> dict[str, Any]:
-    """What the artifact cache keys on besides tool versions: the int8 scheme, which follows the host's ISA."""
+    """What the artifact cache keys on besides tool versions: the int8 scheme, which follows the host's ISA,
+    and the dynamic int8 weights' granularity (per-tensor until edgebench 0.2)."""
     from edgebench.compress.int8_scheme import int8_scheme
 
+    if precision == "int8-dynamic":
+        return {"dynamic_weights": "per-channel"}
+    if precision == "fp16":
+        return {"fp16_prepared": "basic-optimized"}
     return {"int8_scheme": int8_scheme("onnxruntime").to_dict()} if precision == "int8" else {}
 
 
@@ -76,11 +81,15 @@ def _quantized(source: Path, precision: str, target: Path, calibration: Path | N
     if precision == "int8":
         how = int8(source, target, calibration, quantization, shapes, "onnxruntime")
     elif precision == "int8-dynamic":
-        q.quantize_dynamic_int8(source, target)
-        how = {"quantizer": "onnxruntime.quantization.quantize_dynamic (MatMul/Gemm weights)"}
+        per_channel = bool(quantization.get("per_channel", True))
+        q.quantize_dynamic_int8(source, target, per_channel)
+        how = {"quantizer": "onnxruntime.quantization.quantize_dynamic (MatMul/Gemm weights)",
+               "per_channel": per_channel}
     else:
-        q.convert_fp16(source, target)
-        how = {"quantizer": "onnxruntime float16 converter (keep_io_types)"}
+        fold = bool(quantization.get("per_channel", True))  # False after clustering: see convert_fp16
+        q.convert_fp16(source, target, fold)
+        how = {"quantizer": "onnxruntime float16 converter (keep_io_types)",
+               "prepared": "onnxruntime basic optimizations (BatchNorm folded)" if fold else "as is (clustered)"}
     return Artifact("onnx", precision, [target], target, *describe(target), meta=how)
 
 

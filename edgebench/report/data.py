@@ -51,6 +51,11 @@ class Cell:
     best: bool = False
     on_front: bool = False
     distribution: Distribution | None = None
+    slower_than_fp32: float | None = None  # an int8 cell's p50 over its fp32 cell's, when int8 is the slower
+
+    @property
+    def precision(self) -> str:
+        return str(self.result.model.get("precision"))
 
     @property
     def model(self) -> str:
@@ -84,6 +89,13 @@ class Cell:
         flags = self.result.validity
         found = [k.replace("_met", "").replace("_ok", "") for k in VALIDITY_FLAGS if flags.get(k) is False]
         return found + (["throttled"] if flags.get("throttled") else [])
+
+    @property
+    def notes(self) -> list[str]:
+        """What a user picking this cell should know that is not a validity problem."""
+        if self.slower_than_fp32 is None:
+            return []
+        return [f"{self.precision} {self.slower_than_fp32:.2f}× slower than fp32"]
 
 
 @dataclass
@@ -152,8 +164,31 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> set[int]:
     return front
 
 
+def int8_slowdowns(results: Sequence[Result]) -> list[float | None]:
+    """Per result, its p50 over the p50 of the fp32 cell of the same model, format, device and options when it
+    is an int8 cell and the slower of the two, else None. People pick int8 for speed; on a CPU without VNNI
+    or a runtime without int8 kernels it can be the slower variant, and a report must say so."""
+    def key(r: Result) -> tuple[str, ...]:
+        return (str(r.model.get("name")), str(r.model.get("format")), str(r.device.get("profile")),
+                json.dumps(r.options, sort_keys=True))
+
+    def p50(r: Result) -> float | None:
+        return (r.latency_ms or {}).get("p50") if r.ok else None
+
+    fp32 = {key(r): p for r in results if r.model.get("recipe") == "fp32" and (p := p50(r)) is not None}
+    out: list[float | None] = []
+    for r in results:
+        mine, ref = p50(r), fp32.get(key(r))
+        slower = (str(r.model.get("precision")).startswith("int8") and mine is not None and ref is not None
+                  and mine > ref)
+        out.append(mine / ref if slower and mine is not None and ref else None)
+    return out
+
+
 def _device_view(name: str, cells: list[Cell], max_drop: float) -> DeviceView:
     ok = [c for c in cells if c.result.ok and c.p50 is not None]
+    for c, ratio in zip(ok, int8_slowdowns([c.result for c in ok])):
+        c.slower_than_fp32 = ratio
     metric = next((m for m in ("top1", "agreement_top1") if any(c.result.accuracy.get(m) is not None for c in ok)),
                   None)
     for c in ok:

@@ -62,9 +62,12 @@ def _mark(cell: Cell) -> str:
 
 def _validity(cell: Cell) -> str:
     problems = cell.problems
+    notes = "".join(f'<span class="tag warn" title="int8 is picked for speed; this one is not faster">'
+                    f'{escape(n)}</span>' for n in cell.notes)
     if not problems:
-        return '<span class="tag ok">valid</span>'
-    return "".join(f'<span class="tag warn" title="validity flag failed">{escape(p)}</span>' for p in problems)
+        return '<span class="tag ok">valid</span>' + notes
+    return "".join(f'<span class="tag warn" title="validity flag failed">{escape(p)}</span>'
+                   for p in problems) + notes
 
 
 COLUMNS = ("", "model", "recipe", "format", "options", "p50 ms", "p99 ms", "rCV", "iters", "load ms", "first ms",

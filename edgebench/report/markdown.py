@@ -19,7 +19,7 @@ def _row(cell: Cell) -> str:
     if not r.ok:
         return f"| {name} | error: {_cell_text(cell.error)} |" + " |" * 7
     lat = r.latency_ms or {}
-    flags = ", ".join(cell.problems) or "valid"
+    flags = ", ".join(cell.problems + cell.notes) or "valid"
     name = f"**{name}**" if cell.best else name
     return (f"| {name} | {_n(lat.get('p50'), '.4g')} | {_n(lat.get('p99'), '.4g')} "
             f"| {_n(lat.get('robust_cv'), '.1%')} | {_n(r.memory_mb.get('peak'), '.1f')} "
