@@ -5,7 +5,7 @@ quantization settings, for the fast-subset ONNX corpus models and the bundled di
 "before" replays the old call (QDQ, int8 activations and weights — S8S8 —, per-channel, every op type
 onnxruntime can quantize, no pre-processing, the model's own opset); "after" is what edgebench builds now
 (``artifacts.ensure(model, "onnx", "int8")``: quant_pre_process, opset ≥ 13, the host ISA's scheme from
-``compress.int8_scheme``, compute ops only). All variants run in one process with onnxruntime at one
+``formats.onnx.int8_scheme``, compute ops only). All variants run in one process with onnxruntime at one
 thread, in interleaved rounds (the order rotates every round) so load and heat hit all alike; p50 is
 over every timed iteration, one sample per run at batch 1. Agreement is the first output's against fp32
 over the model's data (``accuracy.agreement``: cosine, SNR, top-1 agreement where it is class scores);
@@ -40,8 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 from edgebench import artifacts  # noqa: E402
 from edgebench.accuracy import CLASSES, agreement, output_kind, top1  # noqa: E402
-from edgebench.compress.int8_scheme import cpu_isa  # noqa: E402
-from edgebench.compress.quantize_onnx import _quiet, _reader, calibration_batches, int8_structure  # noqa: E402
+from edgebench.formats.calibration import calibration_batches  # noqa: E402
+from edgebench.formats.onnx.int8_scheme import cpu_isa  # noqa: E402
+from edgebench.formats.onnx.quantize import _reader, int8_structure  # noqa: E402
+from edgebench.formats.tooling import quiet  # noqa: E402
 from edgebench.data import plan_dataset  # noqa: E402
 from edgebench.source import load_onnx_info  # noqa: E402
 
@@ -65,7 +67,7 @@ def before(model: Path, calibration: Path, out: Path) -> Path:
     from onnxruntime import quantization as q
 
     batches = list(calibration_batches(model, calibration))
-    with _quiet():
+    with quiet():
         q.quantize_static(str(model), str(out), _reader(batches), quant_format=q.QuantFormat.QDQ, per_channel=True,
                           activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
                           calibrate_method=q.CalibrationMethod.MinMax,

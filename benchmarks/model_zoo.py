@@ -70,6 +70,9 @@ def agreement_text(row: Row | None) -> str:
         parts.append(f"SNR {row.snr_db:.0f} dB")
     if row.cosine is not None:
         parts.append(f"cos {row.cosine:.4f}")
+    ious = [o["mask_iou"] for o in row.outputs.values() if o.get("mask_iou") is not None]
+    if ious:
+        parts.append(f"mask IoU {min(ious):.3f}")
     return ", ".join(parts)
 
 
@@ -114,6 +117,13 @@ def run_model(entry: dict[str, Any], corpus: Path, formats: list[str], precision
     return cells
 
 
+def cell_from_dict(model: str, d: dict[str, Any]) -> Cell:
+    """A cell of an earlier run, from --json."""
+    row = Row(**d["row"]) if d.get("row") else None
+    return Cell(model, d["format"], d["precision"], ok=d["ok"], reason=d["reason"], row=row,
+                p50s=list(d.get("p50_rounds") or []), size_bytes=d.get("size_bytes"))
+
+
 def speedup(cells: list[Cell], fmt: str, precision: str = "int8") -> float | None:
     by = {(c.format, c.precision): c for c in cells}
     fp32, other = by.get((fmt, "fp32")), by.get((fmt, precision))
@@ -133,10 +143,10 @@ def cell_text(cell: Cell, fp32: Cell | None) -> str:
 
 
 def markdown(all_cells: dict[str, list[Cell]], manifest: dict[str, dict[str, Any]], formats: list[str],
-             precisions: list[str], args: argparse.Namespace, seconds: float) -> str:
+             precisions: list[str], args: argparse.Namespace, seconds: float | None) -> str:
     lines = ["# Model zoo: real third-party models through edgebench", "",
              f"Made by `benchmarks/model_zoo.py` (edgebench {__version__}, {dt.date.today().isoformat()}, "
-             f"{platform.machine()}, {platform.processor() or platform.platform()}; {seconds:.0f} s). "
+             f"{platform.machine()}, {platform.processor() or platform.platform()}{f'; {seconds:.0f} s' if seconds else ''}). "
              f"p50 of {args.rounds} interleaved rounds of ≥ {args.seconds:g} s, 1 thread, batch 1, on a shared "
              "2-core machine: compare ratios within a model, not absolute times across runs. "
              "Agreement is against the fp32 ONNX Runtime reference on the model's reference data "
@@ -164,6 +174,18 @@ def markdown(all_cells: dict[str, list[Cell]], manifest: dict[str, dict[str, Any
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- model_zoo.py: measured matrix begins -->", "<!-- model_zoo.py: measured matrix ends -->"
+
+
+def with_notes(matrix: str, out: Path) -> str:
+    """The new matrix between the markers of ``out``, keeping the hand-written text around them."""
+    block = f"{BEGIN}\n{matrix}\n{END}"
+    old = out.read_text() if out.is_file() else ""
+    if BEGIN in old and END in old:
+        return old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    return block + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=ROOT / ".corpus")
@@ -174,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".edgebench" / "zoo-cache")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "model-zoo.md")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write every cell here (with --merge: read too)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the cells --json already holds for the models not run now (re-run a subset)")
     args = parser.parse_args(argv)
     manifest_path = args.corpus / "manifest.json"
     if not manifest_path.is_file():
@@ -187,10 +211,15 @@ def main(argv: list[str] | None = None) -> int:
                         max_duration_s=args.seconds * 10)
     start = time.monotonic()
     all_cells: dict[str, list[Cell]] = {}
+    if args.merge and args.json and args.json.is_file():
+        all_cells = {n: [cell_from_dict(n, c) for c in cells] for n, cells in json.loads(args.json.read_text()).items()
+                     if n in manifest and n not in only}
     for name, entry in manifest.items():
         if only and name not in only:
             continue
         t0 = time.monotonic()
+        if args.merge and not only:
+            continue  # --merge alone: re-render what --json holds
         all_cells[name] = cells = run_model(entry, args.corpus, formats, precisions, args.cache_dir, timing,
                                             args.rounds)
         ok = sum(c.ok for c in cells)
@@ -199,9 +228,10 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         for c in cells:
             print(f"    {c.format:9s} {c.precision:13s} {cell_text(c, None):60s} {c.reason[:160]}", flush=True)
-    text = markdown(all_cells, manifest, formats, precisions, args, time.monotonic() - start)
+    all_cells = {n: all_cells[n] for n in manifest if n in all_cells}  # the corpus's order
+    text = markdown(all_cells, manifest, formats, precisions, args, None if args.merge else time.monotonic() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    args.out.write_text(with_notes(text, args.out))
     print(f"wrote {args.out}")
     if args.json:
         args.json.write_text(json.dumps({n: [{"format": c.format, "precision": c.precision, "ok": c.ok,

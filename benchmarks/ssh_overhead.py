@@ -33,13 +33,15 @@ sys.path.insert(0, str(ROOT))
 from edgebench.config import TimingSpec, load_profile  # noqa: E402
 from edgebench.devices.local import LocalTransport  # noqa: E402
 from edgebench.devices.ssh import SSHTransport  # noqa: E402
-from edgebench.runner_job import RUNNER_SCHEMA_VERSION  # noqa: E402
+from edgebench.runner.job import RunnerJob  # noqa: E402
+from edgebench.runner.timing import TimingRules  # noqa: E402
 from tests.sshd import SshdBoard  # noqa: E402
 
 DIGITS = ROOT / "examples" / "digits"
 TIMING = TimingSpec(warmup_iterations=2, warmup_s=0.0, min_iterations=20, min_duration_s=0.1, max_duration_s=5)
-JOB = {"schema_version": RUNNER_SCHEMA_VERSION, "backend": "onnxruntime", "device": "CPU", "threads": 1,
-       "timing": TIMING.model_dump(exclude={"cv_threshold"}), "batch": 1, "rotation": 64, "capture_outputs": True}
+JOB = RunnerJob(backend="onnxruntime", device="CPU", threads=1,
+                timing=TimingRules(**TIMING.model_dump(exclude={"cv_threshold"})), batch=1, rotation=64,
+                capture_outputs=True)
 
 
 def timed(transport_factory, files, work: Path) -> tuple[float, object]:

@@ -28,11 +28,11 @@ from edgebench import __version__
 from edgebench.compress.graph import LayerSelection, constant_weights
 from edgebench.compress.metrics import onnx_weights, ratios
 from edgebench.compress.weights import apply_weight_steps
-from edgebench.compress.quantize_onnx import calibration_batches, require_calibration
-from edgebench.compress.readback import costs, verify
 from edgebench.compress.recipe import Recipe, parse_recipe
-from edgebench.convert import Artifact, TensorIO, check_precision, convert
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats import Artifact, TensorIO, check_precision, convert
+from edgebench.formats.calibration import calibration_batches, require_calibration
+from edgebench.formats.readback import costs, verify
 from edgebench.sizes import gzip_bytes, raw_bytes
 from edgebench.source import require_file, sha256_file
 
@@ -61,60 +61,98 @@ def cache_key(source_sha256: str, recipe: str, fmt: str, precision: str, version
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+@dataclass
+class _Conversion:
+    """One conversion's inputs, checked, and the cache entry they key."""
+    source: Path
+    fmt: str
+    recipe: Recipe
+    calibration: Path | None
+    root: Path | None
+    selection: LayerSelection
+    seed: int
+    options: dict[str, Any]  # the converter's (sizes for dynamic dimensions included)
+    layers: dict[str, Any]  # the weight steps' layer selection and seed, where not the defaults
+    source_sha: str
+    calib_sha: str | None
+    key: str
+
+    @property
+    def entry(self) -> Path:
+        return cache_root(self.root) / self.key[:2] / self.key
+
+
+def _conversion(source: Path, fmt: str, precision: str | None, recipe: str | None, calibration: Path | None,
+                root: Path | None, selection: LayerSelection | None, seed: int,
+                shapes: dict[str, tuple[int, ...]] | None, options: dict[str, Any]) -> _Conversion:
+    source = require_file(source)
+    if shapes:  # sizes for dynamic dimensions (--shape), for converters and calibration: part of the key
+        options["shapes"] = {name: [int(d) for d in dims] for name, dims in sorted(shapes.items())}
+    parsed = effective_recipe(recipe, precision)
+    converter = check_precision(fmt, parsed.precision)
+    selection = selection or LayerSelection()
+    source_sha = sha256_file(source)
+    calib_sha = sha256_file(require_file(calibration, "calibration")) if calibration else None
+    if parsed.precision == "int8":
+        next(calibration_batches(source, require_calibration(calibration), shapes))  # a misfit set named before work
+    layers: dict[str, Any] = {} if selection == LayerSelection() else {"layers": asdict(selection)}
+    if seed and parsed.find("cluster"):
+        layers["seed"] = seed
+    scheme = converter.key_material(parsed.precision)  # e.g. the int8 scheme
+    key = cache_key(source_sha, parsed.canonical, fmt, parsed.precision, converter.tool_versions(), calib_sha,
+                    {**options, **layers, **scheme})
+    return _Conversion(source, fmt, parsed, calibration, root, selection, seed, options, layers, source_sha,
+                       calib_sha, key)
+
+
 def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
            calibration: Path | None = None, root: Path | None = None,
-           selection: LayerSelection | None = None, seed: int = 0, only_cached: bool = False,
-           shapes: dict[str, tuple[int, ...]] | None = None, **options: Any) -> CachedArtifact | None:
-    """The cached artifact for these inputs, converting only when no entry exists yet (with
-    ``only_cached``: None instead of converting, so a plan can say what is already there).
+           selection: LayerSelection | None = None, seed: int = 0,
+           shapes: dict[str, tuple[int, ...]] | None = None, **options: Any) -> CachedArtifact:
+    """The cached artifact for these inputs, converting only when no entry exists yet.
 
     ``recipe`` (e.g. ``prune:0.8+cluster:16+int8``) sets the precision; ``precision`` alone is the
     recipe of one step, and both together must agree. The weight steps run once per (source, steps)
     into a cached float ONNX shared by every format; the format's converter then applies its own
     precision step. Cost metrics and the preservation check are taken on the produced files.
     """
-    source = require_file(source)
-    if shapes:  # sizes for dynamic dimensions (--shape), for converters and calibration: part of the key
-        options["shapes"] = {name: [int(d) for d in dims] for name, dims in sorted(shapes.items())}
-    parsed = effective_recipe(recipe, precision)
-    precision = parsed.precision
-    module = check_precision(fmt, precision)
-    selection = selection or LayerSelection()
-    source_sha = sha256_file(source)
-    calib_sha = sha256_file(require_file(calibration, "calibration")) if calibration else None
-    if precision == "int8":
-        next(calibration_batches(source, require_calibration(calibration), shapes))  # a misfit set named before work
-    layers = {} if selection == LayerSelection() else {"layers": asdict(selection)}
-    if seed and parsed.find("cluster"):
-        layers["seed"] = seed
-    scheme = module.key_material(precision) if hasattr(module, "key_material") else {}  # e.g. the int8 scheme
-    key = cache_key(source_sha, parsed.canonical, fmt, precision, module.tool_versions(), calib_sha,
-                    {**options, **layers, **scheme})
-    entry = cache_root(root) / key[:2] / key
-    if only_cached:
-        return _load(entry, hit=True) if (entry / "meta.json").is_file() else None
+    c = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options)
+    parsed = c.recipe
 
     def build(tmp: Path) -> dict[str, Any]:
-        float_path, weights = source, None
-        if parsed.weight_steps or constant_weights(source):  # Constant-node weights: lifted into initializers
-            float_path, weights = float_model(source, source_sha, Recipe(parsed.weight_steps), selection, seed, root)
+        float_path, weights = c.source, None
+        if parsed.weight_steps or constant_weights(c.source):  # Constant-node weights: lifted into initializers
+            float_path, weights = float_model(c.source, c.source_sha, Recipe(parsed.weight_steps), c.selection,
+                                              c.seed, c.root)
         step = parsed.find("int8")
         quantization = {"method": step.option if step else "minmax", "per_channel": not (weights or {}).get("clustered")}
-        artifact = convert(float_path, fmt, precision, tmp, calibration, quantization=quantization, **options)
-        meta = build_meta(artifact, source, source_sha, parsed.canonical, key, calib_sha, {**options, **layers})
+        artifact = convert(float_path, fmt, parsed.precision, tmp, c.calibration, quantization=quantization,
+                           **c.options)
+        meta = build_meta(artifact, c.source, c.source_sha, parsed.canonical, c.key, c.calib_sha,
+                          {**c.options, **c.layers})
         meta["preservation"] = "nothing to preserve: the recipe has no prune/cluster step"
         if weights is not None:
             meta["weights"] = {"float_onnx_sha256": weights["sha256"], "steps": weights["steps"],
                                "clustered": weights["clustered"]}
             meta["preservation"] = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
         if parsed.canonical != "fp32":
-            ref = ensure(source, fmt, "fp32", calibration=calibration, root=root, **options).artifact.meta
+            ref = ensure(c.source, fmt, "fp32", calibration=c.calibration, root=c.root, **c.options).artifact.meta
             meta.update(ratios(meta, ref), reference_key=ref["key"])
         return meta
 
-    path, hit = _materialize(entry, build)
+    path, hit = _materialize(c.entry, build)
     STATS["hits" if hit else "conversions"] += 1
     return _load(path, hit=hit)
+
+
+def lookup(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
+           calibration: Path | None = None, root: Path | None = None,
+           selection: LayerSelection | None = None, seed: int = 0,
+           shapes: dict[str, tuple[int, ...]] | None = None, **options: Any) -> CachedArtifact | None:
+    """The artifact ``ensure`` would return when it is already cached, else None, converting nothing (so a
+    plan can say what is already there); the inputs are checked as ``ensure`` checks them."""
+    entry = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options).entry
+    return _load(entry, hit=True) if (entry / "meta.json").is_file() else None
 
 
 def effective_recipe(recipe: str | None, precision: str | None) -> Recipe:

@@ -26,8 +26,9 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.input_domains import integer_input_domains
 from edgebench.result import Result, git_commit
 from edgebench.source import TensorSpec, load_onnx_info
-from edgebench.runner_job import RUNNER_SCHEMA_VERSION
-from edgebench.convert.tensors import from_artifact_outputs, source_tensor_specs, to_artifact_inputs
+from edgebench.runner.job import INPUT_ROTATION, RunnerJob
+from edgebench.runner.timing import TimingRules
+from edgebench.formats.tensors import from_artifact_outputs, source_tensor_specs, to_artifact_inputs
 from edgebench.stats import summarize_ns, throughput_per_s
 from edgebench.targets import Target, resolve
 
@@ -81,20 +82,19 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
     capture = req.capture if req.capture is not None else req.dataset is not None
     threads = req.threads if req.threads is not None else profile.threads
     names = {t.source_name: t.name for t in target.inputs}
-    job = {
-        "schema_version": RUNNER_SCHEMA_VERSION,
-        "backend": target.backend,
-        "device": profile.accelerator.upper(),
-        "device_name": profile.name,
-        "threads": threads,
-        "backend_options": {**target.backend_options(), **req.backend_options},
-        "timing": req.timing.model_dump(exclude={"cv_threshold"}),
-        "batch": plan.batch,
-        "per_sample_inputs": [names.get(n, n) for n in plan.per_sample],
-        "rotation": 64,
-        "capture_outputs": capture,
-        "thermal": profile.thermal.model_dump(),
-    }
+    job = RunnerJob(
+        backend=target.backend,
+        device=profile.accelerator.upper(),
+        device_name=profile.name,
+        threads=threads,
+        backend_options=target.backend_options(req.backend_options),
+        timing=TimingRules(**req.timing.model_dump(exclude={"cv_threshold"})),
+        batch=plan.batch,
+        per_sample_inputs=tuple(names.get(n, n) for n in plan.per_sample),
+        rotation=INPUT_ROTATION,
+        capture_outputs=capture,
+        thermal=profile.thermal.model_dump(),
+    )
     work = Path(tempfile.mkdtemp(prefix="edgebench-job-"))
     try:
         inputs_path = work / "inputs.npz"
@@ -195,10 +195,8 @@ def cost_metrics(target: Target) -> dict[str, Any]:
     same format, what the recipe asked for and any warning about it — from the artifact's meta.json, or
     read from an artifact given as it is (params counted the same way in every format)."""
     costs = {k: target.meta[k] for k in COST_KEYS if k in target.meta}
-    if not costs and target.format in ("onnx", "openvino", "tflite"):
-        from edgebench.compress.readback import costs as read_costs
-
-        costs = {k: v for k, v in read_costs(target.format, target.main).items() if k in COST_KEYS}
+    if not costs:
+        costs = {k: v for k, v in target.read_costs().items() if k in COST_KEYS}
     return {**costs, **requested(target.meta)}
 
 

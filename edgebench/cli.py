@@ -1,24 +1,86 @@
-"""The ``edgebench`` command: parse, call the library, render. No measurement logic lives here."""
+"""The ``edgebench`` command: parse, call the library, render. No measurement logic lives here.
+
+Commands are listed here by name, with the module that holds each and its one-line help: ``--help`` and
+``--version`` import none of them, and a command's module (with numpy, onnx, rich tables …) is imported
+only when that command runs.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
+from typing import Any, Sequence
 
 import typer
+from typer import _click as click  # the click typer vendors: its group and command types
+from typer.core import TyperCommand, TyperGroup
 
 from edgebench import __version__
-from edgebench.commands import register
-from edgebench.commands.common import console
+from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# name: ("module:attribute", help). The attribute is a command function or, for a group, a typer.Typer;
+# the help is the command's docstring (the group's help), as --help lists it (tests/test_cli_lazy.py checks).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("edgebench.commands.bench:bench", "Benchmark one model or artifact on one device: latency, load and "
+              "first inference, peak memory, top-1."),
+    "convert": ("edgebench.commands.convert:convert", "Convert a model into deployment formats; a conversion "
+                "already in the cache is not repeated."),
+    "compare": ("edgebench.commands.compare:compare", "Run each format on the same data; compare every output with "
+                "the fp32 ONNX reference (exit status 1\nif a format fails its precision's criteria)."),
+    "compress": ("edgebench.commands.compress:compress", "Compress a model with a recipe in each format; print size, "
+                 "gzip size, ratios vs fp32, sparsity,\nunique values and whether the produced file kept the "
+                 "pruning/clustering."),
+    "sweep": ("edgebench.commands.sweep:sweep", "Run a sweep spec: convert each (model, recipe, format) once, measure "
+              "every cell, store each at once."),
+    "demo": ("edgebench.commands.sweep:demo", "Run the bundled demo sweep (digits CNN × fp32/fp16/int8/prune+int8 × "
+             "onnx/openvino/tflite on this CPU)\nand write its HTML report."),
+    "gate": ("edgebench.commands.gate:gate", "Fail (exit 1) when the candidate regresses latency, memory, size or "
+             "accuracy against the baseline."),
+    "ab": ("edgebench.commands.gate:ab", "Run A, B, A, B … on one device so drift and heat hit both alike, then gate "
+           "the pooled samples."),
+    "report": ("edgebench.commands.report:report", "Write a self-contained HTML report and/or a Markdown summary of "
+               "a run."),
+    "devices": ("edgebench.commands.devices:app", "Device profiles: list them, check a device, print the schema."),
+    "results": ("edgebench.commands.results:app", "List, show and export the runs in the results store."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The command ``name`` as click runs it, its module imported now."""
+    module, _, attribute = COMMANDS[name][0].partition(":")
+    target = getattr(importlib.import_module(module), attribute)
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer(add_completion=False)
+        single.command(name=name)(target)
+        target = single
+    command = typer.main.get_command(target)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists every command from :data:`COMMANDS` and loads one only to run it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, (_, help_text) in COMMANDS.items():
+            self.add_command(TyperCommand(name, help=help_text))  # what --help and "did you mean" read
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name, _, rest = super().resolve_command(ctx, args)
+        return name, (load_command(name) if name else None), rest
+
+
+app = typer.Typer(cls=LazyGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Convert, compress and benchmark neural networks on edge devices.")
 
 
-def _version(value: bool) -> None:
+def _version(ctx: typer.Context, value: bool) -> None:
     if value:
-        console.print(f"edgebench {__version__}")
+        ctx.ensure_object(Environment).stdout.write(f"edgebench {__version__}\n")
         raise typer.Exit(0)
 
 
@@ -30,27 +92,26 @@ def _root(
     """edgebench: which format, precision and compression of your model runs best on each device."""
 
 
-register(app)
-
-
-def main(argv: list[str] | None = None) -> ExitStatus:
-    """Run the CLI and return its exit status; user errors print one line, no traceback."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> ExitStatus:
+    """Run the CLI in ``env`` (default: this process's streams, variables and clock) and return its exit
+    status; user errors print one line, no traceback."""
+    env = Environment() if env is None else env
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = app(args=argv, prog_name="edgebench", standalone_mode=False)
+        code = app(args=args, prog_name="edgebench", standalone_mode=False, obj=env)
     except EdgebenchError as exc:
-        if "--traceback" in argv:
-            traceback.print_exc()
-        sys.stderr.write(f"edgebench: error: {exc}\n")
+        if "--traceback" in args:
+            traceback.print_exc(file=env.stderr)
+        env.stderr.write(f"edgebench: error: {exc}\n")
         return exc.status
     except typer.Exit as exc:
         return ExitStatus(exc.exit_code)
     except typer.TyperException as exc:
         show = getattr(exc, "show", None)
-        show() if show else sys.stderr.write(f"edgebench: error: {exc.format_message()}\n")
+        show(file=env.stderr) if show else env.stderr.write(f"edgebench: error: {exc.format_message()}\n")
         return ExitStatus.USAGE
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("edgebench: interrupted\n")
+        env.stderr.write("edgebench: interrupted\n")
         return ExitStatus.INTERRUPTED
     # click returns the code of a typer.Exit raised inside a command (standalone_mode=False)
     return ExitStatus(code) if isinstance(code, int) else ExitStatus.OK

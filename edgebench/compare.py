@@ -14,6 +14,7 @@ expected to need looser criteria to pass).
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgebench import accuracy
-from edgebench.bench import BenchRequest, Outcome, execute
+from edgebench.bench import BenchRequest, Outcome, execute, model_name
 from edgebench.compress.graph import LayerSelection
 from edgebench.config import TimingSpec, load_profile
 from edgebench.data import load_npz
@@ -143,9 +144,10 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
 
     reference = execute(request(None, None), profile)
     labels = load_npz(dataset).get("labels") if dataset is not None else None
-    scored = output or next(iter(reference.outputs or {}))
-    if task == "classify" and accuracy.output_kind(reference.outputs[scored], labels, task) != accuracy.CLASSES:
-        raise EdgebenchError(f"--task classify: output {scored!r} has shape {list(reference.outputs[scored].shape)}, "
+    ref_outputs = reference.outputs or {}
+    scored = output or next(iter(ref_outputs))
+    if task == "classify" and accuracy.output_kind(ref_outputs[scored], labels, task) != accuracy.CLASSES:
+        raise EdgebenchError(f"--task classify: output {scored!r} has shape {list(ref_outputs[scored].shape)}, "
                              "not >= 2 class scores on its last axis: drop --task or pick the scores with --output",
                              ExitStatus.USAGE)
     plain = recipe is None and precision in (None, "fp32")
@@ -158,3 +160,10 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
             rows.append(Row(fmt, precision or "fp32", recipe or precision or "fp32", status="error", passed=False,
                             error=str(exc)))
     return rows
+
+
+def write_json(rows: list[Row], path: Path, model: Path, name: str | None = None) -> None:
+    """The rows of ``compare --json``, with the model's path and its name in results (``name`` or bench's rule)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schema_version": 1, "model": str(model), "name": model_name(model, name),
+                                "rows": [r.to_dict() for r in rows]}, indent=1))

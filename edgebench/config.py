@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_dir
@@ -82,6 +82,18 @@ class TimingSpec(Strict):
         return self
 
 
+def _known_runtimes() -> list[str]:
+    """The runner backends of the registered formats (imported when a profile is read, not with this module)."""
+    from edgebench.formats import runtimes
+
+    return runtimes()
+
+
+def _runtimes_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema of ``runtimes`` lists the registered formats' runtimes."""
+    schema["items"]["enum"] = _known_runtimes()
+
+
 class DeviceProfile(Strict):
     """One device: how to reach it, what runs there, and the rules for measuring on it."""
 
@@ -94,12 +106,22 @@ class DeviceProfile(Strict):
     cleanup: Literal["job", "keep"] = Field("job", description="job: remove each job's folder on the device when "
                                                                "it ends; keep: leave it for debugging. Pushed "
                                                                "models and runners are always kept as a cache")
-    runtimes: list[Literal["onnxruntime", "openvino", "tflite", "tensorrt"]] = Field(
-        ["onnxruntime"], description="runtimes installed on the device (checked by `edgebench devices check`)")
+    runtimes: list[str] = Field(
+        ["onnxruntime"], description="runtimes installed on the device (checked by `edgebench devices check`)",
+        json_schema_extra=_runtimes_schema)
     accelerator: Literal["cpu", "gpu", "npu"] = Field("cpu", description="the device string passed to the runtime")
     threads: int = Field(0, ge=0, description="0: the runtime's default")
     thermal: Thermal = Field(Thermal(), description="cool-down and throttling rules")
     env: dict[str, str] = Field(default_factory=dict, description="environment for the runner (no secrets)")
+
+    @field_validator("runtimes")
+    @classmethod
+    def _runtimes_known(cls, runtimes: list[str]) -> list[str]:
+        known = _known_runtimes()
+        unknown = [r for r in runtimes if r not in known]
+        if unknown:
+            raise ValueError(f"unknown runtime {unknown[0]!r}: use one of {', '.join(known)}")
+        return runtimes
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:

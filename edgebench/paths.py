@@ -1,7 +1,9 @@
-"""Where edgebench's bundled folders (runners/, device_profiles/, examples/) live."""
+"""Where edgebench's bundled files live: the on-device runner inside the package, and the folders of the
+checkout (device_profiles/, examples/, docs/)."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -15,8 +17,10 @@ def bundled_dir(name: str) -> Path:
 
 
 def runner_dir() -> Path:
-    path = bundled_dir("runners")
+    """The on-device runner (the package ``edgebench.runner``): a folder of plain files the transports run as
+    they are, locally or pushed to a board."""
+    path = Path(str(files("edgebench.runner")))
     if not (path / "edgebench_runner.py").is_file():
-        raise EdgebenchError(f"the on-device runner is missing ({path}): install edgebench from its "
-                             "checkout with 'pip install -e .'", ExitStatus.USAGE)
+        raise EdgebenchError(f"the on-device runner is not a folder of files ({path}): install edgebench "
+                             "unzipped (pip install)", ExitStatus.USAGE)
     return path

@@ -15,8 +15,8 @@ from typing import Any
 
 from edgebench.config import DeviceProfile, SweepModel, SweepSpec, load_profile, load_yaml, parse_model
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats import get as get_format
 
-FORMAT_RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite", "tensorrt": "tensorrt"}
 AS_IS = ("onnx", "fp32")  # the source itself: nothing to convert
 
 
@@ -139,7 +139,7 @@ def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[s
                 continue
             if any(_matches(cell, r) for r in spec.exclude):
                 continue
-            runtime = FORMAT_RUNTIME[fmt]
+            runtime = get_format(fmt).runtime
             if runtime not in profile.runtimes:
                 plan.skipped.append((cell, f"{device} has no {runtime} (its profile's runtimes: "
                                            f"{', '.join(profile.runtimes)})"))

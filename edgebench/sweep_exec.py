@@ -10,9 +10,9 @@ from edgebench.bench import BenchRequest, conversion_shapes, run_bench
 from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepModel, SweepSpec
-from edgebench.convert import CONVERTERS
 from edgebench.data import check_shapes
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats import names as format_names
 from edgebench.result import Result
 from edgebench.source import TensorSpec, load_onnx_info
 from edgebench.sweep import Cell, Plan, make_plan
@@ -24,7 +24,7 @@ def canonical_recipe(text: str) -> str:
 
 
 def build_plan(spec: SweepSpec, base_dir: Path, source: str) -> Plan:
-    plan = make_plan(spec, base_dir, source, set(CONVERTERS), canonical_recipe)
+    plan = make_plan(spec, base_dir, source, set(format_names()), canonical_recipe)
     for model in spec.models:
         named = sorted({*model.input_ranges, *model.input_values})
         path = plan.path(model.path)
@@ -80,8 +80,8 @@ def cached(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None)
     (e.g. an int8 recipe without a calibration set), raising the error the conversion would raise."""
     name, recipe, fmt = conversion
     model = plan.model(name)
-    return artifacts.ensure(plan.path(model.path), fmt, recipe=recipe, calibration=plan.path(model.calibration),
-                            root=cache_dir, only_cached=True, shapes=cell_shapes(plan, model, fmt),
+    return artifacts.lookup(plan.path(model.path), fmt, recipe=recipe, calibration=plan.path(model.calibration),
+                            root=cache_dir, shapes=cell_shapes(plan, model, fmt),
                             selection=model_layers(model)) is not None
 
 

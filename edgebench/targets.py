@@ -3,8 +3,10 @@
 ``edgebench bench`` takes any artifact (.onnx, .xml, .tflite, .engine/.plan) or an ONNX model with
 ``--format`` (converted through the artifact cache). For an artifact edgebench made, its ``meta.json``
 says how its tensors map to the source model's; for one made elsewhere the host reads names, dtypes
-and shapes with that format's runtime (``describe`` in each converter module) and feeds it as is; its
-precision is read from the file too (``artifact_precision``), and is ``unknown`` where it cannot be.
+and shapes with that format's runtime (``Format.describe``) and feeds it as is; its precision is read
+from the file too (``Format.read_precision``), and is ``unknown`` where it cannot be. What a job carries
+besides the artifact (IR weights, the precision an engine is built at, the user's checked ``--option``s)
+comes from the artifact's format.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from edgebench import artifact_precision, artifacts
+from edgebench import artifacts
 from edgebench.compress.graph import LayerSelection
-from edgebench.convert import TensorIO, check_precision, converter, format_of
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats import TensorIO, check_precision, format_of, get
+from edgebench.formats.precision import UNKNOWN
+from edgebench.formats.readback import costs
 from edgebench.sizes import gzip_bytes, raw_bytes
 from edgebench.source import require_file, sha256_file
 
@@ -40,14 +44,17 @@ class Target:
 
     def job_files(self) -> dict[str, Path]:
         """Job keys → local files the runner needs (IR weights travel beside the .xml)."""
-        files = {"artifact": self.main}
-        weights = [f for f in self.files if f.suffix == ".bin"]
-        if self.format == "openvino" and weights:
-            files["artifact_weights"] = weights[0]
-        return files
+        return get(self.format).job_files(self.main, self.files)
 
-    def backend_options(self) -> dict[str, Any]:
-        return {"precision": self.precision} if self.format in ("tensorrt", "openvino") else {}
+    def backend_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The job's backend options: what the artifact contributes (an engine's precision), then ``given``
+        (``--option``), checked against what the format's backend accepts."""
+        fmt = get(self.format)
+        return {**fmt.job_options(self.precision), **fmt.check_runner_options(given)}
+
+    def read_costs(self) -> dict[str, object]:
+        """Cost metrics read from the artifact's own weights; none where the host cannot read them (an engine)."""
+        return costs(self.format, self.main) if get(self.format).can_read_weights(self.main) else {}
 
 
 def resolve(model: Path, fmt: str | None = None, precision: str | None = None, recipe: str | None = None,
@@ -66,7 +73,7 @@ def resolve(model: Path, fmt: str | None = None, precision: str | None = None, r
         cached = artifacts.ensure(model, fmt, precision, recipe, calibration, cache_dir, shapes=shapes,
                                   selection=selection)
         a = cached.artifact
-        return Target(a.format, a.precision, converter(a.format).BACKEND, a.main, a.files, a.inputs, a.outputs,
+        return Target(a.format, a.precision, get(a.format).runtime, a.main, a.files, a.inputs, a.outputs,
                       a.meta["source_sha256"], a.meta["size_bytes"], a.meta["gzip_bytes"], cached.hit,
                       cached.seconds, a.meta)
     if fmt is not None and fmt != own:
@@ -77,27 +84,28 @@ def resolve(model: Path, fmt: str | None = None, precision: str | None = None, r
 
 def _existing(model: Path, fmt: str, precision: str | None) -> Target:
     """An artifact file as given; its meta.json (when edgebench made it) supplies the tensor mapping."""
-    module = converter(fmt)
+    form = get(fmt)
     meta = _meta_beside(model)
     if meta is not None:
         files = [model.parent / f for f in meta["files"]]
         inputs = [TensorIO.from_dict(t) for t in meta["inputs"]]
         outputs = [TensorIO.from_dict(t) for t in meta["outputs"]]
-        return Target(fmt, meta["precision"], module.BACKEND, model, files, inputs, outputs,
+        return Target(fmt, meta["precision"], form.runtime, model, files, inputs, outputs,
                       meta["source_sha256"], raw_bytes(files), gzip_bytes(files), meta=meta)
-    inputs, outputs = module.describe(model)
-    files = [model] + ([model.with_suffix(".bin")] if fmt == "openvino" else [])
-    for f in files[1:]:
-        require_file(f, "IR weights (.bin)")
+    inputs, outputs = form.describe(model)
+    files = form.artifact_files(model)
     # Without meta.json the file itself says what it holds (fp16 / int8 weights, quantized activations);
     # where it cannot be read (a TensorRT engine) the precision is "unknown", never a guessed fp32.
     # What the file says wins over a precision given with it (a sweep's "fp32" recipe for the model as it is, a
     # stray --precision): a label must say what the file holds, so fp16 weights are never labelled fp32.
-    detected = artifact_precision.detect(fmt, model)
-    prec = detected if detected != artifact_precision.UNKNOWN else (precision or detected)
-    if fmt == "tensorrt" and precision is not None:
-        check_precision(fmt, prec)
-    return Target(fmt, prec, module.BACKEND, model, files, inputs, outputs, sha256_file(model),
+    detected = form.read_precision(model)
+    if detected is None:  # the file cannot say (a TensorRT engine): the precision given, checked, or unknown
+        if precision is not None:
+            check_precision(fmt, precision)
+        prec = precision or UNKNOWN
+    else:
+        prec = detected if detected != UNKNOWN else (precision or detected)
+    return Target(fmt, prec, form.runtime, model, files, inputs, outputs, sha256_file(model),
                   raw_bytes(files), gzip_bytes(files))
 
 

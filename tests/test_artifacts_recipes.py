@@ -13,7 +13,7 @@ from edgebench import artifacts
 from edgebench.bench import BenchRequest, execute
 from edgebench.compare import COMPARE_TIMING
 from edgebench.compress.metrics import onnx_weights
-from edgebench.compress.readback import align, read_weights
+from edgebench.formats.readback import align, read_weights
 from edgebench.errors import EdgebenchError, ExitStatus
 from tests.compress_models import CALIB, EVAL, MODEL
 
@@ -100,7 +100,7 @@ def test_fp32_weights_read_back_equal_the_onnx(recipe_cache: Path, fmt: str) -> 
 
 
 def test_lost_pruning_is_refused(recipe_cache: Path) -> None:
-    from edgebench.compress.readback import verify
+    from edgebench.formats.readback import verify
 
     a = built(recipe_cache, "openvino", "fp32").artifact
     _, layers = onnx_weights(MODEL)

@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 
-from edgebench.compress.quantize_onnx import (calibration_batches, convert_fp16, quantize_dynamic_int8,
-                                              quantize_int8)
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats.calibration import calibration_batches
+from edgebench.formats.onnx.quantize import convert_fp16, quantize_dynamic_int8, quantize_int8
 from tests.compress_models import CALIB, MODEL, run, top1
 
 FP32_TOP1 = 0.9889  # the bundled model's top-1 on eval.npz

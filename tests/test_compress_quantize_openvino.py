@@ -11,7 +11,7 @@ from tests.compress_models import CALIB, EVAL, MODEL
 ov = pytest.importorskip("openvino", reason="OpenVINO is in the 'openvino' extra")
 pytest.importorskip("nncf", reason="NNCF is in the 'openvino' extra")
 
-from edgebench.compress.quantize_openvino import input_specs, quantize_openvino  # noqa: E402
+from edgebench.formats.openvino.quantize import input_specs, quantize_openvino  # noqa: E402
 
 
 def _top1(model) -> float:

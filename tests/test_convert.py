@@ -13,8 +13,8 @@ from edgebench import artifacts
 from edgebench.bench import BenchRequest, Outcome, execute
 from edgebench.cli import main
 from edgebench.compare import COMPARE_TIMING
-from edgebench.convert import check_precision, converter, format_of, parse_formats
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats import check_precision, format_of, get, parse_formats
 
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
 ONNX, EVAL, CALIB = DIGITS / "digits_cnn.onnx", DIGITS / "eval.npz", DIGITS / "calib.npz"
@@ -133,7 +133,7 @@ def test_compare_fails_with_exit_1_when_the_criteria_are_too_tight(cache: Path,
 def test_registry_and_precisions() -> None:
     assert parse_formats("onnx, OpenVINO,onnx") == ["onnx", "openvino"]
     assert format_of(Path("m.xml")) == "openvino" and format_of(Path("m.plan")) == "tensorrt"
-    assert converter("tflite").BACKEND == "tflite"
+    assert get("tflite").runtime == "tflite"
     with pytest.raises(EdgebenchError, match="choose one of fp32, fp16, int8$") as err:
         check_precision("tensorrt", "int8-dynamic")
     assert err.value.status == ExitStatus.USAGE

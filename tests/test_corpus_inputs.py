@@ -13,7 +13,7 @@ import yaml
 from onnx import TensorProto, helper
 
 from edgebench.cli import main
-from edgebench.convert.tensors import TensorIO
+from edgebench.formats.tensors import TensorIO
 from edgebench.data import plan_inputs, random_inputs
 from edgebench.errors import ExitStatus
 from edgebench.input_domains import integer_input_domains

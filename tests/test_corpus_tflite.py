@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 from edgebench import artifacts
 from edgebench.bench import BenchRequest, Outcome, execute
 from edgebench.compare import COMPARE_TIMING
-from edgebench.convert.tflite import sample_inputs
+from edgebench.formats.tflite.convert import sample_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.source import load_onnx_info
 from tests.corpus import CorpusModel, corpus

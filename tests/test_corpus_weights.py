@@ -18,16 +18,17 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgebench import artifact_precision, artifacts
+from edgebench import artifacts
 from edgebench.bench import BenchRequest, model_name, run_bench
 from edgebench.cli import main
 from edgebench.compress.graph import LayerSelection, constant_weights, lift_constants
 from edgebench.compress.metrics import onnx_weights
-from edgebench.compress.readback import costs
 from edgebench.compress.recipe import parse_recipe
 from edgebench.compress.weights import apply_weight_steps
 from edgebench.config import SweepSpec, TimingSpec
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats import get as get_format
+from edgebench.formats.readback import costs
 from edgebench.sweep_exec import model_layers
 from edgebench.targets import resolve
 from tests.conftest import QUICK_TIMING
@@ -179,7 +180,7 @@ def test_google_tflite_with_fp16_weights_is_labelled_fp16():
     """MediaPipe ships float16 weights behind DEQUANTIZE ops; an 'fp32' passed along (a sweep's as-is
     recipe, --precision) no longer relabels them."""
     for name in ("mp_face_detection", "mp_hand_landmark"):
-        assert artifact_precision.detect("tflite", corpus(name).path) == "fp16", name
+        assert get_format("tflite").read_precision(corpus(name).path) == "fp16", name
     face = corpus("mp_face_detection").path  # (resolve gzips the file: the small one)
     assert resolve(face).precision == resolve(face, precision="fp32").precision == "fp16"
 

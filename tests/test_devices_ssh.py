@@ -18,7 +18,8 @@ from edgebench.config import TimingSpec, load_profile
 from edgebench.devices.ssh import SSHTransport
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_dir
-from edgebench.runner_job import RUNNER_SCHEMA_VERSION
+from edgebench.runner.job import RunnerJob
+from edgebench.runner.timing import TimingRules
 from tests.sshd import Gate, SshdBoard, closed_port, gate_factory, ssh_board, sshd_factory  # noqa: F401
 
 DIGITS = bundled_dir("examples") / "digits"
@@ -30,10 +31,10 @@ def _no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the fixture's keys may authenticate
 
 
-def _job(min_duration_s: float = 0.05) -> dict:
-    return {"schema_version": RUNNER_SCHEMA_VERSION, "backend": "onnxruntime", "device": "CPU", "threads": 1,
-            "timing": {**FAST.model_dump(exclude={"cv_threshold"}), "min_duration_s": min_duration_s},
-            "batch": 1, "rotation": 8, "capture_outputs": True}
+def _job(min_duration_s: float = 0.05) -> RunnerJob:
+    timing = TimingRules(**{**FAST.model_dump(exclude={"cv_threshold"}), "min_duration_s": min_duration_s})
+    return RunnerJob(backend="onnxruntime", device="CPU", threads=1, timing=timing, batch=1, rotation=8,
+                     capture_outputs=True)
 
 
 def _files(tmp_path: Path) -> dict[str, Path]:

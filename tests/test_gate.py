@@ -131,6 +131,18 @@ def test_ab_alternates_real_runs_and_never_calls_the_heavier_model_faster(runs, 
     assert _verdict(cases["latency_p50"]) in ("regression", "inconclusive")
 
 
+
+def test_ab_errors_keep_their_status_and_bad_rules_exit_2(tmp_path, capsys):
+    """A failed measurement is not the gate's input: a missing model is exit 3, as in bench; only the
+    gate's own input (the rules) is exit 2."""
+    model = str(DIGITS / "digits_cnn.onnx")
+    assert main(["ab", "--baseline", str(tmp_path / "nope.onnx"), "--candidate", model]) == ExitStatus.NOT_FOUND
+    assert "model file not found" in capsys.readouterr().err
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("metrics: [\n")
+    assert main(["ab", "--baseline", model, "--candidate", model, "--rules", str(rules)]) == ExitStatus.USAGE
+    assert "invalid YAML" in capsys.readouterr().err
+
 def test_heavier_model_keeps_the_logits(runs):
     ort = pytest.importorskip("onnxruntime")
     x = np.load(DIGITS / "eval.npz")["inputs"][:16]

@@ -8,6 +8,7 @@ cells) are tested on the same files through the CLI."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from edgebench.cli import main
 from edgebench.config import GateSpec
+from edgebench.environment import Environment
 from edgebench.errors import ExitStatus
 from edgebench.gate import compare, pool
 from edgebench.result import Result, read_results, write_results
@@ -234,10 +236,13 @@ def test_unmatched_cells_are_listed(files, tmp_path, capsys):
     assert "new cell(s) without a baseline" in capsys.readouterr().out
 
 
-def test_summary_is_appended_to_github_step_summary(files, tmp_path, monkeypatch):
+def test_summary_is_appended_to_github_step_summary(files, tmp_path):
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert gate(files["quiet-a"], files["quiet-b"]) == ExitStatus.OK
+    out = io.StringIO()
+    env = Environment(stdout=out, stderr=io.StringIO(), environ={"GITHUB_STEP_SUMMARY": str(summary)})
+    status = main(["gate", "--baseline", str(files["quiet-a"]), "--candidate", str(files["quiet-b"])], env)
+    assert status == ExitStatus.OK
     text = summary.read_text()
     assert text.startswith("earlier step\n") and "### ✅ edgebench gate: PASS" in text
+    assert "PASS" in out.getvalue()

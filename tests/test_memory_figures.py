@@ -63,12 +63,11 @@ def test_model_footprint_does_not_grow_with_the_dataset(recipe_cache, tmp_path, 
 
 READ_SHAPES = """
 import json, sys
-sys.path.insert(0, sys.argv[1])
-from backends.tensorrt_backend import _npz_shapes  # TensorRT itself is imported only by Backend()
-from runner_env import peak_rss_mb, reset_peak_rss
+from edgebench.runner.backends.tensorrt_backend import _npz_shapes  # TensorRT itself is imported only by open()
+from edgebench.runner.runner_env import peak_rss_mb, reset_peak_rss
 assert reset_peak_rss()
 before = peak_rss_mb()
-shapes = _npz_shapes(sys.argv[2])
+shapes = _npz_shapes(sys.argv[1])
 print(json.dumps({"grew_mb": peak_rss_mb() - before, "shapes": shapes}))
 """
 
@@ -84,7 +83,7 @@ def test_tensorrt_reads_input_shapes_without_loading_the_dataset(tmp_path):
     expected = {"plain.npz": {"input": [100_000, 1, 8, 8], "sr": [], "ids": [3, 16]},
                 "packed.npz": {"input": [100_000, 1, 8, 8]}}
     for name, shapes in expected.items():
-        proc = subprocess.run([sys.executable, "-c", READ_SHAPES, str(RUNNER.parent), str(tmp_path / name)],
+        proc = subprocess.run([sys.executable, "-c", READ_SHAPES, str(tmp_path / name)],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         reply = json.loads(proc.stdout)

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-RUNNERS = Path(__file__).resolve().parent.parent / "runners"
+from edgebench.paths import runner_dir
+
+RUNNERS = runner_dir()
 # Make `import edgebench` fail inside the runner process, even though the venv has it installed.
 BLOCK_EDGEBENCH = ("import runpy, sys; sys.modules['edgebench'] = None; sys.argv = sys.argv[1:]; "
                    "runpy.run_path(sys.argv[0], run_name='__main__')")
@@ -19,8 +21,8 @@ BLOCK_EDGEBENCH = ("import runpy, sys; sys.modules['edgebench'] = None; sys.argv
 
 @pytest.fixture(scope="module")
 def runner_copy(tmp_path_factory) -> Path:
-    """runners/ copied alone into an empty directory, as it is pushed to a device."""
-    dest = tmp_path_factory.mktemp("device") / "runners"
+    """The runner's folder copied alone into an empty directory, as it is pushed to a device."""
+    dest = tmp_path_factory.mktemp("device") / "runner"
     shutil.copytree(RUNNERS, dest, ignore=shutil.ignore_patterns("__pycache__"))
     return dest / "edgebench_runner.py"
 
@@ -93,6 +95,18 @@ def test_runner_names_an_unknown_backend(runner_copy, tmp_path, digits_onnx):
     reply, _ = run_runner(runner_copy, make_job(tmp_path, digits_onnx, {"input": np.zeros((2, 1, 8, 8), np.float32)},
                                                 backend="nosuchruntime"))
     assert reply["status"] == "error" and "nosuchruntime" in reply["error"]["message"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"threads": "four"}, "job field 'threads' is 'four', not an integer"),
+    ({"backend_options": {"nosuch": 1}}, "bad runtime option: onnxruntime takes no nosuch (it takes "
+                                         "execution_providers, graph_optimization_level, inter_op_threads)"),
+])
+def test_runner_refuses_a_bad_job_or_option_as_a_usage_error(runner_copy, tmp_path, digits_onnx, change, message):
+    reply, proc = run_runner(runner_copy, make_job(tmp_path, digits_onnx,
+                                                   {"input": np.zeros((2, 1, 8, 8), np.float32)}, **change))
+    assert proc.returncode == 1 and reply["status"] == "error" and reply["schema_version"] == 1
+    assert reply["error"] == {"kind": "usage", "message": message}
 
 
 def test_runner_sources_never_import_edgebench():

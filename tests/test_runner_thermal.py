@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runners"))
-import thermal  # noqa: E402
+from edgebench.runner import thermal
 
 
 class Room:

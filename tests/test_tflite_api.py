@@ -10,7 +10,7 @@ import pytest
 
 from edgebench.bench import BenchRequest, execute
 from edgebench.compare import COMPARE_TIMING
-from edgebench.convert.tflite_api import from_keras, from_torch
+from edgebench.formats.tflite.api import from_keras, from_torch
 from edgebench.errors import EdgebenchError, ExitStatus
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runners"))
-from timing import TimingRules, measure  # noqa: E402
+from edgebench.runner.timing import TimingRules, measure
 
 
 class FakeClock:

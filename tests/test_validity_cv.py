@@ -13,7 +13,7 @@ import pytest
 
 from edgebench.bench import BenchRequest, build_result
 from edgebench.config import TimingSpec, load_profile
-from edgebench.convert.tensors import source_tensor_specs
+from edgebench.formats.tensors import source_tensor_specs
 from edgebench.data import plan_inputs
 from edgebench.targets import resolve
 from tests.test_runner import RUNNERS, make_job, run_runner

@@ -1,15 +1,3 @@
-"""CLI commands, one module per noun; each module's ``app`` commands are added to the root app."""
-
-from __future__ import annotations
-
-import importlib
-
-import typer
-
-MODULES = ("bench", "convert", "compress", "sweep", "gate", "devices", "results", "report")
-
-
-def register(root: typer.Typer) -> None:
-    for name in MODULES:
-        module = importlib.import_module(f"edgebench.commands.{name}")
-        module.install(root)
+"""CLI commands, one module per noun; ``edgebench.cli.COMMANDS`` names the command functions (or the typer
+group) of each, imported when the command runs. A command parses its options, calls the library with them
+and prints through its environment's console; the commands share ``common`` and never import each other."""

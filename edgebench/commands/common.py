@@ -1,16 +1,20 @@
-"""What the command modules share: the console they print to."""
+"""What the command modules share: the environment they run in, the options several commands take, and
+the parsing of those options. Command modules import this module, never each other."""
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Annotated, Optional
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 
-if TYPE_CHECKING:
-    from edgebench.config import TimingSpec
-
-console = Console(width=None if sys.stdout.isatty() else 200)
+from edgebench.config import TimingSpec
+from edgebench.data import parse_shape
+from edgebench.environment import Environment
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.store import DEFAULT_PATH
 
 # The layer options of every command that takes a recipe, and the model name of those that make results.
 INCLUDE_HELP = "Prune/cluster only layers whose node or weight name matches (fnmatch; repeatable)."
@@ -18,22 +22,92 @@ EXCLUDE_HELP = "Leave layers whose node or weight name matches (fnmatch; repeata
 ALL_LAYERS_HELP = ("Also prune/cluster the first and last layers when they hold few weights (left alone by "
                    "default; see docs/compression.md).")
 NAME_HELP = "The model's name in results (default: the file's stem; for model.onnx, inference.tflite …, its folder)."
+SHAPE_HELP = "Sizes for dynamic dims: NAME:1x3x224x224 (repeatable; default: from --dataset)."
+RANGE_HELP = ("Random-input range [LOW, HIGH): NAME:LOW:HIGH (repeatable; an integer input defaults to the "
+              "values its graph shows as valid).")
+VALUE_HELP = "Fixed input value: NAME=VALUE (repeatable), e.g. sr=16000."
+# The artifact options of convert, compare and compress.
+PRECISION_HELP = "fp32, fp16, int8 (needs --calibration) or int8-dynamic; with --recipe, added as its last step."
+RECIPE_HELP = "Compression recipe, e.g. prune:0.8+cluster:16+int8 (see docs/compression.md)."
+CALIBRATION_HELP = ".npz of calibration inputs (int8 needs it; converters also take a sample from it)."
+CONVERT_SHAPE_HELP = ("Sizes for dynamic dims, NAME:1x3x224x224 (repeatable), for converters that need them "
+                      "static and for calibration; part of the cache key.")
+
+Device = Annotated[str, typer.Option("--device", "-d", help="Device profile name or YAML path.")]
+Dataset = Annotated[Optional[Path], typer.Option(help=".npz with one array per input (+ optional labels).")]
+Batch = Annotated[Optional[int], typer.Option(min=1, help="Batch size for a dynamic first dimension.")]
+Threads = Annotated[Optional[int], typer.Option(min=0, help="Runtime threads (0: runtime default).")]
+Shapes = Annotated[list[str], typer.Option(help=SHAPE_HELP)]
+InputRanges = Annotated[list[str], typer.Option(help=RANGE_HELP)]
+InputValues = Annotated[list[str], typer.Option(help=VALUE_HELP)]
+Include = Annotated[list[str], typer.Option(help=INCLUDE_HELP)]
+Exclude = Annotated[list[str], typer.Option(help=EXCLUDE_HELP)]
+AllLayers = Annotated[bool, typer.Option("--all-layers", help=ALL_LAYERS_HELP)]
+ModelName = Annotated[Optional[str], typer.Option(help=NAME_HELP)]
 
 
-def print_warnings(lines: list[str]) -> None:
+def environment(ctx: typer.Context) -> Environment:
+    """The environment ``edgebench.cli.main`` runs the command in."""
+    return ctx.ensure_object(Environment)
+
+
+def store_option() -> Path:
+    return typer.Option(DEFAULT_PATH, "--store", help="Results store (SQLite file written by 'edgebench sweep').")
+
+
+def print_warnings(console: Console, lines: list[str]) -> None:
     """Warnings (a recipe that got less than it asked …), one line each, after the table."""
-    from rich.markup import escape
-
     for line in lines:
         console.print(f"[yellow]warning:[/yellow] {escape(line)}")
 
 
-def timing_options(warmup_s: float, warmup_iterations: int, min_iterations: int, min_duration_s: float,
-                   max_duration_s: float) -> "TimingSpec":
-    """The timing rules from command-line options; a maximum below the minimum is one line, exit 2."""
-    from edgebench.config import TimingSpec
-    from edgebench.errors import EdgebenchError, ExitStatus
+def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
+    return dict(parse_shape(s) for s in items)
 
+
+def parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
+    ranges = {}
+    for item in items:
+        name, _, rest = item.partition(":")
+        low, _, high = rest.partition(":")
+        try:
+            ranges[name] = (float(low), float(high))
+        except ValueError:
+            ranges[name] = (0.0, 0.0)
+        if not name or not ranges[name][0] < ranges[name][1]:
+            raise EdgebenchError(f"bad --input-range {item!r}: write NAME:LOW:HIGH with LOW < HIGH (e.g. "
+                                 "ids:0:30522)", ExitStatus.USAGE)
+    return ranges
+
+
+def parse_values(items: list[str]) -> dict[str, float]:
+    values = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise EdgebenchError(f"bad --input-value {item!r}: write NAME=VALUE (e.g. sr=16000)",
+                                 ExitStatus.USAGE) from None
+    return values
+
+
+def parse_options(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` runtime options; integers stay integers, commas make lists."""
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EdgebenchError(f"bad --option {item!r}: write KEY=VALUE (e.g. graph_optimization_level=basic)",
+                                 ExitStatus.USAGE)
+        parts = [int(v) if v.lstrip("-").isdigit() else v for v in value.split(",")]
+        options[key] = parts if "," in value or key.endswith("providers") else parts[0]
+    return options
+
+
+def timing_options(warmup_s: float, warmup_iterations: int, min_iterations: int, min_duration_s: float,
+                   max_duration_s: float) -> TimingSpec:
+    """The timing rules from command-line options; a maximum below the minimum is one line, exit 2."""
     if max_duration_s < min_duration_s:
         raise EdgebenchError(f"--max-duration-s {max_duration_s} is below --min-duration-s {min_duration_s}: "
                              "raise it", ExitStatus.USAGE)

@@ -14,12 +14,10 @@ from rich.table import Table
 
 from edgebench import artifacts
 from edgebench.artifacts import CachedArtifact
-from edgebench.commands.bench import parse_shapes
-from edgebench.commands.common import ALL_LAYERS_HELP, console, print_warnings
-from edgebench.commands.convert import CONVERT_SHAPE_HELP
+from edgebench.commands.common import CONVERT_SHAPE_HELP, AllLayers, environment, parse_shapes, print_warnings
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
-from edgebench.convert import parse_formats
+from edgebench.formats import parse_formats
 from edgebench.data import check_shapes
 from edgebench.source import load_onnx_info
 
@@ -53,6 +51,7 @@ def compress_table(rows: list[tuple[str, CachedArtifact, Path]]) -> Table:
 
 
 def compress(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., help="Model file (.onnx)."),
     recipe: str = typer.Option(..., "--recipe", "-r", help="Steps joined by '+', e.g. prune:0.8+cluster:16+int8."),
     calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (needed by int8)."),
@@ -62,13 +61,14 @@ def compress(
     cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
     include: list[str] = typer.Option([], help="Only layers whose node or weight name matches (fnmatch)."),
     exclude: list[str] = typer.Option([], help="Leave layers whose node or weight name matches (fnmatch)."),
-    all_layers: bool = typer.Option(False, "--all-layers", help=ALL_LAYERS_HELP),
+    all_layers: AllLayers = False,
     seed: int = typer.Option(0, help="Seed of the clustering inits."),
     shape: list[str] = typer.Option([], help=CONVERT_SHAPE_HELP),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
 ) -> None:
     """Compress a model with a recipe in each format; print size, gzip size, ratios vs fp32, sparsity,
     unique values and whether the produced file kept the pruning/clustering."""
+    console = environment(ctx).console
     parsed = artifacts.effective_recipe(recipe, None)
     formats = parse_formats(to)
     shapes = parse_shapes(shape)
@@ -87,13 +87,11 @@ def compress(
             where = folder / cached.artifact.main.name
         rows.append((fmt, cached, where))
     console.print(compress_table(rows))
-    print_warnings(weight_warnings(rows[0][1].artifact.meta) if rows else [])  # the float model all formats share
+    # of the float model all formats share
+    print_warnings(console, weight_warnings(rows[0][1].artifact.meta) if rows else [])
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps([{**{k: c.artifact.meta.get(k) for k in COST_KEYS}, "path": str(where)}
                                         for _, c, where in rows], indent=2, sort_keys=True))
         console.print(f"metrics written to {json_out}")
 
-
-def install(app: typer.Typer) -> None:
-    app.command()(compress)

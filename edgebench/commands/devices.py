@@ -4,22 +4,22 @@ the JSON schema editors use to validate profile YAML."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from edgebench.commands.common import console
+from edgebench.commands.common import environment
 from edgebench.config import DeviceProfile, known_profiles, load_profile
 from edgebench.errors import EdgebenchError, ExitStatus
 
-app = typer.Typer(no_args_is_help=True, help="Device profiles: list them, check a device, print the schema.")
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Device profiles: list them, check a device, print the schema.")
 
 
 @app.command("list")
-def list_devices() -> None:
+def list_devices(ctx: typer.Context) -> None:
     """The profiles found in ./device_profiles, ~/.config/edgebench/devices and the bundled ones."""
     table = Table(title="device profiles")
     for col in ("name", "type", "host", "accelerator", "runtimes", "file"):
@@ -32,7 +32,7 @@ def list_devices() -> None:
             continue
         host = p.connection.host or "localhost"
         table.add_row(p.name, p.connection.type, host, p.accelerator, ", ".join(p.runtimes), str(path))
-    console.print(table)
+    environment(ctx).console.print(table)
 
 
 def _runtime_cell(info: dict[str, Any], required: bool) -> str:
@@ -68,38 +68,39 @@ def _rows(profile: DeviceProfile, r: dict[str, Any]) -> list[tuple[str, str]]:
 
 @app.command("check")
 def check(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="Device profile name or YAML path."),
     json_out: bool = typer.Option(False, "--json", help="Print the probe's report as JSON."),
 ) -> None:
     """Reach a device and report python, numpy, runtimes, accelerators, CPU, clocks, temperatures, memory, disk."""
     from edgebench.devices.probe import missing_lines, probe
 
+    env = environment(ctx)
     profile = load_profile(name)
     report = probe(profile)
     if json_out:
-        sys.stdout.write(json.dumps(report, indent=1) + "\n")
+        env.stdout.write(json.dumps(report, indent=1) + "\n")
     else:
         table = Table(title=f"device {profile.name}", show_header=False)
         table.add_column("what", style="bold")
         table.add_column("value")
         for row in _rows(profile, report):
             table.add_row(*row)
-        console.print(table)
+        env.console.print(table)
     problems = missing_lines(profile, report)
     if problems:
         raise EdgebenchError("; ".join(problems), ExitStatus.RUNTIME_MISSING)
 
 
 @app.command("schema")
-def schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write it here instead of stdout.")) -> None:
+def schema(ctx: typer.Context,
+           out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write it here instead of stdout.")) -> None:
     """JSON schema of a device profile, generated from the model (for editors' YAML validation)."""
+    env = environment(ctx)
     text = json.dumps(DeviceProfile.model_json_schema(), indent=2) + "\n"
     if out:
         out.write_text(text)
-        console.print(f"schema written to {out}")
+        env.console.print(f"schema written to {out}")
     else:
-        sys.stdout.write(text)
+        env.stdout.write(text)
 
-
-def install(root: typer.Typer) -> None:
-    root.add_typer(app, name="devices")

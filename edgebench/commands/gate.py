@@ -1,45 +1,50 @@
 """`edgebench gate` (compare two result files) and `edgebench ab` (paired, interleaved A/B runs).
 
-Exit status: 0 pass, 1 regression, 2 any usage or input error. CI reads 2 as "the gate itself is
-broken" and 1 as "the change is bad", so every EdgebenchError is mapped to 2 here, inside the command,
-leaving the global mapping of the other commands alone.
+Exit status: 0 pass, 1 regression, 2 the gate's own input is wrong (a result file, a run, the rules). CI
+reads 2 as "the gate itself is broken" and 1 as "the change is bad", so an error in that input is exit 2
+whatever its kind. The runs of ``ab`` are measurements like ``bench``: their errors keep their own status
+(3 a model not found, 7 a runtime missing, 8 a device …).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
 
-from edgebench.bench import BenchRequest, model_name, run_bench
-from edgebench.commands.bench import RANGE_HELP, SHAPE_HELP, VALUE_HELP, parse_ranges, parse_shapes, parse_values
-from edgebench.commands.common import console, timing_options
-from edgebench.commands.results import store_option
+from edgebench.ab import gate_pair, run_rounds
+from edgebench.bench import BenchRequest
+from edgebench.commands.common import (Batch, Dataset, Device, InputRanges, InputValues, Shapes, Threads,
+                                       environment, parse_ranges, parse_shapes, parse_values, store_option,
+                                       timing_options)
 from edgebench.config import load_gate_spec
+from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.gate import GateReport, compare, load_results, pool, run_gate
+from edgebench.gate import GateReport, load_results, run_gate
 from edgebench.gate_report import gate_table, summary_line, write_junit, write_markdown
 from edgebench.render import result_table
-from edgebench.result import Result, write_results
+from edgebench.result import write_results
 
 RULES_HELP = "Gate rules YAML (thresholds per metric and device); default: built-in rules (docs/ci.md)."
 
+T = TypeVar("T")
 
-def _as_usage(action: Callable[[], GateReport]) -> GateReport:
+
+def _gate_input(load: Callable[[], T]) -> T:
+    """``load()``, any error of it exit 2: the gate's own input is wrong."""
     try:
-        return action()
+        return load()
     except EdgebenchError as exc:
         raise EdgebenchError(str(exc), ExitStatus.USAGE) from None
 
 
-def _emit(report: GateReport, md: Path | None, junit: Path | None) -> None:
-    console.print(gate_table(report))
+def _emit(env: Environment, report: GateReport, md: Path | None, junit: Path | None) -> None:
+    env.console.print(gate_table(report))
     try:
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        summary = env.step_summary
         if summary:
-            write_markdown(report, Path(summary), append=True)
+            write_markdown(report, summary, append=True)
         if md:
             write_markdown(report, md)
         if junit:
@@ -47,11 +52,12 @@ def _emit(report: GateReport, md: Path | None, junit: Path | None) -> None:
     except OSError as exc:
         raise EdgebenchError(f"cannot write the gate report ({exc.strerror}: {exc.filename}): pass a writable "
                              "path to --md/--junit", ExitStatus.USAGE) from None
-    console.print(summary_line(report))
+    env.console.print(summary_line(report))
     raise typer.Exit(int(report.exit_status))
 
 
 def gate(
+    ctx: typer.Context,
     baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline results: a JSON file from bench/sweep "
                                  "--json or results export, or a run id/name in the store."),
     candidate: str = typer.Option(..., "--candidate", "-c", help="Candidate results, same forms."),
@@ -61,22 +67,23 @@ def gate(
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (one testcase per cell × metric)."),
 ) -> None:
     """Fail (exit 1) when the candidate regresses latency, memory, size or accuracy against the baseline."""
-    report = _as_usage(lambda: run_gate(load_results(baseline, store), load_results(candidate, store),
-                                           load_gate_spec(rules)))
-    _emit(report, md, junit)
+    report = _gate_input(lambda: run_gate(load_results(baseline, store), load_results(candidate, store),
+                                          load_gate_spec(rules)))
+    _emit(environment(ctx), report, md, junit)
 
 
 def ab(
+    ctx: typer.Context,
     baseline: Path = typer.Option(..., "--baseline", "-b", help="Model A (.onnx), the reference."),
     candidate: Path = typer.Option(..., "--candidate", "-c", help="Model B (.onnx), the change."),
-    device: str = typer.Option("local-cpu", "--device", "-d", help="Device profile name or YAML path."),
+    device: Device = "local-cpu",
     rounds: int = typer.Option(5, min=1, max=1000, help="Rounds; each runs A then B once."),
-    dataset: Optional[Path] = typer.Option(None, help=".npz with one array per input (+ optional labels)."),
-    batch: Optional[int] = typer.Option(None, min=1, help="Batch size for a dynamic first dimension."),
-    threads: Optional[int] = typer.Option(None, min=0, help="Runtime threads (0: runtime default)."),
-    shape: list[str] = typer.Option([], help=SHAPE_HELP),
-    input_range: list[str] = typer.Option([], help=RANGE_HELP),
-    input_value: list[str] = typer.Option([], help=VALUE_HELP),
+    dataset: Dataset = None,
+    batch: Batch = None,
+    threads: Threads = None,
+    shape: Shapes = [],
+    input_range: InputRanges = [],
+    input_value: InputValues = [],
     warmup_s: float = typer.Option(0.2, min=0, help="Warm up at least this long, each run."),
     warmup_iterations: int = typer.Option(5, min=0, help="Warm up at least this many iterations, each run."),
     min_iterations: int = typer.Option(50, min=1, help="Measure at least this many iterations, each run."),
@@ -90,31 +97,16 @@ def ab(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the two pooled results here."),
 ) -> None:
     """Run A, B, A, B … on one device so drift and heat hit both alike, then gate the pooled samples."""
-
-    def measure() -> GateReport:
-        spec = load_gate_spec(rules)
-        timing = timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s)
-        inputs = {"shapes": parse_shapes(shape), "ranges": parse_ranges(input_range),
-                  "values": parse_values(input_value)}
-        reqs = [BenchRequest(model=m, device=device, dataset=dataset, batch=batch, threads=threads, timing=timing,
-                             name=name, **inputs) for m in (baseline, candidate)]
-        runs: tuple[list[Result], list[Result]] = ([], [])
-        with console.status("A/B rounds…") as status:
-            for k in range(rounds):
-                for side, req in enumerate(reqs):
-                    status.update(f"round {k + 1}/{rounds}: {'AB'[side]} ({req.model.name}) on {device}")
-                    runs[side].append(run_bench(req))
-        pooled = [pool(runs[0]), pool(runs[1])]
-        console.print(result_table(pooled))
-        if json_out:
-            write_results(pooled, json_out)
-        label = f"{model_name(baseline)} → {model_name(candidate)} @{device}"
-        label = f"{name}: {label}" if name else label
-        return GateReport(checks=compare(pooled[0], pooled[1], spec, label))
-
-    _emit(_as_usage(measure), md, junit)
-
-
-def install(app: typer.Typer) -> None:
-    app.command()(gate)
-    app.command()(ab)
+    env = environment(ctx)
+    spec = _gate_input(lambda: load_gate_spec(rules))
+    timing = timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s)
+    shapes, ranges, values = parse_shapes(shape), parse_ranges(input_range), parse_values(input_value)
+    a, b = (BenchRequest(model=m, device=device, dataset=dataset, batch=batch, threads=threads, timing=timing,
+                         name=name, shapes=shapes, ranges=ranges, values=values) for m in (baseline, candidate))
+    with env.console.status("A/B rounds…") as status:
+        pooled = run_rounds((a, b), rounds, lambda k, side, req: status.update(
+            f"round {k + 1}/{rounds}: {'AB'[side]} ({req.model.name}) on {device}"))
+    env.console.print(result_table(pooled))
+    if json_out:
+        write_results(list(pooled), json_out)
+    _emit(env, gate_pair(pooled, (a, b), spec), md, junit)

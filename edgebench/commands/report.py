@@ -7,13 +7,14 @@ from typing import Optional
 
 import typer
 
-from edgebench.commands.common import console
-from edgebench.commands.results import load_run, store_option
+from edgebench.commands.common import environment, store_option
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.report import write_report
+from edgebench.runs import load_run
 
 
 def report(
+    ctx: typer.Context,
     run: Optional[str] = typer.Argument(None, help="Run id or name (default: the newest run)."),
     last: bool = typer.Option(False, "--last", help="Report the newest run."),
     store: Path = store_option(),
@@ -30,6 +31,7 @@ def report(
     if html is None and md is None:
         html = store.parent / "reports" / f"run-{info.id}.html"
     data = write_report(results, info, html, md, max_accuracy_drop)
+    console = environment(ctx).console
     for view in data.devices:
         for cell in (c for c in view.cells if c.best):
             acc = f", {view.metric} {cell.accuracy:.2%}" if cell.accuracy is not None else ""
@@ -38,6 +40,3 @@ def report(
         if path:
             console.print(f"report written to {path}")
 
-
-def install(app: typer.Typer) -> None:
-    app.command()(report)

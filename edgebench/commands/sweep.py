@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -10,27 +9,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgebench.commands.common import console
-from edgebench.commands.results import store_option
+from edgebench.commands.common import environment, store_option
+from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_dir
 from edgebench.render import result_table
 from edgebench.report import write_report
 from edgebench.result import Result, write_results
+from edgebench.runs import load_run
 from edgebench.store import Store
-from edgebench.sweep import Cell, Plan, load_spec
-from edgebench.sweep_exec import bench_cell, build_plan, cached, convert_cell
-from edgebench.sweep_run import Outcome, SweepRunner
-
-
-class _KeyedSink:
-    """Files each result under its planned cell key, so --resume finds exactly the cells the plan has."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def add_result(self, run_id: int, result: Result, cell: Cell) -> None:
-        self.store.add_result(run_id, result, key=cell.key)
+from edgebench.sweep import Cell, Plan
+from edgebench.sweep_exec import cached
+from edgebench.sweep_store import plan_sweep, resume_point, run_plan
 
 
 class ProgressEvents:
@@ -91,39 +81,39 @@ def plan_table(plan: Plan, done: set[tuple[str, ...]]) -> Table:
     return table
 
 
-def run_sweep(spec_path: Path, store_path: Path, resume: str | None, dry_run: bool,
-              cache_dir: Path | None) -> tuple[int, Outcome | None]:
-    spec, base = load_spec(spec_path)
-    plan = build_plan(spec, base, str(spec_path))
-    with Store(store_path) as store:
-        done: set[tuple[str, ...]] = set()
-        if resume is not None:
-            run = store.run(resume)
-            if run.spec.get("name") != spec.name:
-                raise EdgebenchError(f"run {run.id} was sweep {run.spec.get('name')!r}, not {spec.name!r}: resume it "
-                                     "with its own spec", ExitStatus.USAGE)
-            run_id = run.id
-            done = store.finished_cells(run_id, include_errors=False)
+def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_run: bool, json_out: Path | None,
+           cache_dir: Path | None) -> None:
+    """Show the plan, run it with progress bars, then show the results: sweep and demo alike."""
+    console = env.console
+    started = env.clock()
+    plan = plan_sweep(spec)
+    with Store(store) as db:
+        run_id, done = resume_point(db, plan, resume)
         console.print(plan_table(plan, done))
         if plan.conversions:
             console.print(conversions_table(plan, cache_dir))
         if dry_run:
-            return -1, None
-        if resume is None:
-            run_id = store.create_run(spec.name, spec.model_dump(mode="json"))
+            return
         todo = [c for c in plan.cells if c.key not in done]
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as progress:
-            runner = SweepRunner(plan, _KeyedSink(store), run_id,
-                                 convert=lambda p, conv: convert_cell(p, conv, cache_dir),
-                                 bench=lambda p, cell, art: bench_cell(p, cell, cache_dir),
-                                 events=ProgressEvents(progress, plan, todo), done=done)
-            outcome = runner.run()
-        store.finish_run(run_id, "interrupted" if outcome.interrupted else "finished")
-        return run_id, outcome
+            run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, ProgressEvents(progress, plan, todo))
+    with Store(store, create=False) as db:
+        results = db.results(run_id)
+    console.print(result_table(results))
+    console.print(f"run {run_id}: {len(outcome.results)} cells measured now ({outcome.failed} failed), "
+                  f"{outcome.conversions} conversions, {outcome.cache_hits} cache hits, "
+                  f"{env.clock() - started:.1f} s; report: edgebench report {run_id} --store {store}")
+    if json_out:
+        write_results(results, json_out, always_list=True)
+        console.print(f"results written to {json_out}")
+    if outcome.interrupted:
+        raise EdgebenchError(f"interrupted: finished cells are stored; continue with "
+                             f"'edgebench sweep {spec} --resume {run_id}'", ExitStatus.INTERRUPTED)
 
 
 def sweep(
+    ctx: typer.Context,
     spec: Path = typer.Argument(..., help="Sweep spec YAML."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id (or name): finished cells are "
@@ -133,41 +123,22 @@ def sweep(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache (default .edgebench/cache)."),
 ) -> None:
     """Run a sweep spec: convert each (model, recipe, format) once, measure every cell, store each at once."""
-    started = time.monotonic()
-    run_id, outcome = run_sweep(spec, store, resume, dry_run, cache_dir)
-    if outcome is None:
-        return
-    with Store(store, create=False) as db:
-        results = db.results(run_id)
-    console.print(result_table(results))
-    console.print(f"run {run_id}: {len(outcome.results)} cells measured now ({outcome.failed} failed), "
-                  f"{outcome.conversions} conversions, {outcome.cache_hits} cache hits, "
-                  f"{time.monotonic() - started:.1f} s; report: edgebench report {run_id} --store {store}")
-    if json_out:
-        write_results(results, json_out, always_list=True)
-        console.print(f"results written to {json_out}")
-    if outcome.interrupted:
-        raise EdgebenchError(f"interrupted: finished cells are stored; continue with "
-                             f"'edgebench sweep {spec} --resume {run_id}'", ExitStatus.INTERRUPTED)
+    _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir)
 
 
 def demo(
+    ctx: typer.Context,
     store: Path = typer.Option(Path(".edgebench/results.db"), "--store", help="Results store."),
     html: Path = typer.Option(Path(".edgebench/reports/demo.html"), "--html", help="Where to write the report."),
     json_out: Path = typer.Option(Path(".edgebench/demo/results.json"), "--json", help="Where to write the results."),
 ) -> None:
     """Run the bundled demo sweep (digits CNN × fp32/fp16/int8/prune+int8 × onnx/openvino/tflite on this CPU)
     and write its HTML report."""
-    spec = bundled_dir("examples") / "demo-sweep.yaml"
-    sweep(spec, dry_run=False, resume=None, store=store, json_out=json_out, cache_dir=None)
-    with Store(store, create=False) as db:
-        run = db.last_run()
-        results = db.results(run.id)
+    env = environment(ctx)
+    _sweep(env, bundled_dir("examples") / "demo-sweep.yaml", store, resume=None, dry_run=False, json_out=json_out,
+           cache_dir=None)
+    run, results = load_run(store, None)
     md = html.with_suffix(".md")
     write_report(results, run, html, md)
-    console.print(f"report written to {html} (summary: {md})")
+    env.console.print(f"report written to {html} (summary: {md})")
 
-
-def install(app: typer.Typer) -> None:
-    app.command()(sweep)
-    app.command()(demo)

@@ -1,7 +1,7 @@
-"""Compression: recipe grammar, pruning, clustering, format-native quantization and cost metrics.
+"""Compression steps that do not depend on the format: recipe grammar, pruning, clustering and cost metrics.
 
 Weight steps (prune, cluster) act on float ONNX and are format-independent; quantization is native to
-each format (onnxruntime.quantization for ONNX, NNCF for OpenVINO). See docs/compression.md.
+each format and lives with it (``edgebench.formats.<format>``). See docs/compression.md.
 """
 
 from edgebench.compress.graph import LayerSelection

@@ -10,6 +10,7 @@ from typing import Any
 
 from edgebench.config import DeviceProfile
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.runner.job import RunnerJob
 
 RUNNER_KINDS = {
     "runtime_missing": ExitStatus.RUNTIME_MISSING,
@@ -31,13 +32,14 @@ class Transport(ABC):
         return self.profile.connection.host or "localhost"
 
     @abstractmethod
-    def run_job(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
-        """Run ``job``; ``files`` maps job keys to local files the runner reads. Outputs the runner
-        writes (``outputs_npz``) arrive in ``out_dir``. Returns the runner's JSON reply (status ok)."""
+    def run_job(self, job: RunnerJob, files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
+        """Run ``job``; ``files`` maps its file fields (artifact, inputs_npz …) to local files the runner
+        reads. Outputs the runner writes (``outputs_npz``) arrive in ``out_dir``. Returns the runner's JSON
+        reply (status ok)."""
 
     @abstractmethod
     def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int | None]:
-        """Run another stand-alone script from runners/ (e.g. the probe) with the device's python:
+        """Run another stand-alone script of the runner (e.g. the probe) with the device's python:
         (stdout, stderr, exit status)."""
 
     def close(self) -> None:

@@ -12,16 +12,16 @@ from typing import Any
 from edgebench.devices.base import Transport, parse_reply
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import runner_dir
+from edgebench.runner.job import RunnerJob
 
 
 class LocalTransport(Transport):
-    def run_job(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
+    def run_job(self, job: RunnerJob, files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
         out_dir.mkdir(parents=True, exist_ok=True)
-        job = {**job, **{key: str(Path(path).resolve()) for key, path in files.items()}}
-        if job.get("capture_outputs"):
-            job["outputs_npz"] = str((out_dir / "outputs.npz").resolve())
+        job = job.placed({key: str(Path(path).resolve()) for key, path in files.items()},
+                         str((out_dir / "outputs.npz").resolve()))
         job_path = out_dir / "job.json"
-        job_path.write_text(json.dumps(job, indent=1))
+        job_path.write_text(json.dumps(job.to_dict(), indent=1))
         proc = self._run(str(runner_dir() / "edgebench_runner.py"), [str(job_path)], timeout_s)
         return parse_reply(proc.stdout, proc.stderr, proc.returncode, self.profile.name)
 

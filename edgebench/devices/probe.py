@@ -1,4 +1,4 @@
-"""`edgebench devices check`: run runners/edgebench_probe.py on a device through its own transport
+"""`edgebench devices check`: run the runner package's edgebench_probe.py on a device through its own transport
 (local or SSH, so the check exercises exactly the path a benchmark takes) and read its report."""
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def probe(profile: DeviceProfile) -> dict[str, Any]:
                              "(Python ≥ 3.8 needed)", ExitStatus.RUNNER_FAILED) from None
     report["reachable"] = True
     report["device"] = where
-    report["missing"] = [name for name in profile.runtimes if not report["runtimes"].get(name, {}).get("ok")]
+    for name in profile.runtimes:  # a format's runtime the device-side probe (stdlib only) has no check for
+        report["runtimes"].setdefault(name, {"ok": False, "error": "the device probe has no check for this runtime",
+                                             "pip": name})
+    report["missing"] = [name for name in profile.runtimes if not report["runtimes"][name].get("ok")]
     return report
 
 

@@ -1,5 +1,5 @@
 """Runs the runner on a board over SSH: files pushed once (content-addressed, verified by sha256, renamed
-into place only when whole), the runners/ tree pushed once per version, the job run with a timeout,
+into place only when whole), the runner's tree pushed once per version, the job run with a timeout,
 outputs fetched, the job folder removed. A dropped connection reconnects with back-off and re-runs the
 job; only the final attempt's reply is returned, so a result is never recorded twice."""
 
@@ -27,6 +27,7 @@ from edgebench.devices.base import Transport, parse_reply
 from edgebench.devices.ssh_connect import Session, Unreachable, open_session
 from edgebench.devices.ssh_remote import FINALIZE, PREPARE, runner_tree
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.runner.job import RunnerJob
 from edgebench.source import sha256_file
 
 log = logging.getLogger("edgebench.ssh")
@@ -68,7 +69,7 @@ class SSHTransport(Transport):
             self._session.close()
             self._session = None
 
-    def run_job(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
+    def run_job(self, job: RunnerJob, files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
         attempts: list[str] = []  # each attempt gets its own job folder; earlier ones are removed first, so a
         # runner orphaned by a drop can never write into the folder whose outputs are fetched
         return self._retrying(lambda: self._run_once(job, files, out_dir, timeout_s, attempts))
@@ -106,7 +107,7 @@ class SSHTransport(Transport):
             self.stats.connects += 1
         return self._session.client
 
-    def _run_once(self, job: dict[str, Any], files: dict[str, Path], out_dir: Path, timeout_s: float,
+    def _run_once(self, job: RunnerJob, files: dict[str, Path], out_dir: Path, timeout_s: float,
                   attempts: list[str]) -> dict[str, Any]:
         job_id = uuid.uuid4().hex[:12]
         blobs = {key: (sha256_file(Path(path)), Path(path).name, Path(path)) for key, path in files.items()}
@@ -116,12 +117,10 @@ class SSHTransport(Transport):
         remote = {key: f"{wd}/blobs/{digest}/{name}" for key, (digest, name, _) in blobs.items()}
         job_dir = f"{wd}/jobs/{job_id}"
         try:
-            job = {**job, **remote}
-            if job.get("capture_outputs"):
-                job["outputs_npz"] = f"{job_dir}/outputs.npz"
+            job = job.placed(remote, f"{job_dir}/outputs.npz")
             with self._sftp_errors("writing job.json"):
                 sftp = self._sftp()
-                sftp.putfo(io.BytesIO(json.dumps(job, indent=1).encode()), f"{job_dir}/job.json")
+                sftp.putfo(io.BytesIO(json.dumps(job.to_dict(), indent=1).encode()), f"{job_dir}/job.json")
             runner = f"{wd}/runner/{runner_tree()[0]}/edgebench_runner.py"
             out, err, rc = self._exec(self._python_cmd(runner, [f"{job_dir}/job.json"], timeout_s), timeout_s + 30)
             if rc == 124:

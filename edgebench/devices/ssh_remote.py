@@ -2,7 +2,7 @@
 (run with the profile's python, so no sha256sum/tar/GNU tools are assumed) and the runner tree archive.
 
 Layout under the device's workdir: ``blobs/<sha256>/<name>`` (content-addressed files),
-``runner/<tree hash>/`` (one runners/ tree per version, complete once ``.complete`` exists) and
+``runner/<tree hash>/`` (one tree of the runner's files per version, complete once ``.complete`` exists) and
 ``jobs/<id>/`` (job.json and outputs, removed after the job unless the profile keeps them)."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ print(json.dumps({"bad": bad}))
 
 @functools.lru_cache(maxsize=1)
 def runner_tree() -> tuple[str, bytes]:
-    """(hash of runners/, a reproducible tar of it): pushed once per version of the runner code."""
+    """(hash of the runner's folder, a reproducible tar of it): pushed once per version of the runner code."""
     root = runner_dir()
     files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
                    and p.suffix != ".pyc")

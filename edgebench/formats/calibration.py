@@ -1,0 +1,44 @@
+"""The calibration set of a static int8 conversion, whatever the format: required, checked against the
+source model's inputs (naming a misfit input) and cut into feeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from edgebench.data import plan_dataset
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.source import load_onnx_info
+
+CALIBRATION_BATCH = 32
+Shapes = dict[str, tuple[int, ...]]
+
+
+def calibration_batches(model: Path, calibration: Path, shapes: Shapes | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """The calibration set, checked against the model's inputs (naming a misfit input), in feeds. Dynamic
+    dimensions take ``shapes`` (--shape), else the sizes of the set's own arrays."""
+    info = load_onnx_info(model)
+    plan, data = plan_dataset(calibration, info.inputs, shapes=shapes, what="calibration set")
+    if not plan.batched:  # every input is one whole sample: feed them one by one
+        for i in range(len(data)):
+            yield {name: np.asarray(arr[i]) for name, arr in data.arrays.items()}
+        return
+    # a per-sample input (a recurrent state holding its batch on another axis) is sized for the plan's batch
+    free = not plan.per_sample and all(not isinstance(s.shape[0], int) for s in info.inputs if s.name in plan.batched)
+    # equal feeds (the histogram calibrators stack them): the largest divisor of the sample count up to
+    # CALIBRATION_BATCH for a free dynamic batch, else exactly the plan's batch
+    step = max(d for d in range(1, min(CALIBRATION_BATCH, len(data)) + 1) if len(data) % d == 0) \
+        if free else plan.batch
+    stop = len(data) - len(data) % step
+    for start in range(0, stop, step):
+        yield {name: (arr[start:start + step] if name in plan.batched else np.asarray(arr[(start // step) % len(arr)]))
+               for name, arr in data.arrays.items()}
+
+
+def require_calibration(calibration: Path | None) -> Path:
+    if calibration is None:
+        raise EdgebenchError("int8 needs a calibration set to fix activation ranges: pass --calibration NPZ "
+                             "(a few hundred real inputs), or use int8-dynamic", ExitStatus.USAGE)
+    return Path(calibration)

@@ -1,0 +1,43 @@
+"""Keeping third-party converters and quantizers to edgebench's own lines: their console noise silenced,
+their error messages cut to one line without temporary paths."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """onnxruntime.quantization logs advice on the root logger and its histogram calibrators print() to
+    stdout; keep the CLI's output (and JSON on stdout) to edgebench's own lines."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL)  # quant_pre_process logs a failed optional step as an error, then goes on
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(4)  # calibration sessions log to stderr; errors come back raised
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of a tool's message, the temporary and cache paths it may name cut to file names
+    (node names such as ``/conv1/Conv`` are left as they are)."""
+    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    ours = (tempfile.gettempdir(), "/.edgebench/", "/edgebench-")
+
+    def short(m: re.Match[str]) -> str:
+        path = m.group(0)
+        return Path(path).name if path.startswith(ours[0]) or any(o in path for o in ours[1:]) else path
+
+    return re.sub(r"(?<![\w.])/[^\s'\"():,]+", short, text)[:limit]

@@ -1,0 +1,90 @@
+"""The backend lifecycle every runtime follows; the runner times ``infer`` and nothing else.
+
+``open()`` imports the runtime and checks the job's backend options, once, before anything loads (both are
+part of the memory baseline); ``load()`` loads the model (the runner times it) through the backend's
+``load_impl``; ``prepare`` turns feeds into what ``infer`` takes, outside the timed region; ``infer`` is the
+backend's own method, called bare in the timed loop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..job import RunnerJob
+
+
+class RuntimeMissing(Exception):
+    """The backend's runtime does not import on this device; the message says what to install."""
+
+
+class BadOption(ValueError):
+    """A backend option this backend does not take, or a value it refuses."""
+
+
+class BaseBackend:
+    runtime_name = "unknown"
+    pip_package = "unknown"  # what to install when the runtime does not import
+    option_names: frozenset[str] = frozenset()  # the backend_options it reads; any other is refused
+
+    def __init__(self, job: RunnerJob) -> None:
+        self.job = job
+        self.threads = job.threads
+        self.device = job.device
+        self.backend_options: dict[str, Any] = dict(job.backend_options)
+        self.device_name = job.device_name
+        self.is_open = False
+
+    def open(self) -> None:
+        """Import the runtime (RuntimeMissing when it does not import), then check the options (BadOption)."""
+        try:
+            self.import_runtime()
+        except ImportError as exc:
+            raise RuntimeMissing(f"{self.runtime_name} is not installed on {self.device_name} ({exc}): "
+                                 f"pip install {self.pip_package}") from exc
+        unknown = sorted(set(self.backend_options) - self.option_names)
+        if unknown:
+            raise BadOption(f"{self.runtime_name} takes no {', '.join(unknown)} (it takes "
+                            f"{', '.join(sorted(self.option_names)) or 'none'})")
+        self.check_options()
+        self.is_open = True
+
+    def import_runtime(self) -> None:
+        """Import the runtime and keep what ``load_impl`` needs (ImportError, or RuntimeMissing with its own
+        message, when it is not there)."""
+        raise NotImplementedError
+
+    def check_options(self) -> None:
+        """Refuse bad option values (raise BadOption); the runtime is imported."""
+
+    def load(self, artifact: str) -> None:
+        """Load the model: the runner times this call."""
+        if not self.is_open:
+            raise RuntimeError(f"{type(self).__name__}.load() before open()")
+        self.load_impl(artifact)
+
+    def load_impl(self, artifact: str) -> None:
+        raise NotImplementedError
+
+    def runtime_version(self) -> str:
+        raise NotImplementedError
+
+    def prepare(self, feed: dict[str, Any]) -> Any:
+        """Turn a {name: array} feed into what ``infer`` takes, outside the timed region."""
+        return feed
+
+    def infer(self, prepared: Any) -> Any:
+        """One inference, timed by the runner: nothing here but the runtime's call."""
+        raise NotImplementedError
+
+    def outputs(self, prepared: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def io(self) -> dict[str, Any]:
+        return {}
+
+    def options(self) -> dict[str, Any]:
+        return {"threads": self.threads, "device": self.device, **self.backend_options}
+
+    def extra_timings(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,74 @@
+"""ONNX Runtime backend: threads, graph optimization level, execution providers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+
+from .base import BadOption, BaseBackend, RuntimeMissing
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+           "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_DEVICE_PROVIDERS = {"CPU": ["CPUExecutionProvider"],
+                     "GPU": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+class Backend(BaseBackend):
+    runtime_name = "onnxruntime"
+    pip_package = "onnxruntime"
+    option_names = frozenset({"graph_optimization_level", "execution_providers", "inter_op_threads"})
+    session: Any = None
+
+    def import_runtime(self) -> None:
+        self.ort = importlib.import_module("onnxruntime")
+
+    def runtime_version(self) -> str:
+        return str(self.ort.__version__)
+
+    def check_options(self) -> None:
+        level = str(self.backend_options.get("graph_optimization_level", "all"))
+        if level not in _LEVELS:
+            raise BadOption(f"graph_optimization_level {level!r} is not one of {', '.join(_LEVELS)}")
+
+    def _providers(self) -> list[Any]:
+        wanted = self.backend_options.get("execution_providers") or _DEVICE_PROVIDERS.get(self.device.upper())
+        if not wanted:
+            raise ValueError(f"no execution provider for device {self.device!r}: "
+                             "set backend_options.execution_providers")
+        available = self.ort.get_available_providers()
+        usable = [p for p in wanted if (p if isinstance(p, str) else p[0]) in available]
+        if not usable:
+            raise RuntimeMissing(f"onnxruntime here offers {available}, none of {wanted}: install the "
+                                 "onnxruntime build for this accelerator (e.g. pip install onnxruntime-gpu)")
+        return usable
+
+    def load_impl(self, artifact: str) -> None:
+        so = self.ort.SessionOptions()
+        if self.threads:
+            so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = int(self.backend_options.get("inter_op_threads", 1))
+        so.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
+        level = str(self.backend_options.get("graph_optimization_level", "all"))
+        so.graph_optimization_level = getattr(self.ort.GraphOptimizationLevel, _LEVELS[level])
+        self.session = self.ort.InferenceSession(artifact, sess_options=so, providers=self._providers())
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def prepare(self, feed: dict[str, Any]) -> dict[str, Any]:
+        return {i.name: np.asarray(feed[i.name], order="C") for i in self.session.get_inputs()}
+
+    def infer(self, prepared: dict[str, Any]) -> Any:
+        return self.session.run(self.output_names, prepared)
+
+    def outputs(self, prepared: dict[str, Any]) -> dict[str, Any]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, prepared)))
+
+    def io(self) -> dict[str, Any]:
+        def describe(args: Any) -> list[dict[str, Any]]:
+            return [{"name": a.name, "type": a.type, "shape": list(a.shape)} for a in args]
+        return {"inputs": describe(self.session.get_inputs()), "outputs": describe(self.session.get_outputs())}
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "providers": self.session.get_providers() if self.session else None,
+                "graph_optimization_level": self.backend_options.get("graph_optimization_level", "all")}

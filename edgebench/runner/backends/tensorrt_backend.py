@@ -1,0 +1,207 @@
+"""TensorRT backend: builds the engine on this GPU from the ONNX (or loads a ready .engine/.plan).
+
+Engines are specific to a GPU and a TensorRT version, so the build happens here, on the target, and
+is cached in ``engine_cache`` (default ~/.cache/edgebench/engines) under a key of the ONNX sha256,
+precision, TensorRT version, GPU name and input shapes; ``extra`` reports the build time and whether
+the cache held the engine. Each iteration copies inputs host→device, runs ``execute_async_v3`` and
+copies outputs back; CUDA events split the iteration into H2D, compute and D2H (as trtexec does),
+while the runner's clock times the whole iteration like every other backend.
+
+Written against the TensorRT ≥ 10 Python API (Builder, OnnxParser, BuilderConfig, tensor-address I/O)
+and cuda-python's runtime bindings. int8 expects a QDQ ONNX (from the compression step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from .base import BaseBackend, RuntimeMissing
+
+
+def _check(result: Any) -> Any:
+    """cuda-python returns (error, value…); raise on an error, return the value(s)."""
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA error {err}")
+    return rest[0] if len(rest) == 1 else tuple(rest)
+
+
+def _npz_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    """Each array's shape from its .npy header alone: reading the arrays would put a second copy of the
+    dataset into the model's load and so into its memory footprint (peak − baseline)."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    shapes = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            with archive.open(name) as f:
+                version = npy.read_magic(f)
+                header = npy.read_array_header_1_0(f) if version == (1, 0) else npy.read_array_header_2_0(f)
+            shapes[name[:-4] if name.endswith(".npy") else name] = tuple(header[0])
+    return shapes
+
+
+class Backend(BaseBackend):
+    runtime_name = "tensorrt"
+    pip_package = "tensorrt cuda-python"
+    option_names = frozenset({"precision", "engine_cache", "workspace_mb"})
+
+    def import_runtime(self) -> None:
+        try:
+            self.trt = importlib.import_module("tensorrt")
+        except ImportError as exc:
+            raise RuntimeMissing(f"TensorRT is not installed on {self.device_name} ({exc}): install TensorRT "
+                                 "for its CUDA version (pip install tensorrt cuda-python, or JetPack on Jetson)")
+        try:
+            self.cudart = importlib.import_module("cuda.bindings.runtime")
+        except ImportError:
+            try:
+                self.cudart = importlib.import_module("cuda.cudart")  # cuda-python < 12.6
+            except ImportError as exc:
+                raise RuntimeMissing(f"cuda-python is not installed on {self.device_name} ({exc}): "
+                                     "pip install cuda-python") from exc
+        self.logger = self.trt.Logger(self.trt.Logger.WARNING)
+
+    @property
+    def precision(self) -> str:
+        return str(self.backend_options.get("precision", "fp32"))
+
+    def runtime_version(self) -> str:
+        return str(self.trt.__version__)
+
+    def _gpu_name(self) -> str:
+        index = int(self.device.split(":")[1]) if ":" in self.device else 0
+        _check(self.cudart.cudaSetDevice(index))
+        props = _check(self.cudart.cudaGetDeviceProperties(index))
+        name = props.name
+        return (name.decode() if isinstance(name, bytes) else str(name)).strip("\x00 ")
+
+    def _input_shapes(self) -> dict[str, tuple[int, ...]]:
+        batch, per_sample = self.job.batch, set(self.job.per_sample_inputs)
+        shapes = _npz_shapes(self.job.inputs_npz)
+        return {k: tuple(s[1:]) if k in per_sample else (batch, *s[1:]) for k, s in shapes.items()}
+
+    def load_impl(self, artifact: str) -> None:
+        shapes = self._input_shapes()
+        self.stage_ms: dict[str, list[float]] = {"h2d": [], "compute": [], "d2h": []}
+        self.extra: dict[str, Any] = {"gpu": self._gpu_name()}
+        if artifact.endswith(".onnx"):
+            blob = self._cached_engine(artifact, shapes)
+        else:
+            with open(artifact, "rb") as f:
+                blob = f.read()
+        runtime = self.trt.Runtime(self.logger)
+        self.engine = runtime.deserialize_cuda_engine(blob)
+        if self.engine is None:
+            raise ValueError(f"TensorRT {self.trt.__version__} cannot deserialize this engine (built for "
+                             "another GPU or TensorRT version?): rebuild it from the ONNX on this device")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT for n in names}
+        self.input_names = [n for n in names if is_input[n]]
+        self.output_names = [n for n in names if not is_input[n]]
+        for name in self.input_names:
+            self.context.set_input_shape(name, shapes[name])
+        self.stream = _check(self.cudart.cudaStreamCreate())
+        self.events = [_check(self.cudart.cudaEventCreate()) for _ in range(4)]
+        self.device_buffers: dict[str, int] = {}
+        self.host_outputs: dict[str, np.ndarray] = {}
+        for name in names:
+            shape = tuple(self.context.get_tensor_shape(name))
+            dtype = np.dtype(self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            self.device_buffers[name] = _check(self.cudart.cudaMalloc(max(nbytes, 1)))
+            self.context.set_tensor_address(name, self.device_buffers[name])
+            if not is_input[name]:
+                self.host_outputs[name] = np.empty(shape, dtype=dtype)
+
+    def _cached_engine(self, onnx_path: str, shapes: dict[str, tuple[int, ...]]) -> bytes:
+        with open(onnx_path, "rb") as f:
+            onnx_sha = hashlib.sha256(f.read()).hexdigest()
+        material = f"{onnx_sha}|{self.precision}|{self.trt.__version__}|{self.extra['gpu']}|{sorted(shapes.items())}"
+        key = hashlib.sha256(material.encode()).hexdigest()[:32]
+        cache = os.path.expanduser(str(self.backend_options.get("engine_cache") or "~/.cache/edgebench/engines"))
+        os.makedirs(cache, exist_ok=True)
+        path = os.path.join(cache, f"{key}.engine")
+        self.extra.update({"engine_key": key, "engine_cache_hit": os.path.exists(path)})
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                return f.read()
+        t0 = time.perf_counter_ns()
+        blob = self._build(onnx_path, shapes)
+        self.extra["engine_build_ms"] = (time.perf_counter_ns() - t0) / 1e6
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, path)  # atomic: a second runner never reads half an engine
+        return blob
+
+    def _build(self, onnx_path: str, shapes: dict[str, tuple[int, ...]]) -> bytes:
+        trt = self.trt
+        builder = trt.Builder(self.logger)
+        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        parser = trt.OnnxParser(network, self.logger)
+        if not parser.parse_from_file(onnx_path):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ValueError(f"TensorRT's ONNX parser refused the model: {errors[:300]}")
+        config = builder.create_builder_config()
+        workspace = int(self.backend_options.get("workspace_mb", 1024)) << 20
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+        if self.precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        elif self.precision.startswith("int8"):
+            config.set_flag(trt.BuilderFlag.INT8)  # scales come from the QDQ nodes of the ONNX
+        profile = builder.create_optimization_profile()
+        for i in range(network.num_inputs):
+            tensor = network.get_input(i)
+            shape = shapes[tensor.name]
+            profile.set_shape(tensor.name, shape, shape, shape)
+        config.add_optimization_profile(profile)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise ValueError("TensorRT could not build an engine (see the runner's stderr for the builder log)")
+        return bytes(serialized)
+
+    def prepare(self, feed: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {n: np.asarray(feed[n], order="C", dtype=self.trt.nptype(self.engine.get_tensor_dtype(n)))
+                for n in self.input_names}
+
+    def infer(self, prepared: dict[str, np.ndarray]) -> Any:
+        cu, stream, ev = self.cudart, self.stream, self.events
+        h2d, d2h = cu.cudaMemcpyKind.cudaMemcpyHostToDevice, cu.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cu.cudaEventRecord(ev[0], stream))
+        for name, host in prepared.items():
+            _check(cu.cudaMemcpyAsync(self.device_buffers[name], host.ctypes.data, host.nbytes, h2d, stream))
+        _check(cu.cudaEventRecord(ev[1], stream))
+        if not self.context.execute_async_v3(stream):
+            raise RuntimeError("execute_async_v3 failed")
+        _check(cu.cudaEventRecord(ev[2], stream))
+        for name, host in self.host_outputs.items():
+            _check(cu.cudaMemcpyAsync(host.ctypes.data, self.device_buffers[name], host.nbytes, d2h, stream))
+        _check(cu.cudaEventRecord(ev[3], stream))
+        _check(cu.cudaStreamSynchronize(stream))
+        for key, (a, b) in zip(("h2d", "compute", "d2h"), ((0, 1), (1, 2), (2, 3))):
+            self.stage_ms[key].append(float(_check(cu.cudaEventElapsedTime(ev[a], ev[b]))))
+        return self.host_outputs
+
+    def outputs(self, prepared: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {name: value.copy() for name, value in self.infer(prepared).items()}
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "precision": self.precision}
+
+    def extra_timings(self) -> dict[str, Any]:
+        stages = {}
+        for key, values in self.stage_ms.items():
+            if values:
+                ordered = sorted(values)
+                stages[f"{key}_ms"] = {"p50": ordered[max(0, -(-len(ordered) // 2) - 1)], "mean": sum(values) / len(values)}
+        return {**self.extra, "stages": stages, "stage_samples_ms": self.stage_ms}

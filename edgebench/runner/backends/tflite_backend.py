@@ -1,0 +1,110 @@
+"""TFLite (LiteRT) backend: ai_edge_litert, else tflite_runtime, else tensorflow.lite.
+
+``num_threads`` from the job's threads; XNNPACK is the default CPU delegate of these interpreters
+(``xnnpack: false`` asks for the reference kernels instead, where the runtime allows it); an optional
+external delegate (``delegate: /path/libdelegate.so`` with ``delegate_options``) for NPUs and GPUs.
+Inputs with a dynamic or different batch are resized before the timed loop, never inside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from .base import BadOption, BaseBackend, RuntimeMissing
+
+_RUNTIMES = (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime"),
+             ("tensorflow.lite", "tensorflow"))
+
+
+class Backend(BaseBackend):
+    runtime_name = "tflite"
+    pip_package = "ai-edge-litert"
+    option_names = frozenset({"delegate", "delegate_options", "xnnpack"})
+
+    def import_runtime(self) -> None:
+        for module_name, dist in _RUNTIMES:
+            try:
+                self.module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            self.runtime_name, self.dist = f"tflite ({dist})", dist
+            return
+        raise RuntimeMissing(f"no TFLite runtime is installed on {self.device_name} (tried ai_edge_litert, "
+                             "tflite_runtime, tensorflow): pip install ai-edge-litert")
+
+    def check_options(self) -> None:
+        delegate = self.backend_options.get("delegate")
+        if delegate and not os.path.exists(str(delegate)):
+            raise BadOption(f"delegate library {delegate} does not exist on {self.device_name}")
+
+    def runtime_version(self) -> str:
+        try:
+            return version(self.dist)
+        except PackageNotFoundError:
+            return str(getattr(self.module, "__version__", "unknown"))
+
+    def load_impl(self, artifact: str) -> None:
+        kwargs: dict[str, Any] = {"model_path": artifact, "num_threads": self.threads or None}
+        delegate = self.backend_options.get("delegate")
+        if delegate:
+            kwargs["experimental_delegates"] = [self.module.load_delegate(
+                str(delegate), dict(self.backend_options.get("delegate_options") or {}))]
+        if self.backend_options.get("xnnpack") is False:
+            resolver = getattr(self.module, "OpResolverType", None)
+            if resolver is None:
+                raise ValueError("this TFLite runtime cannot turn XNNPACK off (no OpResolverType)")
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interp = self.module.Interpreter(**kwargs)
+        self.interp.allocate_tensors()
+        self._read_details()
+
+    def _read_details(self) -> None:
+        """Tensors by their signature names (what converters keep from the source), else tensor names."""
+        signatures = self.interp.get_signature_list()
+        if signatures:
+            key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
+            runner = self.interp.get_signature_runner(key)
+            by_index = {d["index"]: d for d in [*self.interp.get_input_details(), *self.interp.get_output_details()]}
+            self.inputs = {n: {**by_index[d["index"]], "name": n} for n, d in runner.get_input_details().items()}
+            self.output_details = [{**by_index[d["index"]], "name": n} for n, d in runner.get_output_details().items()]
+        else:
+            self.inputs = {d["name"]: d for d in self.interp.get_input_details()}
+            self.output_details = self.interp.get_output_details()
+
+    def prepare(self, feed: dict[str, Any]) -> list[tuple[int, Any]]:
+        resized = False
+        for name, d in self.inputs.items():
+            if name not in feed:
+                raise KeyError(f"no data for input {name!r}")
+            if tuple(d["shape"]) != tuple(feed[name].shape):
+                self.interp.resize_tensor_input(d["index"], list(feed[name].shape))
+                resized = True
+        if resized:
+            self.interp.allocate_tensors()
+            self._read_details()
+        return [(d["index"], np.asarray(feed[name], dtype=d["dtype"], order="C")) for name, d in self.inputs.items()]
+
+    def infer(self, prepared: list[tuple[int, Any]]) -> Any:
+        for index, value in prepared:
+            self.interp.set_tensor(index, value)
+        self.interp.invoke()
+        return [self.interp.get_tensor(d["index"]) for d in self.output_details]
+
+    def outputs(self, prepared: list[tuple[int, Any]]) -> dict[str, Any]:
+        values = self.infer(prepared)
+        return {d["name"]: np.array(v) for d, v in zip(self.output_details, values)}
+
+    def io(self) -> dict[str, Any]:
+        def describe(details: Any) -> list[dict[str, Any]]:
+            return [{"name": d["name"], "type": np.dtype(d["dtype"]).name, "shape": [int(x) for x in d["shape"]]}
+                    for d in details]
+        return {"inputs": describe(self.inputs.values()), "outputs": describe(self.output_details)}
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "runtime_module": getattr(self.module, "__name__", None),
+                "xnnpack": self.backend_options.get("xnnpack", True)}

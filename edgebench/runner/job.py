@@ -1,0 +1,108 @@
+"""The runner job: what the host asks of the on-device runner, defined once for both ends.
+
+The host builds a ``RunnerJob`` and the transport writes ``to_dict()`` as ``job.json`` beside the files it
+placed on the device; the runner reads it back with ``from_dict``, which refuses a job it cannot run with
+one line (a usage error). Standard library only: this file runs on the device too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping, TypeVar
+
+from .timing import TimingRules
+
+# Both ends must agree on it: a job of another version is refused ("push the runner that matches").
+SCHEMA_VERSION = 1
+# Distinct input batches the runner prepares and feeds in turn. Enough that no iteration reuses the
+# buffer the previous one just warmed in the caches; few enough that the prepared feeds stay a small part
+# of the baseline memory however large the dataset (200 000 samples are 64 feeds, not 200 000).
+INPUT_ROTATION = 64
+
+T = TypeVar("T")
+
+
+class JobError(ValueError):
+    """A job this runner cannot run: reported as a usage error, in one line."""
+
+
+@dataclass(frozen=True)
+class RunnerJob:
+    backend: str  # the runner backend: backends/<backend>_backend.py
+    artifact: str = ""  # the model on the device; placed by the transport
+    inputs_npz: str = ""  # the sample-major inputs, in the artifact's names and layout; placed by the transport
+    artifact_weights: str | None = None  # a second model file (OpenVINO's .bin), wherever the transport placed it
+    outputs_npz: str | None = None  # where the captured outputs go (with capture_outputs)
+    device: str = "CPU"  # the runtime's device: CPU, GPU, GPU:1, NPU, AUTO
+    device_name: str = "this device"  # the profile's name, for messages
+    threads: int = 0  # 0: the runtime's default
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    timing: TimingRules = field(default_factory=TimingRules)
+    batch: int = 1
+    per_sample_inputs: tuple[str, ...] = ()  # inputs without a batch axis: one sample is the whole input
+    rotation: int | None = None  # distinct feeds at most (INPUT_ROTATION from the host); None: one per batch
+    capture_outputs: bool = False
+    thermal: dict[str, Any] = field(default_factory=dict)  # thermal.cool_down's rules
+    schema_version: int = SCHEMA_VERSION
+
+    def placed(self, files: Mapping[str, str], outputs_npz: str) -> "RunnerJob":
+        """The job as its transport placed it: ``files`` the paths on the device by field (artifact,
+        inputs_npz, artifact_weights), ``outputs_npz`` where the outputs go when it captures them."""
+        return replace(self, artifact=files["artifact"], inputs_npz=files["inputs_npz"],
+                       artifact_weights=files.get("artifact_weights"),
+                       outputs_npz=outputs_npz if self.capture_outputs else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``job.json``; fields left unset (None) are left out."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(timing=asdict(self.timing), per_sample_inputs=list(self.per_sample_inputs))
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "RunnerJob":
+        """A job read from ``job.json``; JobError, one line, for a job this runner cannot run."""
+        if not isinstance(data, dict):
+            raise JobError("the job is not a JSON object")
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise JobError(f"job schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}: "
+                           "push the runner that matches this edgebench")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise JobError(f"unknown job field {', '.join(map(repr, unknown))} for this runner: "
+                           "push the runner that matches this edgebench")
+        rotation = _get(data, "rotation", int)
+        if rotation is not None and rotation < 1:
+            raise JobError(f"job field 'rotation' is {rotation}: at least 1 distinct feed")
+        if data.get("capture_outputs") and not data.get("outputs_npz"):
+            raise JobError("the job captures outputs but names no outputs_npz")
+        return cls(
+            backend=_required(data, "backend"), artifact=_required(data, "artifact"),
+            inputs_npz=_required(data, "inputs_npz"), artifact_weights=_get(data, "artifact_weights", str),
+            outputs_npz=_get(data, "outputs_npz", str), device=_get(data, "device", str) or "CPU",
+            device_name=_get(data, "device_name", str) or "this device", threads=_get(data, "threads", int) or 0,
+            backend_options=_get(data, "backend_options", dict) or {},
+            timing=TimingRules.from_dict(_get(data, "timing", dict) or {}),
+            batch=_get(data, "batch", int) or 1, per_sample_inputs=tuple(_get(data, "per_sample_inputs", list) or ()),
+            rotation=rotation, capture_outputs=bool(_get(data, "capture_outputs", bool)),
+            thermal=_get(data, "thermal", dict) or {},
+        )
+
+
+_KINDS = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}
+
+
+def _get(data: dict[str, Any], name: str, kind: type[T]) -> T | None:
+    """``data[name]`` when it is a ``kind`` (a bool is no integer here), None when absent or null."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise JobError(f"job field {name!r} is {value!r}, not {_KINDS[kind]}")
+    return value
+
+
+def _required(data: dict[str, Any], name: str) -> str:
+    value = _get(data, name, str)
+    if not value:
+        raise JobError(f"the job names no {name}")
+    return value

@@ -1,3 +1,0 @@
-"""The host's side of the runner protocol: the job schema version both ends must agree on."""
-
-RUNNER_SCHEMA_VERSION = 1
