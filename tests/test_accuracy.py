@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgebench.accuracy import CLASSES, agreement, top1
+from edgebench.pipeline.accuracy import CLASSES, agreement, top1
 
 
 def test_top1_against_labels():

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgebench import artifacts
+from edgebench.artifacts import cache as artifacts
 
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
 ONNX = DIGITS / "digits_cnn.onnx"
@@ -30,7 +30,7 @@ def test_hit_returns_the_same_entry(tmp_path: Path) -> None:
 
 
 def test_two_processes_converting_the_same_key(tmp_path: Path) -> None:
-    code = ("import sys, json; from pathlib import Path; from edgebench import artifacts; "
+    code = ("import sys, json; from pathlib import Path; from edgebench.artifacts import cache as artifacts; "
             "c = artifacts.ensure(Path(sys.argv[1]), 'openvino', 'fp32', root=Path(sys.argv[2])); "
             "print(json.dumps({'path': str(c.path), 'hit': c.hit}))")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(ONNX), str(tmp_path)], stdout=subprocess.PIPE,

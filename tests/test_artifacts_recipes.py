@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench import artifacts
-from edgebench.bench import BenchRequest, execute
-from edgebench.compare import COMPARE_TIMING
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.bench import BenchRequest, execute
+from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.compress.metrics import onnx_weights
 from edgebench.formats.readback import align, read_weights
 from edgebench.errors import EdgebenchError, ExitStatus

@@ -26,7 +26,7 @@ def bench(*args: str) -> ExitStatus:
 
 
 def nearest_rank_ms(samples_ns: list[int], p: int) -> float:
-    """sorted[ceil(p·n/100) − 1], with numpy and integer arithmetic (not edgebench.stats)."""
+    """sorted[ceil(p·n/100) − 1], with numpy and integer arithmetic (not edgebench.pipeline.stats)."""
     ms = np.sort(np.asarray(samples_ns, dtype=np.int64)) / 1e6
     return float(ms[(p * len(ms) + 99) // 100 - 1])
 

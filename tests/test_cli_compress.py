@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench import artifacts
+from edgebench.artifacts import cache as artifacts
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from tests.compress_models import CALIB, MODEL, residual_model, tiny_layer_model

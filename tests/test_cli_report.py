@@ -11,7 +11,7 @@ import pytest
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from edgebench.result import Result
-from edgebench.store import Store
+from edgebench.store.db import Store
 from tests.results_fixtures import chromium, real_results  # noqa: F401  (session fixture)
 
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium is not installed: run scripts/system-deps.sh")

@@ -12,7 +12,7 @@ from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from edgebench.report.data import CSV_COLUMNS
 from edgebench.result import read_results
-from edgebench.store import Store
+from edgebench.store.db import Store
 from tests.results_fixtures import DIGITS, SMALL_TIMING, real_results  # noqa: F401  (session fixture)
 
 DIGITS_ONNX = DIGITS / "digits_cnn.onnx"

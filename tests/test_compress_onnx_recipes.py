@@ -8,7 +8,7 @@ import onnx
 from onnx import numpy_helper
 import pytest
 
-from edgebench import artifacts
+from edgebench.artifacts import cache as artifacts
 from edgebench.compress.graph import Graph
 from edgebench.compress.metrics import onnx_weights
 from edgebench.errors import EdgebenchError, ExitStatus

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench import artifacts
-from edgebench.bench import BenchRequest, Outcome, execute
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.bench import BenchRequest, Outcome, execute
 from edgebench.cli import main
-from edgebench.compare import COMPARE_TIMING
+from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import check_precision, format_of, get, parse_formats
 

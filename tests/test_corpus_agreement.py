@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench import accuracy
-from edgebench.accuracy import CLASSES, VALUES, agreement, class_agreement, mask_iou, output_kind, rel_l2, snr_db
+from edgebench.pipeline import accuracy
+from edgebench.pipeline.accuracy import CLASSES, VALUES, agreement, class_agreement, mask_iou, output_kind, rel_l2, snr_db
 from edgebench.cli import main
-from edgebench.compare import DEFAULT_CRITERIA, Criteria, failures
+from edgebench.pipeline.compare import DEFAULT_CRITERIA, Criteria, failures
 from edgebench.errors import ExitStatus
 from tests.corpus import corpus
 
@@ -204,8 +204,8 @@ def test_compare_reports_every_output_of_a_stateful_model(recipe_cache, tmp_path
 
 @pytest.fixture(scope="module")
 def minilm_reference():
-    from edgebench.bench import BenchRequest, execute
-    from edgebench.compare import COMPARE_TIMING
+    from edgebench.pipeline.bench import BenchRequest, execute
+    from edgebench.pipeline.compare import COMPARE_TIMING
 
     m = corpus("minilm_l6_v2")
     return m, execute(BenchRequest(model=m.path, dataset=m.data, threads=1, timing=COMPARE_TIMING))
@@ -216,8 +216,8 @@ def test_embeddings_are_judged_by_cosine_and_snr(recipe_cache, minilm_reference,
     """A transformer's hidden state and sentence embedding: cosine / SNR per output, never an arg-max
     (its labels are paraphrase-pair ids, not classes). fp32 OpenVINO passes; int8 ONNX gets the verdict
     its cosine and SNR give (measured: see docs/formats.md), never a top-1 agreement of 1.0."""
-    from edgebench.bench import BenchRequest, execute
-    from edgebench.compare import COMPARE_TIMING, judge
+    from edgebench.pipeline.bench import BenchRequest, execute
+    from edgebench.pipeline.compare import COMPARE_TIMING, judge
 
     m, reference = minilm_reference
     outcome = execute(BenchRequest(model=m.path, dataset=m.data, threads=1, timing=COMPARE_TIMING, format=fmt,
@@ -245,8 +245,8 @@ def test_bench_scores_every_output_against_a_reference(recipe_cache, tmp_path):
     """bench with reference outputs: the scored output's figures at the top level (the keys the gate and
     report read), snr_db and rel_l2 beside them, every output under 'outputs', and no top-1 agreement
     for outputs that are not class scores; the record survives a JSON round trip."""
-    from edgebench.bench import BenchRequest, execute
-    from edgebench.compare import COMPARE_TIMING
+    from edgebench.pipeline.bench import BenchRequest, execute
+    from edgebench.pipeline.compare import COMPARE_TIMING
     from edgebench.result import read_results, write_results
 
     m = corpus("silero_vad")

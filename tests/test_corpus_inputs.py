@@ -14,10 +14,10 @@ from onnx import TensorProto, helper
 
 from edgebench.cli import main
 from edgebench.formats.tensors import TensorIO
-from edgebench.data import plan_inputs, random_inputs
+from edgebench.data.inputs import plan_inputs, random_inputs
 from edgebench.errors import ExitStatus
-from edgebench.input_domains import integer_input_domains
-from edgebench.source import load_onnx_info
+from edgebench.data.domains import integer_input_domains
+from edgebench.data.source import load_onnx_info
 from tests.conftest import DIGITS
 from tests.corpus import corpus
 

@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edgebench import artifacts
-from edgebench.accuracy import agreement, top1
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.accuracy import agreement, top1
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.calibration import calibration_batches
 from edgebench.formats.onnx.int8_scheme import COMPUTE_OPS, cpu_isa, int8_scheme

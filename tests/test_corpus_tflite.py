@@ -13,12 +13,12 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from edgebench import artifacts
-from edgebench.bench import BenchRequest, Outcome, execute
-from edgebench.compare import COMPARE_TIMING
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.bench import BenchRequest, Outcome, execute
+from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.formats.tflite.convert import sample_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.source import load_onnx_info
+from edgebench.data.source import load_onnx_info
 from tests.corpus import CorpusModel, corpus
 
 
@@ -108,7 +108,7 @@ def test_without_a_calibration_set_the_dataset_fixes_the_tflite_shapes(recipe_ca
     """`bench --format tflite --dataset D` with no --calibration: the dynamic dims take the dataset's sizes
     (at batch 1) instead of sizes the dataset would not fit; other formats and a given --shape are left as
     they are, so their cache entries do not change."""
-    from edgebench.bench import conversion_shapes
+    from edgebench.pipeline.bench import conversion_shapes
 
     m = corpus("ppocr_cls")
     assert conversion_shapes(m.path, "tflite", m.data, None, {}) == {"x": (1, 3, 48, 192)}

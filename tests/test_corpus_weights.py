@@ -18,8 +18,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgebench import artifacts
-from edgebench.bench import BenchRequest, model_name, run_bench
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.bench import BenchRequest, model_name, run_bench
 from edgebench.cli import main
 from edgebench.compress.graph import LayerSelection, constant_weights, lift_constants
 from edgebench.compress.metrics import onnx_weights
@@ -29,8 +29,8 @@ from edgebench.config import SweepSpec, TimingSpec
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import get as get_format
 from edgebench.formats.readback import costs
-from edgebench.sweep_exec import model_layers
-from edgebench.targets import resolve
+from edgebench.pipeline.sweep.cells import model_layers
+from edgebench.artifacts.targets import resolve
 from tests.conftest import QUICK_TIMING
 from tests.corpus import corpus
 

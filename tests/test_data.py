@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebench.data import load_dataset, parse_shape, plan_inputs, random_inputs
+from edgebench.data.inputs import load_dataset, parse_shape, plan_inputs, random_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.source import TensorSpec
+from edgebench.data.source import TensorSpec
 
 IMAGE = TensorSpec("input", "float32", ("batch", 1, 8, 8))
 IDS = TensorSpec("ids", "int64", ("batch", "seq"))

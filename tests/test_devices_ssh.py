@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.cli import main
 from edgebench.config import TimingSpec, load_profile
 from edgebench.devices.ssh import SSHTransport

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.cli import main
 from edgebench.config import Thermal, TimingSpec
 from edgebench.devices.thermal import throttle_reasons

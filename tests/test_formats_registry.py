@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from edgebench import formats
-from edgebench.bench import BenchRequest, execute
+from edgebench.pipeline.bench import BenchRequest, execute
 from edgebench.config import DeviceProfile, SweepSpec, TimingSpec
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.sweep import Plan
-from edgebench.sweep_exec import build_plan
+from edgebench.pipeline.sweep.plan import Plan
+from edgebench.pipeline.sweep.cells import build_plan
 from tests.conftest import DIGITS, ROOT
 
 QUICK = TimingSpec.model_validate({"warmup_s": 0.01, "warmup_iterations": 2, "min_iterations": 20,
@@ -60,7 +60,7 @@ def test_formats_are_imported_only_when_used() -> None:
     assert not [m for m in loaded if m.split(".")[0] in TOOLCHAINS]
     assert "edgebench.formats.openvino" in loaded and "edgebench.formats.openvino.convert" not in loaded
     # the artifact cache and the CLI's bench path import no format toolchain until a conversion runs
-    assert not [m for m in imported_after("import edgebench.artifacts, edgebench.bench")
+    assert not [m for m in imported_after("import edgebench.artifacts.cache, edgebench.pipeline.bench")
                 if m.split(".")[0] in TOOLCHAINS and m != "onnxruntime"]
 
 

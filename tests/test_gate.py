@@ -18,7 +18,7 @@ from onnx import numpy_helper
 from edgebench.cli import main
 from edgebench.config import GateSpec
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.gate import compare, run_gate
+from edgebench.pipeline.gate import compare, run_gate
 from edgebench.result import Result, read_results, write_results
 from tests.test_gate_recorded import _edited, junit_cases
 

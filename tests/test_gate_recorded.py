@@ -19,9 +19,9 @@ from edgebench.cli import main
 from edgebench.config import GateSpec
 from edgebench.environment import Environment
 from edgebench.errors import ExitStatus
-from edgebench.gate import compare, pool
+from edgebench.pipeline.gate import compare, pool
 from edgebench.result import Result, read_results, write_results
-from edgebench.stats import half_drift, summarize_ns
+from edgebench.pipeline.stats import half_drift, summarize_ns
 
 RECORDED = Path(__file__).resolve().parent / "fixtures" / "gate"
 

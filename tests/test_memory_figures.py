@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench import artifacts
+from edgebench.artifacts import cache as artifacts
 from tests.compress_models import MODEL
 from tests.test_runner import RUNNERS, make_job, run_runner
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edgebench import artifacts
-from edgebench.bench import BenchRequest, execute
-from edgebench.compare import COMPARE_TIMING
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.bench import BenchRequest, execute
+from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.errors import EdgebenchError, ExitStatus
 
 pytest.importorskip("openvino", reason="OpenVINO is in the 'openvino' extra")

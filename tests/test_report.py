@@ -12,7 +12,7 @@ import numpy as np
 from edgebench.report import build_report, render_html, render_markdown
 from edgebench.report.data import pareto_front
 from edgebench.report.svg import box_svg, nice_ticks, pareto_svg, size_svg
-from edgebench.stats import nearest_rank
+from edgebench.pipeline.stats import nearest_rank
 from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
 
 
@@ -59,7 +59,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _nearest_rank_ms(samples_ns, p: int) -> float:
-    """Independent of edgebench.stats: numpy sort, integer ceil(p·n/100)."""
+    """Independent of edgebench.pipeline.stats: numpy sort, integer ceil(p·n/100)."""
     ms = np.sort(np.asarray(samples_ns, dtype=np.int64)) / 1e6
     return float(ms[(p * len(ms) + 99) // 100 - 1])
 
@@ -201,7 +201,7 @@ def test_an_int8_cell_slower_than_its_fp32_is_flagged(real_results):
 def test_the_terminal_table_names_a_slow_int8_cell(real_results):
     from rich.console import Console
 
-    from edgebench.render import result_table
+    from edgebench.commands.tables import result_table
     fp32 = next(r for r in real_results if r.ok and r.model["recipe"] == "fp32")
     d = fp32.to_dict()
     slow = type(fp32).from_dict({**d, "model": {**d["model"], "recipe": "int8", "precision": "int8"},

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from edgebench.stats import nearest_rank, summarize_ns, throughput_per_s
+from edgebench.pipeline.stats import nearest_rank, summarize_ns, throughput_per_s
 
 
 def test_nearest_rank_single_sample_is_every_percentile():

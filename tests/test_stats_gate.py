@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgebench.stats import bootstrap_ratio_ci, half_drift, mann_whitney, subsample
+from edgebench.pipeline.stats import bootstrap_ratio_ci, half_drift, mann_whitney, subsample
 
 
 def test_mann_whitney_fully_separated_samples():

@@ -18,7 +18,7 @@ import pytest
 from edgebench.cli import main
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result
-from edgebench.store import APPLICATION_ID, SCHEMA_VERSION, Store, cell_key
+from edgebench.store.db import APPLICATION_ID, SCHEMA_VERSION, Store, cell_key
 from tests.results_fixtures import ROOT, real_results  # noqa: F401  (session fixture)
 
 
@@ -98,7 +98,7 @@ def test_worker_threads_add_results_concurrently(tmp_path, real_results):
 WRITER = textwrap.dedent("""
     import json, os, sys, time
     from edgebench.result import Result
-    from edgebench.store import Store
+    from edgebench.store.db import Store
     path, run, source, count, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
     hold = sys.argv[6:]  # [after, file]: after that many rows, wait (at most 120 s) until the file exists
     base = json.loads(open(source).read())

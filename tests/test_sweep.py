@@ -17,7 +17,7 @@ import yaml
 
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
-from edgebench.store import Store
+from edgebench.store.db import Store
 from tests.conftest import DIGITS
 from tests.sshd import Gate, gate_factory, sshd_factory  # noqa: F401  (fixtures)
 

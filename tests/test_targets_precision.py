@@ -13,9 +13,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgebench import artifacts
+from edgebench.artifacts import cache as artifacts
 from edgebench.cli import main
-from edgebench.targets import resolve
+from edgebench.artifacts.targets import resolve
 from tests.compress_models import CALIB, MODEL
 from tests.conftest import QUICK_TIMING
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebench.bench import BenchRequest, execute
+from edgebench.pipeline.bench import BenchRequest, execute
 from edgebench.config import TimingSpec, load_profile
 
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"

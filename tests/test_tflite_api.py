@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.bench import BenchRequest, execute
-from edgebench.compare import COMPARE_TIMING
+from edgebench.pipeline.bench import BenchRequest, execute
+from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.formats.tflite.api import from_keras, from_torch
 from edgebench.errors import EdgebenchError, ExitStatus
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.bench import BenchRequest, build_result
+from edgebench.pipeline.bench import BenchRequest, build_result
 from edgebench.config import TimingSpec, load_profile
 from edgebench.formats.tensors import source_tensor_specs
-from edgebench.data import plan_inputs
-from edgebench.targets import resolve
+from edgebench.data.inputs import plan_inputs
+from edgebench.artifacts.targets import resolve
 from tests.test_runner import RUNNERS, make_job, run_runner
 
 

@@ -7,12 +7,12 @@ from typing import Optional
 
 import typer
 
-from edgebench.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, Include, InputRanges, InputValues,
                                        ModelName, Shapes, Threads, environment, parse_options, parse_ranges,
                                        parse_shapes, parse_values, print_warnings, timing_options)
 from edgebench.compress.graph import layer_selection
-from edgebench.render import result_table
+from edgebench.commands.tables import result_table
 from edgebench.result import write_results
 
 

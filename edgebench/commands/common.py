@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgebench.config import TimingSpec
-from edgebench.data import parse_shape
+from edgebench.data.inputs import parse_shape
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.store import DEFAULT_PATH
+from edgebench.store.db import DEFAULT_PATH
 
 # The layer options of every command that takes a recipe, and the model name of those that make results.
 INCLUDE_HELP = "Prune/cluster only layers whose node or weight name matches (fnmatch; repeatable)."

@@ -11,12 +11,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench import artifacts
-from edgebench.accuracy import TASKS
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.accuracy import TASKS
 from edgebench.commands.common import (CALIBRATION_HELP, PRECISION_HELP, RECIPE_HELP, SHAPE_HELP, AllLayers, Device,
                                        Exclude, Include, InputRanges, InputValues, ModelName, Threads, environment,
                                        parse_ranges, parse_shapes, parse_values)
-from edgebench.compare import DEFAULT_CRITERIA, Criteria, Row, compare as run_compare, write_json
+from edgebench.pipeline.compare import DEFAULT_CRITERIA, Criteria, Row, compare as run_compare, write_json
 from edgebench.compress.graph import layer_selection
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import parse_formats

@@ -12,14 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench import artifacts
-from edgebench.artifacts import CachedArtifact
+from edgebench.artifacts import cache as artifacts
+from edgebench.artifacts.cache import CachedArtifact
 from edgebench.commands.common import CONVERT_SHAPE_HELP, AllLayers, environment, parse_shapes, print_warnings
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
 from edgebench.formats import parse_formats
-from edgebench.data import check_shapes
-from edgebench.source import load_onnx_info
+from edgebench.data.inputs import check_shapes
+from edgebench.data.source import load_onnx_info
 
 COST_KEYS = ("format", "precision", "recipe", "files", "size_bytes", "gzip_bytes", "size_ratio", "gzip_ratio",
              "params", "nonzero_params", "sparsity", "max_unique_values", "preservation", "weights")

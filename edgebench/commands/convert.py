@@ -9,14 +9,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgebench import artifacts
+from edgebench.artifacts import cache as artifacts
 from edgebench.commands.common import (CALIBRATION_HELP, CONVERT_SHAPE_HELP, PRECISION_HELP, RECIPE_HELP, AllLayers,
                                        Exclude, Include, environment, parse_shapes, print_warnings)
 from edgebench.compress.graph import layer_selection
 from edgebench.compress.weights import slug, weight_warnings
-from edgebench.data import check_shapes
+from edgebench.data.inputs import check_shapes
 from edgebench.formats import parse_formats
-from edgebench.source import load_onnx_info
+from edgebench.data.source import load_onnx_info
 
 
 def _size(n: int | None) -> str:

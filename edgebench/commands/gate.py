@@ -13,17 +13,17 @@ from typing import Callable, Optional, TypeVar
 
 import typer
 
-from edgebench.ab import gate_pair, run_rounds
-from edgebench.bench import BenchRequest
+from edgebench.pipeline.ab import gate_pair, run_rounds
+from edgebench.pipeline.bench import BenchRequest
 from edgebench.commands.common import (Batch, Dataset, Device, InputRanges, InputValues, Shapes, Threads,
                                        environment, parse_ranges, parse_shapes, parse_values, store_option,
                                        timing_options)
 from edgebench.config import load_gate_spec
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.gate import GateReport, load_results, run_gate
-from edgebench.gate_report import gate_table, summary_line, write_junit, write_markdown
-from edgebench.render import result_table
+from edgebench.pipeline.gate import GateReport, load_results, run_gate
+from edgebench.pipeline.gate_report import gate_table, summary_line, write_junit, write_markdown
+from edgebench.commands.tables import result_table
 from edgebench.result import write_results
 
 RULES_HELP = "Gate rules YAML (thresholds per metric and device); default: built-in rules (docs/ci.md)."

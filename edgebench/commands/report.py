@@ -10,7 +10,7 @@ import typer
 from edgebench.commands.common import environment, store_option
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.report import write_report
-from edgebench.runs import load_run
+from edgebench.store.runs import load_run
 
 
 def report(

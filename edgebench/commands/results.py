@@ -10,10 +10,10 @@ from rich.table import Table
 
 from edgebench.commands.common import environment, store_option
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.render import result_table
+from edgebench.commands.tables import result_table
 from edgebench.result import write_results
-from edgebench.runs import load_run, write_csv
-from edgebench.store import Store
+from edgebench.store.runs import load_run, write_csv
+from edgebench.store.db import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="List, show and export the runs in the results store.")

@@ -13,14 +13,14 @@ from edgebench.commands.common import environment, store_option
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_dir
-from edgebench.render import result_table
+from edgebench.commands.tables import result_table
 from edgebench.report import write_report
 from edgebench.result import Result, write_results
-from edgebench.runs import load_run
-from edgebench.store import Store
-from edgebench.sweep import Cell, Plan
-from edgebench.sweep_exec import cached
-from edgebench.sweep_store import plan_sweep, resume_point, run_plan
+from edgebench.store.runs import load_run
+from edgebench.store.db import Store
+from edgebench.pipeline.sweep.plan import Cell, Plan
+from edgebench.pipeline.sweep.cells import cached
+from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan
 
 
 class ProgressEvents:

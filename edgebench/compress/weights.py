@@ -2,7 +2,7 @@
 
 The float model after the weight steps is the format-independent product: every converter (ONNX,
 OpenVINO, TFLite, TensorRT) starts from it and applies its own native precision step
-(edgebench.artifacts caches it once per source and steps, for all formats).
+(edgebench.artifacts.cache caches it once per source and steps, for all formats).
 
 Each step's report (meta.json ``weights.steps``) says what was asked and what the whole model got:
 ``sparsity_requested`` vs ``sparsity`` (zeros over every weight layer's weights, the ones left alone

@@ -28,7 +28,7 @@ from edgebench.devices.ssh_connect import Session, Unreachable, open_session
 from edgebench.devices.ssh_remote import FINALIZE, PREPARE, runner_tree
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.runner.job import RunnerJob
-from edgebench.source import sha256_file
+from edgebench.data.source import sha256_file
 
 log = logging.getLogger("edgebench.ssh")
 

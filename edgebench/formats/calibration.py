@@ -8,9 +8,9 @@ from typing import Iterator
 
 import numpy as np
 
-from edgebench.data import plan_dataset
+from edgebench.data.inputs import plan_dataset
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.source import load_onnx_info
+from edgebench.data.source import load_onnx_info
 
 CALIBRATION_BATCH = 32
 Shapes = dict[str, tuple[int, ...]]

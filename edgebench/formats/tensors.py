@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.source import Dim, TensorSpec, as_dim
+from edgebench.data.source import Dim, TensorSpec, as_dim
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from edgebench.result import Result, utc_now
-from edgebench.stats import nearest_rank
-from edgebench.store import RunInfo
+from edgebench.pipeline.stats import nearest_rank
+from edgebench.store.db import RunInfo
 
 VALIDITY_FLAGS = ("min_iterations_met", "min_duration_met", "cv_ok")
 QUANTILES = tuple(range(2, 100, 2))  # the dots of a distribution strip

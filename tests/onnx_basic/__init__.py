@@ -12,7 +12,7 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import Artifact, Format, TensorIO, Weights
 from edgebench.formats.onnx import OnnxRuntimeOptions
 from edgebench.formats.onnx.readers import onnx_precision
-from edgebench.source import load_onnx_info
+from edgebench.data.source import load_onnx_info
 
 
 class OnnxBasicFormat(Format):

@@ -10,7 +10,7 @@ from typing import Any
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.onnx import OnnxFormat
 from edgebench.formats.tensors import Artifact, TensorIO
-from edgebench.source import load_onnx_info
+from edgebench.data.source import load_onnx_info
 
 _LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 

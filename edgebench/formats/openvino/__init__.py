@@ -15,7 +15,7 @@ from typing import Any
 
 from edgebench.formats.base import Format, RunnerOptions, Weights
 from edgebench.formats.tensors import Artifact, TensorIO
-from edgebench.source import require_file
+from edgebench.data.source import require_file
 
 
 class OpenVinoOptions(RunnerOptions):

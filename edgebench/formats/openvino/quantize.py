@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.data import plan_dataset
+from edgebench.data.inputs import plan_dataset
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.calibration import Shapes, require_calibration
 from edgebench.formats.openvino import OpenVinoFormat
 from edgebench.formats.tooling import first_line, quiet
-from edgebench.source import TensorSpec
+from edgebench.data.source import TensorSpec
 
 MAX_SUBSET = 300  # NNCF's default number of calibration samples
 

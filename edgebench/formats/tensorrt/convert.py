@@ -10,7 +10,7 @@ from typing import Any
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.tensorrt import TensorRtFormat
 from edgebench.formats.tensors import Artifact, TensorIO
-from edgebench.source import load_onnx_info
+from edgebench.data.source import load_onnx_info
 
 
 def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,

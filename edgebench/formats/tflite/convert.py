@@ -20,13 +20,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgebench.data import load_npz, plan_inputs
+from edgebench.data.inputs import load_npz, plan_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.calibration import require_calibration
 from edgebench.formats.tensors import Artifact, TensorIO, channel_last
 from edgebench.formats.tflite import TfliteFormat
 from edgebench.formats.tflite.interpreter import describe
-from edgebench.source import TensorSpec, load_onnx_info
+from edgebench.data.source import TensorSpec, load_onnx_info
 
 # onnx2tf's output file per precision: int8 is its integer_quant (int8 weights and activations from our
 # calibration data, float32 I/O), int8-dynamic its dynamic-range quantization (int8 weights).

@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 
 from edgebench.errors import EdgebenchError
 from edgebench.result import Result
-from edgebench.sweep import Cell, Plan
+from edgebench.pipeline.sweep.plan import Cell, Plan
 
 Converter = Callable[[Plan, tuple[str, str, str]], tuple[Path, bool]]  # → (artifact, cache hit)
 CellBench = Callable[[Plan, Cell, "Path | None"], Result]

@@ -9,7 +9,7 @@ from pathlib import Path
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.report.data import CSV_COLUMNS, flat_row
 from edgebench.result import Result
-from edgebench.store import RunInfo, Store
+from edgebench.store.db import RunInfo, Store
 
 
 def load_run(store_path: Path, ref: str | None) -> tuple[RunInfo, list[Result]]:

@@ -33,8 +33,8 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import Artifact, TensorIO, check_precision, convert
 from edgebench.formats.calibration import calibration_batches, require_calibration
 from edgebench.formats.readback import costs, verify
-from edgebench.sizes import gzip_bytes, raw_bytes
-from edgebench.source import require_file, sha256_file
+from edgebench.artifacts.sizes import gzip_bytes, raw_bytes
+from edgebench.data.source import require_file, sha256_file
 
 DEFAULT_ROOT = Path(".edgebench/cache")
 META_VERSION = 3  # 2: recipes; costs read back from the produced files. 3: Constant weights lifted, layer rule, int8 scheme

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result
-from edgebench.store import Store
-from edgebench.sweep import Cell, Plan, load_spec
-from edgebench.sweep_exec import bench_cell, build_plan, convert_cell
-from edgebench.sweep_run import Events, Outcome, SweepRunner
+from edgebench.store.db import Store
+from edgebench.pipeline.sweep.plan import Cell, Plan, load_spec
+from edgebench.pipeline.sweep.cells import bench_cell, build_plan, convert_cell
+from edgebench.pipeline.sweep.run import Events, Outcome, SweepRunner
 
 
 def plan_sweep(spec_path: Path) -> Plan:

@@ -18,8 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.input_domains import InputDomain
-from edgebench.source import Dim, TensorSpec, require_file
+from edgebench.data.domains import InputDomain
+from edgebench.data.source import Dim, TensorSpec, require_file
 
 DEFAULT_RANDOM_BATCHES = 8
 

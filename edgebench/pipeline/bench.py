@@ -15,22 +15,22 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgebench import accuracy
+from edgebench.pipeline import accuracy
 from edgebench.compress.graph import LayerSelection
 from edgebench.compress.weights import requested
 from edgebench.config import DeviceProfile, TimingSpec, load_profile
-from edgebench.data import InputPlan, check_shapes, load_npz, plan_dataset, plan_inputs, random_inputs
+from edgebench.data.inputs import InputPlan, check_shapes, load_npz, plan_dataset, plan_inputs, random_inputs
 from edgebench.devices import make_transport
 from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.input_domains import integer_input_domains
+from edgebench.data.domains import integer_input_domains
 from edgebench.result import Result, git_commit
-from edgebench.source import TensorSpec, load_onnx_info
+from edgebench.data.source import TensorSpec, load_onnx_info
 from edgebench.runner.job import INPUT_ROTATION, RunnerJob
 from edgebench.runner.timing import TimingRules
 from edgebench.formats.tensors import from_artifact_outputs, source_tensor_specs, to_artifact_inputs
-from edgebench.stats import summarize_ns, throughput_per_s
-from edgebench.targets import Target, resolve
+from edgebench.pipeline.stats import summarize_ns, throughput_per_s
+from edgebench.artifacts.targets import Target, resolve
 
 
 @dataclass
@@ -151,7 +151,7 @@ def _read_outputs(reply: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray]
 def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels: np.ndarray | None,
           reference: dict[str, np.ndarray] | None, output: str | None) -> dict[str, Any]:
     """Top-1 against labels (where the scored output is class scores) and, with a reference, every
-    output's agreement (edgebench.accuracy); the scored output's figures also sit at the top level."""
+    output's agreement (edgebench.pipeline.accuracy); the scored output's figures also sit at the top level."""
     if outputs is None:
         return {}
     name = output or output_names[0]

@@ -24,7 +24,7 @@ import numpy as np
 from edgebench.config import GATE_METRICS, GateSpec, ResolvedRule
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result, read_results
-from edgebench.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_whitney, nearest_rank,
+from edgebench.pipeline.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_whitney, nearest_rank,
                              summarize_ns, throughput_per_s)
 
 LATENCY_PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
@@ -77,7 +77,7 @@ def load_results(ref: str, store: Path | None = None) -> list[Result]:
     path = Path(ref).expanduser()
     if path.exists() or ref.endswith(".json") or os.sep in ref:
         return read_results(path)
-    from edgebench.store import DEFAULT_PATH, Store
+    from edgebench.store.db import DEFAULT_PATH, Store
 
     store_path = store or DEFAULT_PATH
     if not Path(store_path).is_file():

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from edgebench import artifacts
+from edgebench.artifacts import cache as artifacts
 from edgebench.compress.graph import LayerSelection
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import TensorIO, check_precision, format_of, get
 from edgebench.formats.precision import UNKNOWN
 from edgebench.formats.readback import costs
-from edgebench.sizes import gzip_bytes, raw_bytes
-from edgebench.source import require_file, sha256_file
+from edgebench.artifacts.sizes import gzip_bytes, raw_bytes
+from edgebench.data.source import require_file, sha256_file
 
 
 @dataclass

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebench import artifacts
-from edgebench.bench import BenchRequest, conversion_shapes, run_bench
+from edgebench.artifacts import cache as artifacts
+from edgebench.pipeline.bench import BenchRequest, conversion_shapes, run_bench
 from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepModel, SweepSpec
-from edgebench.data import check_shapes
+from edgebench.data.inputs import check_shapes
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import names as format_names
 from edgebench.result import Result
-from edgebench.source import TensorSpec, load_onnx_info
-from edgebench.sweep import Cell, Plan, make_plan
-from edgebench.targets import resolve
+from edgebench.data.source import TensorSpec, load_onnx_info
+from edgebench.pipeline.sweep.plan import Cell, Plan, make_plan
+from edgebench.artifacts.targets import resolve
 
 
 def canonical_recipe(text: str) -> str:

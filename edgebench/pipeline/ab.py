@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from edgebench.bench import BenchRequest, model_name, run_bench
+from edgebench.pipeline.bench import BenchRequest, model_name, run_bench
 from edgebench.config import GateSpec
-from edgebench.gate import GateReport, compare, pool
+from edgebench.pipeline.gate import GateReport, compare, pool
 from edgebench.result import Result
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from edgebench.gate import Check, GateReport
+from edgebench.pipeline.gate import Check, GateReport
 
 COLOURS = {"pass": "green", "improved": "cyan", "regression": "red", "error": "red",
            "inconclusive": "yellow", "missing": "yellow"}

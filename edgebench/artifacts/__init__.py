@@ -1,0 +1,1 @@
+"""Artifacts: the content-addressed cache of converted models and the target a job runs."""

@@ -1,0 +1,1 @@
+"""Data: model sources, input plans and datasets, integer input domains."""

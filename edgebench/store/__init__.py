@@ -1,0 +1,1 @@
+"""The results store and selecting runs from it."""
