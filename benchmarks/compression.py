@@ -4,7 +4,7 @@ gzip size, ratios vs fp32, top-1, p50 latency.
 
 Every artifact is built through edgebench's artifact cache (``artifacts.ensure(source, fmt, recipe=…)``:
 weight steps once on the float ONNX, then the format's own quantizer) and measured by edgebench's own
-bench path (runner subprocess, DESIGN's timing rules, top-1 from captured outputs on eval.npz). Sizes,
+bench path (runner subprocess, docs/design.md's timing rules, top-1 from captured outputs on eval.npz). Sizes,
 sparsity and distinct values are read back from the produced files; ratios are against the fp32 artifact
 of the same format. Within a format every recipe runs once per round, fp32 first, in alternating rounds
 so drift and heat hit all alike; p50 is the median of the rounds' medians. Targets from issue 4 are

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgebench.artifacts import cache as artifacts  # noqa: E402
-from edgebench.pipeline.accuracy import CLASSES, agreement, output_kind, top1  # noqa: E402
+from edgebench.data.accuracy import CLASSES, agreement, output_kind, top1  # noqa: E402
 from edgebench.formats.calibration import calibration_batches  # noqa: E402
 from edgebench.formats.onnx.int8_scheme import cpu_isa  # noqa: E402
 from edgebench.formats.onnx.quantize import _reader, int8_structure  # noqa: E402

@@ -1,4 +1,4 @@
-"""The result record: plain data with ``to_dict``/``from_dict``, named as DESIGN.md's contract.
+"""The result record: plain data with ``to_dict``/``from_dict``, named as docs/design.md's contract.
 
 Reports, gates and users' scripts read these names, so they change only with ``SCHEMA_VERSION``.
 Raw samples travel with every result: aggregates are recomputed from samples, never averaged.
@@ -6,15 +6,17 @@ Raw samples travel with every result: aggregates are recomputed from samples, ne
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import subprocess
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -35,15 +37,275 @@ def git_commit(path: Path = Path(__file__).resolve().parent) -> dict[str, Any] |
     return {"sha": sha, "dirty": bool(dirty)}
 
 
+class RecordError(EdgebenchError):
+    """A result part that is not what edgebench writes (a hand-edited or foreign file)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitStatus.USAGE)
+
+
+def _known(cls: type, data: Mapping[str, Any], part: str) -> dict[str, Any]:
+    """``data``'s keys that are ``cls``'s fields; any other key is refused, naming it."""
+    if not isinstance(data, Mapping):
+        raise RecordError(f"result {part}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise RecordError(f"result {part}: unknown field {unknown[0]!r} (fields: {', '.join(sorted(names))})")
+    return dict(data)
+
+
+def canonical_options(options: Mapping[str, Any]) -> str:
+    """Options as a cell key holds them: JSON with sorted keys, so the same options always compare equal."""
+    return json.dumps(dict(options), sort_keys=True)
+
+
+@dataclass(frozen=True, order=True)
+class CellKey:
+    """What identifies a cell across runs: model, recipe, format, device (the profile's name) and options
+    (``canonical_options``). The sweep plan, the results store and the gate all match cells by it."""
+
+    model: str
+    recipe: str
+    format: str
+    device: str
+    options: str  # canonical JSON (canonical_options)
+
+    @classmethod
+    def of(cls, model: object, recipe: object, fmt: object, device: object, options: Mapping[str, Any]) -> "CellKey":
+        return cls(str(model), str(recipe), str(fmt), str(device), canonical_options(options))
+
+    def astuple(self) -> tuple[str, str, str, str, str]:
+        return (self.model, self.recipe, self.format, self.device, self.options)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds, recomputed from ``samples_ns`` (pipeline.stats.summarize_ns). ``cv`` is the sample
+    standard deviation over the mean; ``robust_cv`` is 1.4826·MAD over the median, which one stray 4 ms
+    hiccup in 90 000 samples does not move."""
+
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    cv: float
+    robust_cv: float
+
+    def percentile(self, p: int) -> float | None:
+        """``p50``, ``p90``, ``p95`` or ``p99`` by number; None for another."""
+        value = getattr(self, f"p{p}", None)
+        return float(value) if value is not None else None
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Latency":
+        return cls(**_known(cls, data, "latency_ms"))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was measured: the model's name, recipe and format and, for a cell that got as far as an
+    artifact, that artifact (file, sizes, tensors, whether the cache had it).
+
+    ``costs`` is open-ended by design: the cost metrics read from the artifact (``COST_METRICS`` of
+    artifacts.meta: params, sparsity, ratios …) and what the recipe asked for (``sparsity_requested``,
+    ``clusters_requested``), plus any key this edgebench does not know, kept in order. ``inputs`` and
+    ``outputs`` are the artifact's tensors as ``formats.tensors.TensorIO.to_dict`` writes them.
+
+    JSON: a measured cell (one with ``source_sha256``) writes every field, null where unknown (``cache_hit``
+    is null when the cache was not used); an error cell leaves out what is None, naming only its model,
+    recipe, format and path.
+    """
+
+    name: str
+    recipe: str | None = None
+    format: str | None = None
+    path: str | None = None
+    source_sha256: str | None = None
+    precision: str | None = None
+    size_bytes: int | None = None
+    gzip_bytes: int | None = None
+    files: list[str] | None = None
+    cache_hit: bool | None = None
+    costs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    inputs: list[dict[str, Any]] | None = None
+    outputs: list[dict[str, Any]] | None = None
+
+    _ORDER: ClassVar[tuple[str, ...]] = ("name", "source_sha256", "recipe", "format", "precision", "path", "size_bytes", "gzip_bytes",
+              "files", "cache_hit")
+
+    def cost(self, key: str) -> Any:
+        return self.costs.get(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        measured = self.source_sha256 is not None
+        out: dict[str, Any] = {}
+        for key in self._ORDER:
+            value = getattr(self, key)
+            if value is not None or measured:
+                out[key] = copy.deepcopy(value)
+        out.update(copy.deepcopy(self.costs))
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        for key in ("inputs", "outputs"):
+            if getattr(self, key) is not None or measured:
+                out[key] = copy.deepcopy(getattr(self, key))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelInfo":
+        if not isinstance(data, Mapping) or "name" not in data:
+            raise RecordError("result model: expected an object with a name")
+        typed = {*cls._ORDER, "warnings", "inputs", "outputs"}
+        rest = {k: copy.deepcopy(v) for k, v in data.items() if k not in typed}
+        return cls(**{k: copy.deepcopy(v) for k, v in data.items() if k in typed}, costs=rest)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Where it ran: the device profile's name, the host the runner reported and the profile's accelerator."""
+
+    profile: str
+    host: str | None = None
+    accelerator: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DeviceInfo":
+        return cls(**_known(cls, data, "device"))
+
+
+@dataclass(frozen=True)
+class ResultError:
+    """Why a cell failed: ``kind`` is an ExitStatus name in lower case (or ``internal``), ``message`` says what
+    to do about it."""
+
+    kind: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ResultError":
+        return cls(**_known(cls, data, "error"))
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Megabytes of the runner's peak resident set: at start, after loading the model, at the end.
+    JSON: ``{}`` for a cell that never ran (every field None), else all three."""
+
+    baseline: float | None = None
+    after_load: float | None = None
+    peak: float | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.baseline, self.after_load, self.peak))
+
+    def to_dict(self) -> dict[str, float | None]:
+        return asdict(self) if self else {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Memory":
+        return cls(**_known(cls, data, "memory_mb"))
+
+
+@dataclass(frozen=True)
+class Validity:
+    """Whether the measurement can be trusted. JSON: ``{}`` for a cell that never ran, else all five."""
+
+    min_iterations_met: bool | None = None
+    min_duration_met: bool | None = None
+    stopped_by_max_duration: bool | None = None
+    cv_ok: bool | None = None
+    throttled: bool | None = None
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+    def flag(self, name: str) -> bool | None:
+        """A flag by name (reports list them), None when unknown or not recorded."""
+        return getattr(self, name, None) if name in {f.name for f in fields(self)} else None
+
+    def to_dict(self) -> dict[str, bool | None]:
+        return asdict(self) if self else {}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Validity":
+        return cls(**_known(cls, data, "validity"))
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """How the outputs scored (pipeline.bench.score): the scored ``output`` and the number of ``samples``,
+    then that output's metrics, open-ended by design (``top1`` against labels; with a reference
+    ``agreement_top1``, ``snr_db``, ``rel_l2`` … depending on the output's kind), kept in ``metrics`` in
+    the order they were measured, and with a reference every output's metrics in ``outputs``.
+    JSON: ``{}`` when nothing was scored."""
+
+    output: str | None = None
+    samples: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] | None = None
+
+    def __bool__(self) -> bool:
+        return self.output is not None or bool(self.metrics) or self.outputs is not None
+
+    def metric(self, name: str) -> Any:
+        """The scored output's metric ``name`` (``top1``, ``agreement_top1`` …), None when not measured."""
+        return self.metrics.get(name)
+
+    @property
+    def top1(self) -> float | None:
+        return self.metrics.get("top1")
+
+    @property
+    def agreement_top1(self) -> float | None:
+        return self.metrics.get("agreement_top1")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.output is not None:
+            out["output"] = self.output
+        if self.samples is not None:
+            out["samples"] = self.samples
+        out.update(copy.deepcopy(self.metrics))
+        if self.outputs is not None:
+            out["outputs"] = copy.deepcopy(self.outputs)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Accuracy":
+        if not isinstance(data, Mapping):
+            raise RecordError(f"result accuracy: expected an object, got {type(data).__name__}")
+        metrics = {k: copy.deepcopy(v) for k, v in data.items() if k not in ("output", "samples", "outputs")}
+        return cls(data.get("output"), data.get("samples"), metrics, copy.deepcopy(data.get("outputs")))
+
+
 @dataclass
 class Result:
-    model: dict[str, Any]
-    device: dict[str, Any]
+    """One cell's measurement (or failure). The parts named in docs/design.md's contract are typed; ``runtime``,
+    ``options``, ``environment``, ``timing`` and ``extra`` stay mappings: they are open-ended by design
+    (what a runtime or a device reports, what later versions add)."""
+
+    model: ModelInfo
+    device: DeviceInfo
     status: str = "ok"
-    error: dict[str, Any] | None = None
+    error: ResultError | None = None
     runtime: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
-    latency_ms: dict[str, float] | None = None
+    latency_ms: Latency | None = None
     samples_ns: list[int] = field(default_factory=list)
     iterations: int = 0
     duration_s: float = 0.0
@@ -51,9 +313,9 @@ class Result:
     load_ms: float | None = None
     first_inference_ms: float | None = None
     throughput_per_s: float | None = None
-    memory_mb: dict[str, float | None] = field(default_factory=dict)
-    accuracy: dict[str, Any] = field(default_factory=dict)
-    validity: dict[str, Any] = field(default_factory=dict)
+    memory_mb: Memory = field(default_factory=Memory)
+    accuracy: Accuracy = field(default_factory=Accuracy)
+    validity: Validity = field(default_factory=Validity)
     environment: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -62,20 +324,32 @@ class Result:
     created_utc: str = field(default_factory=utc_now)
     commit: dict[str, Any] | None = None
 
+    _PARTS: ClassVar[dict[str, Any]] = {}  # field → its part's class (filled below)
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
     @property
-    def cell_key(self) -> tuple[str, ...]:
+    def p50(self) -> float | None:
+        """The median latency (ms), None when nothing was measured."""
+        return self.latency_ms.p50 if self.latency_ms is not None else None
+
+    @property
+    def cell_key(self) -> CellKey:
         """What identifies a cell across runs: model, recipe, format, device and options."""
         m = self.model
-        opts = json.dumps(self.options, sort_keys=True)
-        return (str(m.get("name")), str(m.get("recipe")), str(m.get("format")),
-                str(self.device.get("profile")), opts)
+        return CellKey.of(m.name, m.recipe, m.format, self.device.profile, self.options)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in self._PARTS:
+                out[f.name] = value.to_dict() if value is not None else None
+            else:
+                out[f.name] = copy.deepcopy(value)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "result") -> "Result":
@@ -92,7 +366,23 @@ class Result:
             raise EdgebenchError(f"{source}: not an edgebench result (missing {', '.join(missing)})",
                                  ExitStatus.USAGE)
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values: dict[str, Any] = {}
+        for k, v in data.items():
+            if k not in names:
+                continue
+            part = cls._PARTS.get(k)
+            try:
+                values[k] = part.from_dict(v) if part is not None and v is not None else copy.deepcopy(v)
+            except (RecordError, TypeError) as exc:
+                raise EdgebenchError(f"{source}: {exc}", ExitStatus.USAGE) from None
+        for k in ("memory_mb", "accuracy", "validity"):  # null where {} was meant: an empty part
+            if values.get(k, ...) is None:
+                values[k] = cls._PARTS[k]()
+        return cls(**values)
+
+
+Result._PARTS.update(model=ModelInfo, device=DeviceInfo, error=ResultError, latency_ms=Latency, memory_mb=Memory,
+                     accuracy=Accuracy, validity=Validity)
 
 
 def write_results(results: list[Result], path: Path, always_list: bool = False) -> None:
@@ -100,10 +390,7 @@ def write_results(results: list[Result], path: Path, always_list: bool = False) 
     sweeps and exports write them — as a list; ``read_results`` and ``gate`` take both."""
     single = len(results) == 1 and not always_list
     payload: Any = results[0].to_dict() if single else [r.to_dict() for r in results]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
 
 
 def read_results(path: Path) -> list[Result]:

@@ -11,7 +11,7 @@ from tests import models
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"
 
-# Short but real measurement settings for tests (DESIGN's rules, just small numbers).
+# Short but real measurement settings for tests (docs/design.md's timing rules, just small numbers).
 QUICK_TIMING = ["--warmup-s", "0.01", "--warmup-iterations", "2", "--min-iterations", "20",
                 "--min-duration-s", "0.05", "--max-duration-s", "5"]
 

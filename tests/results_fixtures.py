@@ -13,7 +13,7 @@ import pytest
 from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.config import TimingSpec
 from edgebench.errors import EdgebenchError
-from edgebench.result import Result
+from edgebench.result import DeviceInfo, ModelInfo, Result, ResultError
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits"
@@ -33,9 +33,9 @@ def failed_cell(workdir: Path) -> Result:
     try:
         run_bench(BenchRequest(model=broken, timing=SMALL_TIMING, name="broken", threads=1))
     except EdgebenchError as exc:
-        return Result(model={"name": "broken", "recipe": "fp32", "format": "onnx", "path": str(broken)},
-                      device={"profile": "local-cpu"}, status="error", options={"threads": 1},
-                      error={"kind": exc.kind, "message": str(exc)})
+        return Result(model=ModelInfo(name="broken", recipe="fp32", format="onnx", path=str(broken)),
+                      device=DeviceInfo(profile="local-cpu"), status="error", options={"threads": 1},
+                      error=ResultError(kind=exc.kind, message=str(exc)))
     raise AssertionError("a file that is not ONNX was benchmarked without an error")
 
 

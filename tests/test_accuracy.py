@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgebench.pipeline.accuracy import CLASSES, agreement, top1
+from edgebench.data.accuracy import CLASSES, agreement, top1
 
 
 def test_top1_against_labels():

@@ -10,7 +10,7 @@ import pytest
 
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
-from edgebench.report.data import CSV_COLUMNS
+from edgebench.store.runs import CSV_COLUMNS
 from edgebench.result import read_results
 from edgebench.store.db import Store
 from tests.results_fixtures import DIGITS, SMALL_TIMING, real_results  # noqa: F401  (session fixture)
@@ -53,7 +53,7 @@ def test_export_csv_and_json_parse_back(store_path, tmp_path, real_results):
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(real_results)
     for row, r in zip(rows, real_results):
         assert (row["model"], row["recipe"], row["format"], row["device"], row["status"]) == \
-            (r.model["name"], r.model["recipe"], r.model["format"], r.device["profile"], r.status)
+            (r.model.name, r.model.recipe, r.model.format, r.device.profile, r.status)
         if r.ok:
             # each figure is the one the raw samples give, recomputed here with numpy (nearest rank)
             ms = np.sort(np.asarray(r.samples_ns, dtype=np.int64)) / 1e6
@@ -64,9 +64,9 @@ def test_export_csv_and_json_parse_back(store_path, tmp_path, real_results):
             assert float(row["cv"]) == pytest.approx(ms.std(ddof=1) / ms.mean(), rel=1e-9)
             assert int(row["iterations"]) == len(r.samples_ns) >= 20
             assert float(row["throughput_per_s"]) == pytest.approx(r.options["batch"] * 1e3 / ms.mean(), rel=1e-9)
-            assert float(row["top1"]) == r.accuracy["top1"] >= 0.97
+            assert float(row["top1"]) == r.accuracy.top1 >= 0.97
             assert int(row["size_bytes"]) == DIGITS_ONNX.stat().st_size
-            assert 0 < r.memory_mb["baseline"] <= r.memory_mb["after_load"] <= float(row["peak_mb"])
+            assert 0 < r.memory_mb.baseline <= r.memory_mb.after_load <= float(row["peak_mb"])
             # validity: booleans that say what the timing rules (SMALL_TIMING) say about these samples
             robust = 1.4826 * np.sort(np.abs(ms - rank(50)))[(50 * len(ms) + 99) // 100 - 1] / rank(50)
             assert row["cv_ok"] == str(bool(robust <= 0.1))

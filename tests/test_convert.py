@@ -46,9 +46,9 @@ def test_artifact_runs_in_its_runner_and_agrees_with_onnx(cache: Path, reference
     outcome = run(cache, fmt, prec)
     result = outcome.result
     assert outcome.target.cache_hit is True  # converted once by the fixture, never again
-    assert result.model["format"] == fmt and result.model["precision"] == prec
+    assert result.model.format == fmt and result.model.precision == prec
     assert result.runtime["name"].startswith(fmt)
-    assert result.accuracy["top1"] >= 0.97
+    assert result.accuracy.top1 >= 0.97
     ours, ref = outcome.outputs["logits"], reference.outputs["logits"]
     assert ours.shape == ref.shape == (450, 10)
     assert np.mean(ours.argmax(1) == ref.argmax(1)) >= 0.99
@@ -96,7 +96,7 @@ def test_cached_artifact_benches_by_path_with_its_meta(cache: Path) -> None:
     """A .tflite given by path picks up the NHWC mapping from the meta.json beside it."""
     tflite = artifacts.ensure(ONNX, "tflite", "fp32", calibration=CALIB, root=cache).artifact.main
     outcome = run(cache, None, None, model=tflite)
-    assert outcome.result.model["format"] == "tflite" and outcome.result.accuracy["top1"] >= 0.97
+    assert outcome.result.model.format == "tflite" and outcome.result.accuracy.top1 >= 0.97
 
 
 def test_convert_cli_prints_the_table_with_cache_hits(cache: Path, capsys: pytest.CaptureFixture[str],

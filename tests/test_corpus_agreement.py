@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.pipeline import accuracy
-from edgebench.pipeline.accuracy import CLASSES, VALUES, agreement, class_agreement, mask_iou, output_kind, rel_l2, snr_db
+from edgebench.data import accuracy
+from edgebench.data.accuracy import CLASSES, VALUES, agreement, class_agreement, mask_iou, output_kind, rel_l2, snr_db
 from edgebench.cli import main
 from edgebench.pipeline.compare import DEFAULT_CRITERIA, Criteria, failures
 from edgebench.errors import ExitStatus
@@ -255,9 +255,11 @@ def test_bench_scores_every_output_against_a_reference(recipe_cache, tmp_path):
     result = execute(BenchRequest(model=m.path, dataset=m.data, threads=1, timing=COMPARE_TIMING, format="onnx",
                                   precision="fp16", cache_dir=recipe_cache, reference=tmp_path / "ref.npz")).result
     acc = result.accuracy
-    assert acc["output"] == "output" and "agreement_top1" not in acc and "top1" not in acc
+    assert acc.output == "output" and acc.agreement_top1 is None and acc.top1 is None
+    assert "agreement_top1" not in acc.to_dict() and "top1" not in acc.to_dict()
+    assert acc.outputs is not None
     for key in ("max_abs_err", "mean_abs_err", "max_rel_err", "cosine", "snr_db", "rel_l2"):
-        assert acc[key] == acc["outputs"]["output"][key], key
-    assert set(acc["outputs"]) == {"output", "stateN"} and acc["outputs"]["stateN"]["snr_db"] > 30
+        assert acc.metric(key) == acc.outputs["output"][key], key
+    assert set(acc.outputs) == {"output", "stateN"} and acc.outputs["stateN"]["snr_db"] > 30
     write_results([result], tmp_path / "r.json")
     assert read_results(tmp_path / "r.json")[0].accuracy == acc

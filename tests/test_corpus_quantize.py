@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 from edgebench.artifacts import cache as artifacts
-from edgebench.pipeline.accuracy import agreement, top1
+from edgebench.data.accuracy import agreement, top1
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.calibration import calibration_batches
 from edgebench.formats.onnx.int8_scheme import COMPUTE_OPS, cpu_isa, int8_scheme

@@ -101,7 +101,7 @@ def test_minus_one_and_unknown_dims_are_fixed_from_the_calibration_data(recipe_c
     assert meta["converted_shapes"] == {"x": [1, 3, 48, 192]}
     (tensor,) = outcome.target.inputs
     assert tensor.shape == (1, 48, 192, 3) and tensor.layout == "NHWC" and tensor.source_shape == (None, 3, None, None)
-    assert outcome.result.accuracy["top1"] == 1.0
+    assert outcome.result.accuracy.top1 == 1.0
 
 
 def test_without_a_calibration_set_the_dataset_fixes_the_tflite_shapes(recipe_cache: Path):
@@ -118,7 +118,7 @@ def test_without_a_calibration_set_the_dataset_fixes_the_tflite_shapes(recipe_ca
     outcome = execute(BenchRequest(model=m.path, dataset=m.data, threads=1, timing=COMPARE_TIMING, format="tflite",
                                    cache_dir=recipe_cache))
     assert outcome.target.meta["converted_shapes"] == {"x": [1, 3, 48, 192]}
-    assert outcome.result.accuracy["top1"] == 1.0
+    assert outcome.result.accuracy.top1 == 1.0
 
 
 def if_conv_model(path: Path) -> Path:
@@ -160,3 +160,18 @@ def test_a_flex_op_is_rebuilt_from_builtin_ops(tmp_path: Path):
     onnx.save(helper.make_model(gelu_like, opset_imports=[helper.make_opsetid("", 13)]), model)
     meta = artifacts.ensure(model, "tflite", "fp32", root=tmp_path / "cache").artifact.meta
     assert meta["pseudo_ops"] == ["erf"] and meta["sample_rel_err"]["y"] < 1e-5
+
+
+def test_a_converter_crash_is_named_as_such_not_by_a_runtime_warning():
+    """ddddocr_common to int8: TensorFlow's converter died with SIGSEGV after onnxruntime had logged shape
+    warnings; the one line named the warning. Now it names the crash, and warnings are never the reason."""
+    from edgebench.formats.tflite.convert import crash_message
+
+    log = ("\x1b[0;93m2026-11-30 20:00:35.045 [W:onnxruntime:, execution_frame.cc:943 VerifyOutputSizes] Expected "
+           "shape from model of {1,-1} does not match actual shape of {24,1,8210} for output 387\x1b[m\n")
+    msg = crash_message(-11, log, "int8")
+    assert msg.startswith("the TFLite converter crashed (SIGSEGV) converting the model to int8")
+    assert "onnxruntime" not in msg and "\n" not in msg
+    failed = crash_message(1, log + "ValueError: Dimensions must be equal, but are 3 and 4\n", "fp32")
+    assert failed == "onnx2tf cannot convert the model: ValueError: Dimensions must be equal, but are 3 and 4"
+    assert crash_message(1, log, "fp32") == "onnx2tf cannot convert the model: the converter process ended with status 1"

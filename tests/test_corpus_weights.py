@@ -156,13 +156,13 @@ def test_bench_takes_layer_options_and_reports_the_shortfall(tmp_path, recipe_ca
     alexa = corpus("oww_alexa")
     result = run_bench(BenchRequest(model=alexa.path, recipe="prune:0.9", cache_dir=recipe_cache, timing=QUICK,
                                     layers=LayerSelection(exclude=("Gemm_1",))))
-    assert result.model["sparsity_requested"] == 0.9 and result.model["sparsity"] < 0.1
-    assert "not 90%" in result.model["warnings"][0]
+    assert result.model.costs["sparsity_requested"] == 0.9 and result.model.costs["sparsity"] < 0.1
+    assert "not 90%" in result.model.warnings[0]
     out = tmp_path / "r.json"
     assert main(["bench", str(alexa.path), "--recipe", "prune:0.9", "--exclude", "Gemm_1", "--cache-dir",
                  str(recipe_cache), "--json", str(out), *QUICK_TIMING]) == ExitStatus.OK
     model = json.loads(out.read_text())["model"]
-    assert model["warnings"] == result.model["warnings"]
+    assert model["warnings"] == result.model.warnings
 
 
 # --- item 10: labels ----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_generic_file_names_take_their_folder_name(tmp_path):
     assert model_name(copy) == "wakeword" and model_name(alexa.path) == "alexa_v0.1"
     assert model_name(tmp_path / "resnet50" / "export" / "inference.tflite") == "resnet50"
     assert model_name(copy, "given") == "given"
-    assert run_bench(BenchRequest(model=copy, timing=QUICK)).model["name"] == "wakeword"
+    assert run_bench(BenchRequest(model=copy, timing=QUICK)).model.name == "wakeword"
     out = tmp_path / "r.json"
     assert main(["bench", str(copy), "--name", "alexa", "--json", str(out), *QUICK_TIMING]) == ExitStatus.OK
     assert json.loads(out.read_text())["model"]["name"] == "alexa"

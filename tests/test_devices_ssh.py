@@ -49,8 +49,8 @@ def test_bench_over_ssh_matches_local_and_second_run_uploads_nothing(sshd_factor
     req = dict(model=DIGITS / "digits_cnn.onnx", dataset=DIGITS / "eval.npz", threads=1, timing=FAST)
     remote = run_bench(BenchRequest(device=str(board.profile()), **req))
     local = run_bench(BenchRequest(device="local-cpu", **req))
-    assert remote.ok and remote.accuracy["top1"] == local.accuracy["top1"] > 0.95
-    assert remote.device["profile"] == "board" and remote.runtime["name"] == "onnxruntime"
+    assert remote.ok and remote.accuracy.top1 == local.accuracy.top1 > 0.95
+    assert remote.device.profile == "board" and remote.runtime["name"] == "onnxruntime"
 
     profile = load_profile(str(board.profile()))
     files = _files(tmp_path)

@@ -60,7 +60,7 @@ def test_local_bench_waits_records_and_flags_throttling(tmp_path):
     # default (or the job's 310 s timeout) would mean the profile's cooldown_timeout_s was not applied
     assert heat["cooldown_timed_out"] is True and 0.3 <= heat["waited_s"] < Thermal().cooldown_timeout_s / 3
     assert heat["temperature_c_start"] == 85.0 and heat["temperature_c_end"] == 85.0
-    assert result.validity["throttled"] is True and "85.0 °C" in heat["throttle_reasons"][0]
+    assert result.validity.throttled is True and "85.0 °C" in heat["throttle_reasons"][0]
 
 
 def test_missing_sensor_is_a_config_error(tmp_path, capsys):

@@ -20,6 +20,7 @@ from edgebench.config import DeviceProfile, SweepSpec, TimingSpec
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.pipeline.sweep.plan import Plan
 from edgebench.pipeline.sweep.cells import build_plan
+from edgebench.runner.edgebench_runner import load_backend
 from tests.conftest import DIGITS, ROOT
 
 QUICK = TimingSpec.model_validate({"warmup_s": 0.01, "warmup_iterations": 2, "min_iterations": 20,
@@ -99,6 +100,17 @@ def test_unknown_runner_option_is_refused_naming_the_accepted_keys() -> None:
         formats.get("tensorrt").check_runner_options({"workspace_mb": "big"})
 
 
+@pytest.mark.parametrize("fmt", formats.names())
+def test_host_options_are_the_runner_backends_own(fmt: str) -> None:
+    """The host's typed --option model is built from the backend the runner loads for the format's runtime:
+    the same keys, so a key the host lets through is one the runner takes, and the other way round."""
+    chosen = formats.get(fmt)
+    backend = load_backend(chosen.runtime)
+    assert set(chosen.runner_options.model_fields) == set(backend.option_types)
+    for key in chosen.job_options("fp32"):  # what the artifact adds to a job passes both ends too
+        assert key in backend.option_types
+
+
 def test_a_new_format_is_one_folder_plus_one_registry_line(onnx_basic: str, tmp_path: Path) -> None:
     assert formats.parse_formats(f"onnx,{onnx_basic}") == ["onnx", onnx_basic]
     assert formats.get(onnx_basic).runtime == "onnxruntime"
@@ -112,10 +124,10 @@ def test_a_new_format_is_one_folder_plus_one_registry_line(onnx_basic: str, tmp_
                        backend_options={"graph_optimization_level": "disable"})
     outcome = execute(req)
     result = outcome.result
-    assert result.model["format"] == onnx_basic and result.model["precision"] == "fp32"
-    assert result.runtime["name"] == "onnxruntime" and result.accuracy["top1"] >= 0.97
+    assert result.model.format == onnx_basic and result.model.precision == "fp32"
+    assert result.runtime["name"] == "onnxruntime" and result.accuracy.top1 >= 0.97
     assert result.runtime["options"]["graph_optimization_level"] == "disable"
-    assert outcome.target.meta["optimize"] == "basic" and result.model["params"] > 0  # its weights read back
+    assert outcome.target.meta["optimize"] == "basic" and result.model.costs["params"] > 0  # its weights read back
     with pytest.raises(EdgebenchError) as err:
         execute(BenchRequest(model=DIGITS / "digits_cnn.onnx", format=onnx_basic, cache_dir=tmp_path / "cache",
                              timing=QUICK, backend_options={"performance_hint": "latency"}))

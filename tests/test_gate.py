@@ -19,7 +19,7 @@ from edgebench.cli import main
 from edgebench.config import GateSpec
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.pipeline.gate import compare, run_gate
-from edgebench.result import Result, read_results, write_results
+from edgebench.result import DeviceInfo, ModelInfo, Result, read_results, write_results
 from tests.test_gate_recorded import _edited, junit_cases
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,14 +93,14 @@ def test_heavier_model_fails_on_size_and_is_never_called_faster(runs, tmp_path, 
     for metric in ("latency_p50", "latency_p90"):
         assert _verdict(cases[metric]) in ("regression", "inconclusive"), cases[metric].find("system-out").text
     base, heavy = read_results(runs["base"])[0], read_results(runs["heavy"])[0]
-    assert heavy.latency_ms["p50"] > base.latency_ms["p50"]
+    assert heavy.latency_ms.p50 > base.latency_ms.p50
     assert "regression" in capsys.readouterr().out
 
 
 def test_perturbed_model_fails_on_accuracy(runs, tmp_path):
     base, bad = read_results(runs["base"])[0], read_results(runs["perturbed"])[0]
-    assert base.accuracy["samples"] == bad.accuracy["samples"] == 450
-    right = round(base.accuracy["top1"] * 450), round(bad.accuracy["top1"] * 450)
+    assert base.accuracy.samples == bad.accuracy.samples == 450
+    right = round(base.accuracy.top1 * 450), round(bad.accuracy.top1 * 450)
     assert right[0] - right[1] >= 3, f"the perturbation should cost top-1 answers: {right}"
     assert gate(runs["base"], runs["perturbed"], "--junit", str(tmp_path / "j.xml")) == ExitStatus.REGRESSION
     failure = junit_cases(tmp_path / "j.xml")["accuracy_top1"].find("failure")
@@ -207,7 +207,7 @@ def test_mismatched_schema_versions_are_refused(runs):
 def _synthetic(samples_us: np.ndarray) -> Result:
     """A result around synthetic samples (µs), to pin the latency verdict logic to known inputs."""
     ns = [int(s * 1000) for s in samples_us]
-    return Result(model={"name": "m", "recipe": "fp32", "format": "onnx"}, device={"profile": "d"},
+    return Result(model=ModelInfo(name="m", recipe="fp32", format="onnx"), device=DeviceInfo(profile="d"),
                   samples_ns=ns, iterations=len(ns))
 
 

@@ -20,7 +20,7 @@ from edgebench.config import GateSpec
 from edgebench.environment import Environment
 from edgebench.errors import ExitStatus
 from edgebench.pipeline.gate import compare, pool
-from edgebench.result import Result, read_results, write_results
+from edgebench.result import Result, ResultError, read_results, write_results
 from edgebench.pipeline.stats import half_drift, summarize_ns
 
 RECORDED = Path(__file__).resolve().parent / "fixtures" / "gate"
@@ -29,6 +29,16 @@ RECORDED = Path(__file__).resolve().parent / "fixtures" / "gate"
 def recorded(name: str) -> Result:
     with gzip.open(RECORDED / f"{name}.json.gz", "rt") as f:
         return Result.from_dict(json.load(f), name)
+
+
+@pytest.mark.parametrize("path", sorted(RECORDED.glob("*.json.gz")), ids=lambda p: p.name.split(".")[0])
+def test_a_recorded_result_round_trips_byte_identical(path):
+    """Typed parts write exactly the JSON they were read from: stored results and users' files keep loading
+    and re-export unchanged (the recordings are ``bench --json`` output, written by record.py)."""
+    with gzip.open(path, "rt") as f:
+        text = f.read()
+    again = json.dumps(Result.from_dict(json.loads(text), path.name).to_dict(), separators=(",", ":"))
+    assert again == text
 
 
 def pooled(side: str) -> Result:
@@ -117,22 +127,22 @@ def test_pool_concatenates_samples_and_keeps_the_worst():
     rounds = [recorded(f"rounds-a-{k}") for k in range(5)]
     p = pool(rounds)
     assert p.samples_ns == [s for r in rounds for s in r.samples_ns] and p.iterations == len(p.samples_ns)
-    assert p.memory_mb["peak"] == max(r.memory_mb["peak"] for r in rounds)
+    assert p.memory_mb.peak == max(r.memory_mb.peak for r in rounds)
     assert p.extra["rounds"] == 5 and p.extra["round_sizes"] == [len(r.samples_ns) for r in rounds]
     assert p.duration_s == pytest.approx(sum(r.duration_s for r in rounds))
-    assert p.validity["cv_ok"] == all(r.validity["cv_ok"] for r in rounds)
+    assert p.validity.cv_ok == all(r.validity.cv_ok for r in rounds)
 
 
 def test_a_failed_round_makes_the_pool_that_failure():
     rounds = [recorded(f"rounds-a-{k}") for k in range(3)]
-    rounds[1].status, rounds[1].error = "error", {"kind": "runner_died", "message": "killed"}
-    assert pool(rounds).error == {"kind": "runner_died", "message": "killed"}
+    rounds[1].status, rounds[1].error = "error", ResultError(kind="runner_died", message="killed")
+    assert pool(rounds).error == ResultError(kind="runner_died", message="killed")
 
 
 def test_a_failed_baseline_cell_is_not_an_improvement():
     """A broken run on main must not become a baseline that every later candidate 'improves' on."""
     base = recorded("quiet-a")
-    base.status, base.error = "error", {"kind": "runner_died", "message": "killed"}
+    base.status, base.error = "error", ResultError(kind="runner_died", message="killed")
     checks = compare(base, recorded("quiet-b"), GateSpec())
     assert [(c.metric, c.verdict) for c in checks] == [("status", "missing")]
     assert "the baseline cell failed" in checks[0].message and not checks[0].failed

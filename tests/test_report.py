@@ -36,8 +36,8 @@ def test_best_is_the_fastest_cell_within_the_accuracy_drop(real_results):
 
 
 def test_a_less_accurate_faster_cell_is_not_best(real_results):
-    fast, slow = sorted(real_results[:2], key=lambda r: r.latency_ms["p50"])
-    lower = {**fast.accuracy, "top1": fast.accuracy["top1"] - 0.05}
+    fast, slow = sorted(real_results[:2], key=lambda r: r.latency_ms.p50)
+    lower = {**fast.accuracy.to_dict(), "top1": fast.accuracy.top1 - 0.05}
     worse = type(fast).from_dict({**fast.to_dict(), "accuracy": lower})
     data = build_report([worse, slow], max_accuracy_drop=0.01)
     cells = data.devices[0].cells
@@ -51,7 +51,7 @@ def test_distribution_comes_from_the_raw_samples(real_results):
     ms = sorted(s / 1e6 for s in real_results[0].samples_ns)
     d = cell.distribution
     assert (d.min, d.median, d.max) == (ms[0], nearest_rank(ms, 50), ms[-1])
-    assert d.median == real_results[0].latency_ms["p50"]
+    assert d.median == real_results[0].latency_ms.p50
     assert d.p1 <= d.q1 <= d.median <= d.q3 <= d.p99 and list(d.dots) == sorted(d.dots)
 
 
@@ -101,7 +101,7 @@ def test_pareto_points_carry_their_figures_as_tooltips(real_results):
         r = by_options[m[1]]
         seen.add(m[1])
         assert _close(m[2], _nearest_rank_ms(r.samples_ns, 50)), (text, r.latency_ms)
-        assert abs(float(m[3]) / 100 - r.accuracy["top1"]) <= 5e-5
+        assert abs(float(m[3]) / 100 - r.accuracy.top1) <= 5e-5
         assert bool(m[4]) == (r is fastest)
     assert seen == set(by_options)
 
@@ -180,10 +180,10 @@ def test_an_empty_run_still_renders():
 
 
 def test_an_int8_cell_slower_than_its_fp32_is_flagged(real_results):
-    fp32 = next(r for r in real_results if r.ok and r.model["recipe"] == "fp32")
-    p50 = fp32.latency_ms["p50"]
+    fp32 = next(r for r in real_results if r.ok and r.model.recipe == "fp32")
+    p50 = fp32.latency_ms.p50
 
-    def int8(factor: float, fmt: str = fp32.model["format"]) -> object:
+    def int8(factor: float, fmt: str = fp32.model.format) -> object:
         d = fp32.to_dict()
         model = {**d["model"], "recipe": "int8", "precision": "int8", "format": fmt}
         return type(fp32).from_dict({**d, "model": model, "latency_ms": {**d["latency_ms"], "p50": p50 * factor}})
@@ -202,10 +202,10 @@ def test_the_terminal_table_names_a_slow_int8_cell(real_results):
     from rich.console import Console
 
     from edgebench.commands.tables import result_table
-    fp32 = next(r for r in real_results if r.ok and r.model["recipe"] == "fp32")
+    fp32 = next(r for r in real_results if r.ok and r.model.recipe == "fp32")
     d = fp32.to_dict()
     slow = type(fp32).from_dict({**d, "model": {**d["model"], "recipe": "int8", "precision": "int8"},
-                                 "latency_ms": {**d["latency_ms"], "p50": fp32.latency_ms["p50"] * 2}})
+                                 "latency_ms": {**d["latency_ms"], "p50": fp32.latency_ms.p50 * 2}})
     console = Console(width=300, record=True)
     console.print(result_table([fp32, slow]))
     text = console.export_text()

@@ -71,7 +71,7 @@ def test_a_job_that_is_not_an_object_is_refused() -> None:
 class _Toy(BaseBackend):
     runtime_name = "toy"
     pip_package = "toy-runtime"
-    option_names = frozenset({"level"})
+    option_types = {"level": int}
 
     def import_runtime(self) -> None:
         import json as runtime

@@ -17,8 +17,8 @@ import pytest
 
 from edgebench.cli import main
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.result import Result
-from edgebench.store.db import APPLICATION_ID, SCHEMA_VERSION, Store, cell_key
+from edgebench.result import CellKey, Result
+from edgebench.store.db import APPLICATION_ID, SCHEMA_VERSION, Store
 from tests.results_fixtures import ROOT, real_results  # noqa: F401  (session fixture)
 
 
@@ -218,11 +218,11 @@ def test_reading_a_missing_store_names_the_fix(tmp_path, capsys):
 
 def test_a_cell_can_be_filed_under_its_planned_key(tmp_path, real_results):
     failed = real_results[3]
-    planned = cell_key("broken", "fp32", "onnx", "local-cpu", {"threads": 1, "batch": 1})
+    planned = CellKey.of("broken", "fp32", "onnx", "local-cpu", {"threads": 1, "batch": 1})
     with Store(tmp_path / "r.db") as store:
         run = store.create_run("planned", {})
         store.add_result(run, failed, key=planned)
         store.add_result(run, real_results[0])
         assert store.finished_cells(run) == {planned, real_results[0].cell_key}
         assert store.finished_cells(run, include_errors=False) == {real_results[0].cell_key}
-    assert cell_key(*real_results[0].cell_key[:4], real_results[0].options) == real_results[0].cell_key
+    assert CellKey.of(*real_results[0].cell_key.astuple()[:4], real_results[0].options) == real_results[0].cell_key

@@ -41,7 +41,7 @@ def test_engine_is_built_once_then_cached(tmp_path: Path, gpu_profile: Path, pre
     assert first.extra["engine_cache_hit"] is False and first.extra["engine_build_ms"] > 0
     assert second.extra["engine_cache_hit"] is True and "engine_build_ms" not in second.extra
     for result in (first, second):
-        assert result.model["format"] == "tensorrt" and result.model["precision"] == precision
-        assert result.accuracy["top1"] >= 0.97
+        assert result.model.format == "tensorrt" and result.model.precision == precision
+        assert result.accuracy.top1 >= 0.97
         stages = result.extra["stages"]
         assert set(stages) == {"h2d_ms", "compute_ms", "d2h_ms"} and stages["compute_ms"]["p50"] > 0

@@ -26,7 +26,7 @@ def test_keras_model_converts_and_matches_keras(tmp_path: Path, precision: str, 
     np.savez(tmp_path / "data.npz", **{artifact.inputs[0].name: data})
     outcome = execute(BenchRequest(model=artifact.main, dataset=tmp_path / "data.npz", threads=1, batch=4,
                                    timing=COMPARE_TIMING))
-    assert outcome.result.model["format"] == "tflite"
+    assert outcome.result.model.format == "tflite"
     (got,) = outcome.outputs.values()
     expected = model(data).numpy()
     assert got.shape == expected.shape == (40, 3)

@@ -50,34 +50,34 @@ def result_for(reply: dict, digits_onnx: Path, samples_ns: list[int], cv_thresho
 
 def test_robust_cv_just_below_the_threshold_is_ok(reply, digits_onnx):
     r = result_for(reply, digits_onnx, JUST_BELOW)
-    assert r.latency_ms["p50"] == 1.0 and r.latency_ms["robust_cv"] == pytest.approx(0.09992724, abs=1e-12)
-    assert r.validity["cv_ok"] is True
+    assert r.latency_ms.p50 == 1.0 and r.latency_ms.robust_cv == pytest.approx(0.09992724, abs=1e-12)
+    assert r.validity.cv_ok is True
 
 
 def test_robust_cv_just_above_the_threshold_is_not_ok(reply, digits_onnx):
     r = result_for(reply, digits_onnx, JUST_ABOVE)
-    assert r.latency_ms["p50"] == 1.0 and r.latency_ms["robust_cv"] == pytest.approx(0.10007550, abs=1e-12)
-    assert r.validity["cv_ok"] is False
+    assert r.latency_ms.p50 == 1.0 and r.latency_ms.robust_cv == pytest.approx(0.10007550, abs=1e-12)
+    assert r.validity.cv_ok is False
 
 
 def test_the_threshold_is_the_timing_spec_s(reply, digits_onnx):
-    assert result_for(reply, digits_onnx, JUST_ABOVE, cv_threshold=0.1001).validity["cv_ok"] is True
-    assert result_for(reply, digits_onnx, JUST_BELOW, cv_threshold=0.0999).validity["cv_ok"] is False
+    assert result_for(reply, digits_onnx, JUST_ABOVE, cv_threshold=0.1001).validity.cv_ok is True
+    assert result_for(reply, digits_onnx, JUST_BELOW, cv_threshold=0.0999).validity.cv_ok is False
 
 
 def test_cv_ok_judges_the_robust_cv_not_the_classic_one(reply, digits_onnx):
     r = result_for(reply, digits_onnx, ONE_HICCUP)
-    assert r.latency_ms["cv"] == pytest.approx(2.0124611797 / 1.45, rel=1e-9)  # √4.05 / 1.45 = 1.3879
-    assert r.latency_ms["robust_cv"] == 0.0 and r.validity["cv_ok"] is True
+    assert r.latency_ms.cv == pytest.approx(2.0124611797 / 1.45, rel=1e-9)  # √4.05 / 1.45 = 1.3879
+    assert r.latency_ms.robust_cv == 0.0 and r.validity.cv_ok is True
 
 
 def test_summary_and_throughput_of_a_hand_computed_set(reply, digits_onnx):
     r = result_for(reply, digits_onnx, [3_000_000, 1_000_000, 2_000_000])  # in time order, not sorted
     # nearest rank on [1, 2, 3] ms: p50 = sorted[ceil(1.5) − 1] = 2, p90/p95/p99 = sorted[2] = 3
-    assert {k: r.latency_ms[k] for k in ("p50", "p90", "p95", "p99", "min", "max")} == \
+    assert {k: getattr(r.latency_ms, k) for k in ("p50", "p90", "p95", "p99", "min", "max")} == \
         {"p50": 2.0, "p90": 3.0, "p95": 3.0, "p99": 3.0, "min": 1.0, "max": 3.0}
-    assert r.latency_ms["mean"] == 2.0 and r.latency_ms["std"] == 1.0 and r.latency_ms["cv"] == 0.5
+    assert r.latency_ms.mean == 2.0 and r.latency_ms.std == 1.0 and r.latency_ms.cv == 0.5
     # MAD: |1−2|, |2−2|, |3−2| sorted 0, 1, 1 → 2nd = 1 ms; robust CV = 1.4826 / 2
-    assert r.latency_ms["robust_cv"] == pytest.approx(0.7413, abs=1e-12)
+    assert r.latency_ms.robust_cv == pytest.approx(0.7413, abs=1e-12)
     assert r.iterations == 3 and r.throughput_per_s == pytest.approx(500.0)  # 3 inferences in 6 ms
-    assert r.validity["cv_ok"] is False
+    assert r.validity.cv_ok is False

@@ -32,12 +32,13 @@ from edgebench.compress.recipe import Recipe, parse_recipe
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import Artifact, TensorIO, check_precision, convert
 from edgebench.formats.calibration import calibration_batches, require_calibration
-from edgebench.formats.readback import costs, verify
-from edgebench.artifacts.sizes import gzip_bytes, raw_bytes
+from edgebench.formats.readback import Preservation, costs, verify
+from edgebench.files import gzip_bytes, raw_bytes
 from edgebench.data.source import require_file, sha256_file
 
 DEFAULT_ROOT = Path(".edgebench/cache")
-META_VERSION = 3  # 2: recipes; costs read back from the produced files. 3: Constant weights lifted, layer rule, int8 scheme
+META_VERSION = 4  # 2: recipes; costs read back from the produced files. 3: Constant weights lifted, layer rule, int8 scheme
+# 4: preservation as a Preservation value, with preservation_note beside it
 STATS = {"hits": 0, "conversions": 0}
 
 
@@ -130,11 +131,13 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
                            **c.options)
         meta = build_meta(artifact, c.source, c.source_sha, parsed.canonical, c.key, c.calib_sha,
                           {**c.options, **c.layers})
-        meta["preservation"] = "nothing to preserve: the recipe has no prune/cluster step"
+        meta["preservation"] = Preservation.NOTHING.value
+        meta["preservation_note"] = "nothing to preserve: the recipe has no prune/cluster step"
         if weights is not None:
             meta["weights"] = {"float_onnx_sha256": weights["sha256"], "steps": weights["steps"],
                                "clustered": weights["clustered"]}
-            meta["preservation"] = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
+            status, note = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
+            meta["preservation"], meta["preservation_note"] = status.value, note
         if parsed.canonical != "fp32":
             ref = ensure(c.source, fmt, "fp32", calibration=c.calibration, root=c.root, **c.options).artifact.meta
             meta.update(ratios(meta, ref), reference_key=ref["key"])

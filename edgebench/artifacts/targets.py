@@ -22,12 +22,14 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import TensorIO, check_precision, format_of, get
 from edgebench.formats.precision import UNKNOWN
 from edgebench.formats.readback import costs
-from edgebench.artifacts.sizes import gzip_bytes, raw_bytes
+from edgebench.files import gzip_bytes, raw_bytes
 from edgebench.data.source import require_file, sha256_file
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Target:
+    """The artifact a job runs, built by keyword (``from_cached``, ``_existing``)."""
+
     format: str
     precision: str
     backend: str
@@ -41,6 +43,15 @@ class Target:
     cache_hit: bool | None = None  # None: not converted through the cache
     convert_s: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_cached(cls, cached: artifacts.CachedArtifact) -> "Target":
+        """A cache entry as a job's target: its meta.json supplies sizes and the source's hash."""
+        a = cached.artifact
+        return cls(format=a.format, precision=a.precision, backend=get(a.format).runtime, main=a.main, files=a.files,
+                   inputs=a.inputs, outputs=a.outputs, source_sha256=a.meta["source_sha256"],
+                   size_bytes=a.meta["size_bytes"], gzip_bytes=a.meta["gzip_bytes"], cache_hit=cached.hit,
+                   convert_s=cached.seconds, meta=a.meta)
 
     def job_files(self) -> dict[str, Path]:
         """Job keys → local files the runner needs (IR weights travel beside the .xml)."""
@@ -72,10 +83,7 @@ def resolve(model: Path, fmt: str | None = None, precision: str | None = None, r
     if fmt is not None and own == "onnx" and (fmt != "onnx" or not plain):
         cached = artifacts.ensure(model, fmt, precision, recipe, calibration, cache_dir, shapes=shapes,
                                   selection=selection)
-        a = cached.artifact
-        return Target(a.format, a.precision, get(a.format).runtime, a.main, a.files, a.inputs, a.outputs,
-                      a.meta["source_sha256"], a.meta["size_bytes"], a.meta["gzip_bytes"], cached.hit,
-                      cached.seconds, a.meta)
+        return Target.from_cached(cached)
     if fmt is not None and fmt != own:
         raise EdgebenchError(f"{model.name} is already a {own} artifact; --format {fmt} converts only from an "
                              ".onnx model: pass the .onnx, or drop --format", ExitStatus.USAGE)
@@ -90,8 +98,9 @@ def _existing(model: Path, fmt: str, precision: str | None) -> Target:
         files = [model.parent / f for f in meta["files"]]
         inputs = [TensorIO.from_dict(t) for t in meta["inputs"]]
         outputs = [TensorIO.from_dict(t) for t in meta["outputs"]]
-        return Target(fmt, meta["precision"], form.runtime, model, files, inputs, outputs,
-                      meta["source_sha256"], raw_bytes(files), gzip_bytes(files), meta=meta)
+        return Target(format=fmt, precision=meta["precision"], backend=form.runtime, main=model, files=files,
+                      inputs=inputs, outputs=outputs, source_sha256=meta["source_sha256"],
+                      size_bytes=raw_bytes(files), gzip_bytes=gzip_bytes(files), meta=meta)
     inputs, outputs = form.describe(model)
     files = form.artifact_files(model)
     # Without meta.json the file itself says what it holds (fp16 / int8 weights, quantized activations);
@@ -105,8 +114,9 @@ def _existing(model: Path, fmt: str, precision: str | None) -> Target:
         prec = precision or UNKNOWN
     else:
         prec = detected if detected != UNKNOWN else (precision or detected)
-    return Target(fmt, prec, form.runtime, model, files, inputs, outputs, sha256_file(model),
-                  raw_bytes(files), gzip_bytes(files))
+    return Target(format=fmt, precision=prec, backend=form.runtime, main=model, files=files, inputs=inputs,
+                  outputs=outputs, source_sha256=sha256_file(model), size_bytes=raw_bytes(files),
+                  gzip_bytes=gzip_bytes(files))
 
 
 def _meta_beside(model: Path) -> dict[str, Any] | None:

@@ -59,7 +59,7 @@ def bench(
     with console.status(f"benchmarking {req.model.name} on {req.device}…"):
         result = run_bench(req)
     console.print(result_table([result]))
-    print_warnings(console, result.model.get("warnings") or [])
+    print_warnings(console, result.model.warnings)
     if json_out:
         write_results([result], json_out)
         console.print(f"result written to {json_out}")

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgebench.artifacts import cache as artifacts
-from edgebench.pipeline.accuracy import TASKS
+from edgebench.data.accuracy import TASKS
 from edgebench.commands.common import (CALIBRATION_HELP, PRECISION_HELP, RECIPE_HELP, SHAPE_HELP, AllLayers, Device,
                                        Exclude, Include, InputRanges, InputValues, ModelName, Threads, environment,
                                        parse_ranges, parse_shapes, parse_values)

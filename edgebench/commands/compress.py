@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,7 @@ from rich.table import Table
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.cache import CachedArtifact
+from edgebench.artifacts.meta import COST_METRICS, Preservation, preservation, preservation_note
 from edgebench.commands.common import CONVERT_SHAPE_HELP, AllLayers, environment, parse_shapes, print_warnings
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
@@ -21,15 +22,17 @@ from edgebench.formats import parse_formats
 from edgebench.data.inputs import check_shapes
 from edgebench.data.source import load_onnx_info
 
-COST_KEYS = ("format", "precision", "recipe", "files", "size_bytes", "gzip_bytes", "size_ratio", "gzip_ratio",
-             "params", "nonzero_params", "sparsity", "max_unique_values", "preservation", "weights")
+# The fields of meta.json that --json writes per artifact (the cost metrics among them), then its path.
+JSON_FIELDS = ("format", "precision", "recipe", "files", "size_bytes", "gzip_bytes", *COST_METRICS, "preservation",
+               "preservation_note", "weights")
 
 
-def _preserved(text: str | None) -> str:
-    """meta.json's sentence, short: yes / — (nothing to keep) / the reason it was not checked."""
-    if not text or text.startswith("nothing"):
+def _preserved(meta: Mapping[str, Any]) -> str:
+    """The preservation check, short: yes / — (nothing to keep) / the reason it was not checked."""
+    status = preservation(meta)
+    if status is None or status is Preservation.NOTHING:
         return "—"
-    return "yes" if text.startswith("checked") else text
+    return "yes" if status is Preservation.CHECKED else preservation_note(meta)
 
 
 def _ratio(value: float | None) -> str:
@@ -46,7 +49,7 @@ def compress_table(rows: list[tuple[str, CachedArtifact, Path]]) -> Table:
         table.add_row(fmt, m["recipe"], f"{m['size_bytes'] / 1024:.1f}", f"{m['gzip_bytes'] / 1024:.1f}",
                       _ratio(m.get("size_ratio")), _ratio(m.get("gzip_ratio")), str(m["params"]),
                       str(m["nonzero_params"]), f"{m['sparsity']:.1%}", str(m["max_unique_values"]),
-                      escape(_preserved(m.get("preservation"))), str(where))
+                      escape(_preserved(m)), str(where))
     return table
 
 
@@ -91,7 +94,7 @@ def compress(
     print_warnings(console, weight_warnings(rows[0][1].artifact.meta) if rows else [])
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([{**{k: c.artifact.meta.get(k) for k in COST_KEYS}, "path": str(where)}
+        json_out.write_text(json.dumps([{**{k: c.artifact.meta.get(k) for k in JSON_FIELDS}, "path": str(where)}
                                         for _, c, where in rows], indent=2, sort_keys=True))
         console.print(f"metrics written to {json_out}")
 

@@ -15,7 +15,7 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_dir
 from edgebench.commands.tables import result_table
 from edgebench.report import write_report
-from edgebench.result import Result, write_results
+from edgebench.result import CellKey, Result, write_results
 from edgebench.store.runs import load_run
 from edgebench.store.db import Store
 from edgebench.pipeline.sweep.plan import Cell, Plan
@@ -46,7 +46,7 @@ class ProgressEvents:
         self.progress.advance(self.devices[cell.device])
         self.progress.advance(self.overall)
         if not result.ok:
-            self.progress.console.print(f"[red]failed[/red] {cell.label()}: {(result.error or {}).get('message')}")
+            self.progress.console.print(f"[red]failed[/red] {cell.label()}: {result.error.message if result.error else None}")
 
     def stopping(self, in_flight: int) -> None:
         self.progress.console.print(f"[yellow]interrupted:[/yellow] no new cell starts; waiting for the {in_flight} "
@@ -66,7 +66,7 @@ def conversions_table(plan: Plan, cache_dir: Path | None) -> Table:
     return table
 
 
-def plan_table(plan: Plan, done: set[tuple[str, ...]]) -> Table:
+def plan_table(plan: Plan, done: set[CellKey]) -> Table:
     table = Table(title=f"sweep {plan.spec.name}: {len(plan.cells)} cells, {len(plan.conversions)} conversions "
                         f"(each once), {len(plan.skipped)} skipped, {len(done)} already done")
     for col in ("model", "recipe", "format", "device", "options", "status"):

@@ -22,26 +22,27 @@ def result_table(results: Sequence[Result]) -> Table:
     errors: list[str] = []
     notes: list[str] = []
     for r, slower in zip(results, int8_slowdowns(results)):
-        base = [str(r.model.get("name")), str(r.model.get("recipe")), str(r.model.get("format")),
-                str(r.device.get("profile")), str(r.options.get("threads", "")), str(r.batch)]
+        base = [str(r.model.name), str(r.model.recipe), str(r.model.format),
+                str(r.device.profile), str(r.options.get("threads", "")), str(r.batch)]
         if not r.ok:
             errors.append(f"[red]error {len(errors) + 1}[/red]: {' '.join(base[:4])}: "
-                          f"{(r.error or {}).get('message', 'error')}")
+                          f"{r.error.message if r.error else 'error'}")
             table.add_row(*base, f"[red]error {len(errors)}[/red]", *[""] * 9)
             continue
-        lat = r.latency_ms or {}
+        lat = r.latency_ms
+        p50, p90, p99, robust_cv = (lat.p50, lat.p90, lat.p99, lat.robust_cv) if lat else (None,) * 4
         flags = r.validity
-        problems = [k for k in ("min_iterations_met", "min_duration_met", "cv_ok") if flags.get(k) is False]
-        if flags.get("throttled"):
+        problems = [k for k in ("min_iterations_met", "min_duration_met", "cv_ok") if flags.flag(k) is False]
+        if flags.throttled:
             problems.append("throttled")
         if slower is not None:
             problems.append(f"{slower:.2f}× slower than fp32")
             notes.append(f"[yellow]{' '.join(base[:4])}: int8 runs {slower:.2f}× slower than fp32 here; "
                          "see docs/compression.md, 'When int8 is slower than fp32'[/yellow]")
-        top1 = r.accuracy.get("top1")
-        table.add_row(*base, _num(lat.get("p50")), _num(lat.get("p90")), _num(lat.get("p99")),
-                      _num(lat.get("robust_cv"), "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
-                      _num(r.first_inference_ms, "{:.2f}"), _num(r.memory_mb.get("peak"), "{:.1f}"),
+        top1 = r.accuracy.top1
+        table.add_row(*base, _num(p50), _num(p90), _num(p99),
+                      _num(robust_cv, "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
+                      _num(r.first_inference_ms, "{:.2f}"), _num(r.memory_mb.peak, "{:.1f}"),
                       _num(top1, "{:.4f}"), "ok" if not problems else "[yellow]" + ",".join(problems) + "[/yellow]")
     if errors or notes:
         table.caption = "\n".join(errors + notes)

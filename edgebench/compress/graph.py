@@ -20,8 +20,6 @@ touched, since skipping it would leave most of the model uncompressed.
 from __future__ import annotations
 
 import fnmatch
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -29,6 +27,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import atomic_write
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger")
 INTEGER_OPS = ("MatMulInteger", "ConvInteger")  # dynamic quantization: integer weight, zero point at input 3
@@ -419,19 +418,9 @@ def save_model(model: Any, path: str | Path) -> Path:
     import onnx
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise EdgebenchError(f"the compressed model fails the ONNX checker ({str(exc).splitlines()[0][:200]}): "
                              "report this with the recipe", ExitStatus.CONVERSION_FAILED) from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: onnx.save(model, str(tmp)))

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgebench.compress.graph import Graph
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.artifacts.sizes import gzip_bytes, raw_bytes
+from edgebench.files import gzip_bytes, raw_bytes
 
 
 @dataclass

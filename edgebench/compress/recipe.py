@@ -50,9 +50,23 @@ class Step:
             return 1
         return 2 if self.kind == "cluster" else 3
 
+    @property
+    def sparsity(self) -> float:
+        """S of a pruning step."""
+        if self.value is None:
+            raise ValueError(f"recipe step {self.kind} has no sparsity")
+        return float(self.value)
+
+    @property
+    def clusters(self) -> int:
+        """K of a cluster step."""
+        if self.value is None:
+            raise ValueError(f"recipe step {self.kind} has no cluster count")
+        return int(self.value)
+
     def canonical(self) -> str:
         if self.kind in PRUNE_KINDS:
-            return f"{self.kind}:{float(self.value)!r}"  # repr: shortest exact spelling
+            return f"{self.kind}:{self.sparsity!r}"  # repr: shortest exact spelling
         if self.kind == "cluster":
             return f"cluster:{self.value}" + (f":{self.option}" if self.option != "density" else "")
         if self.kind == "int8" and self.option != "minmax":

@@ -63,11 +63,11 @@ def _prune_report(graph: Graph, step: Step, touched: dict[str, float], selection
     zeros = sum(int(np.count_nonzero(graph.arrays[layer.weight] == 0)) for layer in layers)
     achieved = zeros / (sum(sizes.values()) or 1)
     alone = _left_alone(layers, touched, sizes)
-    report: dict[str, Any] = {"sparsity_requested": float(step.value), "sparsity": round(achieved, 6), **alone,
+    report: dict[str, Any] = {"sparsity_requested": step.sparsity, "sparsity": round(achieved, 6), **alone,
                               "layer_sparsity": touched}
-    if abs(achieved - float(step.value)) > TOLERANCE:
+    if abs(achieved - step.sparsity) > TOLERANCE:
         report["warning"] = (f"{step.canonical()} left {achieved:.1%} of all weights at zero, not "
-                             f"{float(step.value) * 100:g}%" + (f": {_why(alone, selection)}" if alone["left_alone"]
+                             f"{step.sparsity * 100:g}%" + (f": {_why(alone, selection)}" if alone["left_alone"]
                                                            else ""))
     return report
 
@@ -77,7 +77,7 @@ def _cluster_report(graph: Graph, step: Step, touched: dict[str, int], selection
     sizes = _sizes(graph, layers)
     unique = max((int(np.unique(graph.arrays[layer.weight]).size) for layer in layers), default=0)
     alone = _left_alone(layers, touched, sizes)
-    report: dict[str, Any] = {"clusters_requested": int(step.value), "max_unique_values": unique, **alone,
+    report: dict[str, Any] = {"clusters_requested": step.clusters, "max_unique_values": unique, **alone,
                               "unique_values": touched}
     if 1 - alone["weights_touched"] > TOLERANCE:
         report["warning"] = (f"{step.canonical()} shared {alone['weights_touched']:.0%} of the weights among ≤ "
@@ -91,7 +91,7 @@ def _filters_report(convs: list[WeightLayer], sizes: dict[str, int], step: Step,
     """Filters removed over every Conv; the warning when the Convs left alone held much of their weights
     (before the step: removing filters also shrinks the next layer)."""
     alone = _left_alone(convs, touched, sizes)
-    report: dict[str, Any] = {"filters_requested": float(step.value), **alone,
+    report: dict[str, Any] = {"filters_requested": step.sparsity, **alone,
                               "filters": {k: {"filters": v[0], "kept": v[1]} for k, v in touched.items()}}
     if 1 - alone["weights_touched"] > TOLERANCE:
         report["warning"] = (f"{step.canonical()} removed filters from Convs holding {alone['weights_touched']:.0%} "
@@ -111,15 +111,15 @@ def apply_weight_steps(source: Path, recipe: Recipe, out: Path, selection: Layer
             convs = _float_layers(graph, convs=True)
             sizes = _sizes(graph, convs)
             report[step.canonical()] = _filters_report(convs, sizes, step,
-                                                       prune_filters(graph, float(step.value), selection), selection)
+                                                       prune_filters(graph, step.sparsity, selection), selection)
         elif step.kind in ("prune", "prune-layer"):
             prune = prune_global if step.kind == "prune" else prune_per_layer
-            report[step.canonical()] = _prune_report(graph, step, prune(graph, float(step.value), selection),
+            report[step.canonical()] = _prune_report(graph, step, prune(graph, step.sparsity, selection),
                                                      selection)
         elif step.kind == "cluster":
-            unique = cluster_weights(graph, int(step.value), step.option or "density", selection, seed)
+            unique = cluster_weights(graph, step.clusters, step.option or "density", selection, seed)
             report[step.canonical()] = _cluster_report(graph, step, unique, selection)
-            clustered = {name: int(step.value) for name in unique}
+            clustered = {name: step.clusters for name in unique}
     graph.save(out)
     return report, clustered
 

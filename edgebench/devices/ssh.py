@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import math
-import os
 import selectors
 import shlex
 import time
@@ -27,6 +26,7 @@ from edgebench.devices.base import Transport, parse_reply
 from edgebench.devices.ssh_connect import Session, Unreachable, open_session
 from edgebench.devices.ssh_remote import FINALIZE, PREPARE, runner_tree
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import atomic_write
 from edgebench.runner.job import RunnerJob
 from edgebench.data.source import sha256_file
 
@@ -196,7 +196,10 @@ class SSHTransport(Transport):
     def _exec(self, command: str, timeout_s: float) -> tuple[str, str, int | None]:
         """Run one command; stdout and stderr are drained together so neither can fill up and stall it."""
         try:
-            chan = self._client().get_transport().open_session(timeout=self.profile.connection.connect_timeout_s)
+            transport = self._client().get_transport()
+            if transport is None:
+                raise Dropped("cannot start a command: the connection is closed")
+            chan = transport.open_session(timeout=self.profile.connection.connect_timeout_s)
             chan.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
             raise Dropped(f"cannot start a command: {exc or type(exc).__name__}") from None
@@ -220,7 +223,7 @@ class SSHTransport(Transport):
                 sel.select(0.5)
         if not chan.eof_received:  # closed without the remote end finishing: the connection went away
             raise Dropped("the connection closed while a command ran")
-        rc = chan.recv_exit_status()
+        rc: int | None = chan.recv_exit_status()
         chan.close()
         if rc == -1:  # paramiko's "no exit status": the remote end sent only an exit-signal, which it ignores
             rc = None
@@ -240,7 +243,8 @@ class SSHTransport(Transport):
 
     def _sftp(self) -> paramiko.SFTPClient:
         client = self._client()
-        if self._sftp_client is not None and self._sftp_client.get_channel().active:
+        channel = self._sftp_client.get_channel() if self._sftp_client is not None else None
+        if self._sftp_client is not None and channel is not None and channel.active:
             return self._sftp_client
         try:
             self._sftp_client = client.open_sftp()
@@ -261,15 +265,12 @@ class SSHTransport(Transport):
 
     def _fetch(self, remote: str, local: Path) -> None:
         """Download to a temporary name and rename when whole, so out_dir never holds a partial file."""
-        local.parent.mkdir(parents=True, exist_ok=True)
-        part = local.with_name(f".{local.name}.part-{uuid.uuid4().hex[:8]}")
-        try:
+        def download(part: Path) -> None:
             with self._sftp_errors(f"fetching {remote}"):
                 sftp = self._sftp()
                 expected = sftp.stat(remote).st_size
                 sftp.get(remote, str(part))
             if part.stat().st_size != expected:
                 raise Dropped(f"{remote} arrived truncated")
-            os.replace(part, local)
-        finally:
-            part.unlink(missing_ok=True)
+
+        atomic_write(local, download)

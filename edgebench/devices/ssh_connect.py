@@ -111,7 +111,7 @@ def open_session(conn: Connection, device: str) -> Session:
     """Connect and authenticate; raises EdgebenchError (Unreachable for network failures)."""
     target = resolve(conn)
     jumps: list[paramiko.SSHClient] = []
-    sock: object = None
+    sock: paramiko.Channel | paramiko.ProxyCommand | None = None
     if target.proxy_jump:
         for hop in target.proxy_jump.split(","):  # hops are chained: each one is reached through the last
             host, user, port = _split_jump(hop.strip())
@@ -127,15 +127,17 @@ def open_session(conn: Connection, device: str) -> Session:
 
 def _channel_to(jump: paramiko.SSHClient, target: Target, device: str) -> paramiko.Channel:
     try:
-        return jump.get_transport().open_channel(  # type: ignore[union-attr]
-            "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0))
+        transport = jump.get_transport()
+        if transport is None:
+            raise paramiko.SSHException("the jump host's connection is closed")
+        return transport.open_channel("direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0))
     except (paramiko.ChannelException, paramiko.SSHException, OSError) as exc:
         raise Unreachable(f"device {device!r}: the jump host cannot reach {target.hostname}:{target.port} ({exc}): "
                           "check HostName/Port and the jump host's AllowTcpForwarding") from None
 
 
 def _connect(conn: Connection, target: Target, device: str, via: paramiko.SSHClient | None,
-             sock: object = None) -> Session:
+             sock: paramiko.Channel | paramiko.ProxyCommand | None = None) -> Session:
     if via is not None:
         sock = _channel_to(via, target, device)
     where = f"device {device!r} ({target.label})"
@@ -157,9 +159,11 @@ def _connect(conn: Connection, target: Target, device: str, via: paramiko.SSHCli
     timeout = conn.connect_timeout_s
     try:
         client.connect(target.hostname, target.port, target.user, password=password,
-                       key_filename=target.key_files or None, look_for_keys=not target.key_files,
+                       # paramiko takes a list of key files too; types-paramiko says str only
+                       key_filename=target.key_files or None,  # type: ignore[arg-type]
+                       look_for_keys=not target.key_files,
                        allow_agent=True, timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-                       channel_timeout=timeout, sock=sock)  # type: ignore[arg-type]
+                       channel_timeout=timeout, sock=sock)
     except _UnknownHostKey as exc:
         client.close()
         raise EdgebenchError(

@@ -12,25 +12,37 @@ TensorRT …) is imported by the methods that need it, so a format costs nothing
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.tensors import Artifact, TensorIO
+from edgebench.runner.backends.base import BaseBackend
 
 Weights = dict[str, np.ndarray]
 
 
 class RunnerOptions(BaseModel):
-    """The ``--option KEY=VALUE`` a runner backend accepts (a subclass per backend, every field optional);
-    an unknown key is refused on the host, before the job is sent. The values' own checks
-    (an unknown optimization level …) stay with the backend, which knows the runtime's choices."""
+    """The ``--option KEY=VALUE`` a runner backend accepts (one model per backend, ``runner_options_for``,
+    every field optional); an unknown key is refused on the host, before the job is sent. The values' own
+    checks (an unknown optimization level …) stay with the backend, which knows the runtime's choices."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def runner_options_for(backend: type[BaseBackend]) -> type[RunnerOptions]:
+    """The typed ``--option`` model of a runner backend, built from the keys and value types the backend
+    declares (``option_types``): the runner, which cannot import the host, holds the one list."""
+    fields: dict[str, Any] = {}
+    for name, kind in backend.option_types.items():
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        fields[name] = (Union[(*kinds, None)], None)
+    return create_model(f"{backend.runtime_name}Options", __base__=RunnerOptions, **fields)
 
 
 class Format(ABC):
@@ -45,6 +57,14 @@ class Format(ABC):
     def install_hint(cls, extra: str | None = None) -> str:
         """The command that installs this format's tools (or another extra's), for "not installed" messages."""
         return f"pip install 'edgebench[{extra or cls.extra}]'"
+
+    @classmethod
+    def require(cls, module: str, needed_for: str) -> Any:
+        """``module``, imported; where it is not installed, RUNTIME_MISSING: "<needed_for>: <install_hint()>"."""
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            raise EdgebenchError(f"{needed_for}: {cls.install_hint()}", ExitStatus.RUNTIME_MISSING) from None
 
     @abstractmethod
     def tool_versions(self) -> dict[str, str]:

@@ -4,29 +4,37 @@ source model's inputs (naming a misfit input) and cut into feeds."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from edgebench.data.inputs import plan_dataset
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.data.source import load_onnx_info
+from edgebench.data.source import TensorSpec, load_onnx_info
 
 CALIBRATION_BATCH = 32
 Shapes = dict[str, tuple[int, ...]]
 
 
 def calibration_batches(model: Path, calibration: Path, shapes: Shapes | None = None) -> Iterator[dict[str, np.ndarray]]:
-    """The calibration set, checked against the model's inputs (naming a misfit input), in feeds. Dynamic
-    dimensions take ``shapes`` (--shape), else the sizes of the set's own arrays."""
-    info = load_onnx_info(model)
-    plan, data = plan_dataset(calibration, info.inputs, shapes=shapes, what="calibration set")
+    """The calibration set of the ONNX ``model`` in feeds (``calibration_feeds``)."""
+    return calibration_feeds(load_onnx_info(model).inputs, calibration, shapes)
+
+
+def calibration_feeds(inputs: Sequence[TensorSpec], calibration: Path, shapes: Shapes | None = None,
+                      pooled: bool = True) -> Iterator[dict[str, np.ndarray]]:
+    """The calibration set, checked against the model's ``inputs`` (naming a misfit input), in feeds. Dynamic
+    dimensions take ``shapes`` (--shape), else the sizes of the set's own arrays. ``pooled``: a free dynamic
+    batch is filled with up to CALIBRATION_BATCH samples a feed (onnxruntime's calibrators); otherwise each
+    feed is one batch of the plan (NNCF counts its ``subset_size`` in feeds)."""
+    plan, data = plan_dataset(calibration, inputs, shapes=shapes, what="calibration set")
     if not plan.batched:  # every input is one whole sample: feed them one by one
         for i in range(len(data)):
             yield {name: np.asarray(arr[i]) for name, arr in data.arrays.items()}
         return
     # a per-sample input (a recurrent state holding its batch on another axis) is sized for the plan's batch
-    free = not plan.per_sample and all(not isinstance(s.shape[0], int) for s in info.inputs if s.name in plan.batched)
+    free = pooled and not plan.per_sample and all(not isinstance(s.shape[0], int) for s in inputs
+                                                  if s.name in plan.batched)
     # equal feeds (the histogram calibrators stack them): the largest divisor of the sample count up to
     # CALIBRATION_BATCH for a free dynamic batch, else exactly the plan's batch
     step = max(d for d in range(1, min(CALIBRATION_BATCH, len(data)) + 1) if len(data) % d == 0) \

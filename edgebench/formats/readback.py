@@ -19,6 +19,7 @@ Each format reads its own files (``Format.read_weights``):
 from __future__ import annotations
 
 import itertools
+from enum import Enum
 from pathlib import Path
 from typing import Mapping
 
@@ -68,16 +69,25 @@ def align(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> 
     return paired
 
 
-def verify(fmt: str, main: Path, before: Mapping[str, np.ndarray], clustered: Mapping[str, int]) -> str:
+class Preservation(str, Enum):
+    """What the preservation check found (meta.json's ``preservation``; its ``preservation_note`` says more)."""
+
+    NOTHING = "nothing_to_preserve"  # no prune/cluster step, or no weight is zero or clustered
+    CHECKED = "checked"  # zeros kept and clustered layers hold ≤ K values, on the produced file
+    NOT_CHECKED = "not_checked"  # layers without a counterpart in the produced file
+
+
+def verify(fmt: str, main: Path, before: Mapping[str, np.ndarray],
+           clustered: Mapping[str, int]) -> tuple[Preservation, str]:
     """Check on the artifact that pruned weights are still zero and clustered layers hold ≤ K values;
-    raise when not, else return what was checked (for meta.json)."""
+    raise when not, else return the outcome and what was checked (for meta.json)."""
     if not clustered and all(np.all(np.asarray(w) != 0) for w in before.values()):
-        return "nothing to preserve: no weight is zero or clustered"
+        return Preservation.NOTHING, "nothing to preserve: no weight is zero or clustered"
     _, after = read_weights(fmt, main)
     paired = align(before, after)
     if len(paired) < len(before):
         missing = [n for n in before if n not in paired]
-        return f"not checked: layers {', '.join(missing[:3])} have no counterpart in {main.name}"
+        return Preservation.NOT_CHECKED, f"not checked: layers {', '.join(missing[:3])} have no counterpart in {main.name}"
     exact = {n: a for n, (a, close) in paired.items() if close}
     problems = check_preserved({n: before[n] for n in exact}, exact, {n: k for n, k in clustered.items()})
     for name, (a, close) in paired.items():
@@ -91,5 +101,5 @@ def verify(fmt: str, main: Path, before: Mapping[str, np.ndarray], clustered: Ma
                              f"{f'; {len(problems) - 1} more' if len(problems) > 1 else ''}): report this with "
                              "the recipe", ExitStatus.CONVERSION_FAILED)
     by_count = len(paired) - len(exact)
-    return (f"checked on {main.name}: {len(paired)} layers, zeros kept" + (f", ≤K values in {len(clustered)}"
+    return Preservation.CHECKED, (f"checked on {main.name}: {len(paired)} layers, zeros kept" + (f", ≤K values in {len(clustered)}"
             if clustered else "") + (f" ({by_count} compared by counts)" if by_count else ""))

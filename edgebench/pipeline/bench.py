@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from edgebench.pipeline import accuracy
+from edgebench.data import accuracy
 from edgebench.compress.graph import LayerSelection
 from edgebench.compress.weights import requested
 from edgebench.config import DeviceProfile, TimingSpec, load_profile
@@ -24,12 +24,13 @@ from edgebench.devices import make_transport
 from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.data.domains import integer_input_domains
-from edgebench.result import Result, git_commit
+from edgebench.result import Accuracy, DeviceInfo, Memory, ModelInfo, Result, Validity, git_commit
 from edgebench.data.source import TensorSpec, load_onnx_info
 from edgebench.runner.job import INPUT_ROTATION, RunnerJob
 from edgebench.runner.timing import TimingRules
 from edgebench.formats.tensors import from_artifact_outputs, source_tensor_specs, to_artifact_inputs
 from edgebench.pipeline.stats import summarize_ns, throughput_per_s
+from edgebench.artifacts.meta import COST_METRICS
 from edgebench.artifacts.targets import Target, resolve
 
 
@@ -71,13 +72,12 @@ def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result
     return execute(req, profile).result
 
 
-def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
+def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Target | None = None) -> Outcome:
+    """Run ``req`` on its device. ``target``: the artifact already resolved for it (a sweep's conversion step
+    hands its cells the one it made), else resolved here from the request."""
     profile = profile or load_profile(req.device)
-    if req.shapes and (req.format or req.recipe) and Path(req.model).suffix.lower() == ".onnx":
-        check_shapes(load_onnx_info(req.model).inputs, req.shapes)  # a bad --shape: refused before converting
-    target = resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir,
-                     shapes=conversion_shapes(req.model, req.format, req.dataset, req.calibration, req.shapes),
-                     selection=req.layers)
+    if target is None:
+        target = resolve_target(req)
     plan, arrays, labels = prepare_inputs(req, source_tensor_specs(target.inputs))
     capture = req.capture if req.capture is not None else req.dataset is not None
     threads = req.threads if req.threads is not None else profile.threads
@@ -98,7 +98,7 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
     work = Path(tempfile.mkdtemp(prefix="edgebench-job-"))
     try:
         inputs_path = work / "inputs.npz"
-        np.savez(inputs_path, **to_artifact_inputs(arrays, target.inputs))
+        np.savez(inputs_path, **to_artifact_inputs(arrays, target.inputs))  # type: ignore[arg-type]  # numpy's stub
         timeout = req.timeout_s or (req.timing.max_duration_s * 2 + 300)
         with make_transport(profile) as transport:
             reply = transport.run_job(job, {**target.job_files(), "inputs_npz": inputs_path}, work / "out", timeout)
@@ -109,6 +109,15 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None) -> Outcome:
         return Outcome(result, outputs, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def resolve_target(req: BenchRequest) -> Target:
+    """The artifact ``req`` measures: the model as it is, or converted through the artifact cache."""
+    if req.shapes and (req.format or req.recipe) and Path(req.model).suffix.lower() == ".onnx":
+        check_shapes(load_onnx_info(req.model).inputs, req.shapes)  # a bad --shape: refused before converting
+    return resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir,
+                   shapes=conversion_shapes(req.model, req.format, req.dataset, req.calibration, req.shapes),
+                   selection=req.layers)
 
 
 def conversion_shapes(model: Path, fmt: str | None, dataset: Path | None, calibration: Path | None,
@@ -151,7 +160,7 @@ def _read_outputs(reply: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray]
 def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels: np.ndarray | None,
           reference: dict[str, np.ndarray] | None, output: str | None) -> dict[str, Any]:
     """Top-1 against labels (where the scored output is class scores) and, with a reference, every
-    output's agreement (edgebench.pipeline.accuracy); the scored output's figures also sit at the top level."""
+    output's agreement (edgebench.data.accuracy); the scored output's figures also sit at the top level."""
     if outputs is None:
         return {}
     name = output or output_names[0]
@@ -167,7 +176,6 @@ def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels
     return scores
 
 
-COST_KEYS = ("params", "nonzero_params", "sparsity", "max_unique_values", "size_ratio", "gzip_ratio")
 # File stems that say nothing about the model (exporters' and converters' defaults): such a file is named
 # after its folder instead (models/resnet50/model.onnx → "resnet50").
 GENERIC_STEMS = frozenset({"model", "inference", "saved_model", "export", "exported", "best", "last", "graph",
@@ -194,9 +202,9 @@ def cost_metrics(target: Target) -> dict[str, Any]:
     """What compression bought: parameter counts, sparsity, shared values, ratios against fp32 of the
     same format, what the recipe asked for and any warning about it — from the artifact's meta.json, or
     read from an artifact given as it is (params counted the same way in every format)."""
-    costs = {k: target.meta[k] for k in COST_KEYS if k in target.meta}
+    costs = {k: target.meta[k] for k in COST_METRICS if k in target.meta}
     if not costs:
-        costs = {k: v for k, v in target.read_costs().items() if k in COST_KEYS}
+        costs = {k: v for k, v in target.read_costs().items() if k in COST_METRICS}
     return {**costs, **requested(target.meta)}
 
 
@@ -210,24 +218,23 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
     temps_before = env.get("temperatures_c") or {}
     temps_after = env.get("temperatures_c_after") or {}
     throttled = throttle_reasons(reply, profile.thermal)
-    validity = {
-        **{k: v for k, v in reply["validity"].items()},
-        "cv_ok": summary.robust_cv <= req.timing.cv_threshold,
-        "throttled": bool(throttled),
-    }
+    validity = Validity(**reply["validity"], cv_ok=summary.robust_cv <= req.timing.cv_threshold,
+                        throttled=bool(throttled))
+    costs = cost_metrics(target)
+    warnings = costs.pop("warnings", [])
     return Result(
-        model={"name": model_name(req.model, req.name, target.meta), "source_sha256": target.source_sha256,
-               "recipe": target.meta.get("recipe") or req.recipe or target.precision,
-               "format": target.format, "precision": target.precision, "path": str(target.main),
-               "size_bytes": target.size_bytes, "gzip_bytes": target.gzip_bytes,
-               "files": [str(f) for f in target.files], "cache_hit": target.cache_hit,
-               **cost_metrics(target),
-               "inputs": [t.to_dict() for t in target.inputs], "outputs": [t.to_dict() for t in target.outputs]},
-        device={"profile": profile.name, "host": reply.get("environment", {}).get("hostname"),
-                "accelerator": profile.accelerator},
+        model=ModelInfo(
+            name=model_name(req.model, req.name, target.meta), source_sha256=target.source_sha256,
+            recipe=target.meta.get("recipe") or req.recipe or target.precision, format=target.format,
+            precision=target.precision, path=str(target.main), size_bytes=target.size_bytes,
+            gzip_bytes=target.gzip_bytes, files=[str(f) for f in target.files], cache_hit=target.cache_hit,
+            costs=costs, warnings=list(warnings), inputs=[t.to_dict() for t in target.inputs],
+            outputs=[t.to_dict() for t in target.outputs]),
+        device=DeviceInfo(profile=profile.name, host=reply.get("environment", {}).get("hostname"),
+                          accelerator=profile.accelerator),
         runtime=reply["runtime"],
         options={"threads": threads, "batch": plan.batch},
-        latency_ms=summary.to_dict(),
+        latency_ms=summary,
         samples_ns=samples,
         iterations=len(samples),
         duration_s=float(reply["duration_s"]),
@@ -235,8 +242,9 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
         load_ms=reply["load_ms"],
         first_inference_ms=reply["first_inference_ms"],
         throughput_per_s=throughput_per_s(samples, plan.batch),
-        memory_mb=reply["memory_mb"],
-        accuracy=score(outputs, [t.source_name or t.name for t in target.outputs], labels, reference, req.output),
+        memory_mb=Memory.from_dict(reply["memory_mb"]),
+        accuracy=Accuracy.from_dict(score(outputs, [t.source_name or t.name for t in target.outputs], labels,
+                                          reference, req.output)),
         validity=validity,
         environment={
             "cpu": env.get("cpu"), "cores": env.get("cores"), "machine": env.get("machine"),

@@ -1,6 +1,6 @@
 """Cross-format agreement: run each format on the same dataset and judge it against the fp32 ONNX.
 
-Every output of every format is measured against the same output of the reference (edgebench.pipeline.accuracy:
+Every output of every format is measured against the same output of the reference (edgebench.data.accuracy:
 cosine, SNR in dB, relative L2, max abs / rel error; top-1 agreement where the output is class scores;
 top-1 against labels where labels exist). A format passes when each judged output (all of them, or the
 one ``output`` names) reaches its precision's criteria: SNR ≥ ``min_snr_db``, cosine ≥ ``min_cosine`` and,
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.pipeline import accuracy
+from edgebench.data import accuracy
 from edgebench.pipeline.bench import BenchRequest, Outcome, execute, model_name
 from edgebench.compress.graph import LayerSelection
 from edgebench.config import TimingSpec, load_profile

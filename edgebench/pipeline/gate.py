@@ -23,7 +23,7 @@ import numpy as np
 
 from edgebench.config import GATE_METRICS, GateSpec, ResolvedRule
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.result import Result, read_results
+from edgebench.result import CellKey, Result, Validity, read_results
 from edgebench.pipeline.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_whitney, nearest_rank,
                              summarize_ns, throughput_per_s)
 
@@ -90,12 +90,12 @@ def load_results(ref: str, store: Path | None = None) -> list[Result]:
 def cell_label(result: Result) -> str:
     m, o = result.model, result.options
     opts = " ".join(f"{k}={v}" for k, v in sorted(o.items()) if k != "shapes")
-    return f"{m.get('name')}/{m.get('recipe')}/{m.get('format')}@{result.device.get('profile')}" + \
+    return f"{m.name}/{m.recipe}/{m.format}@{result.device.profile}" + \
         (f" {opts}" if opts else "")
 
 
-def _index(results: list[Result], side: str) -> dict[tuple[str, ...], Result]:
-    cells: dict[tuple[str, ...], Result] = {}
+def _index(results: list[Result], side: str) -> dict[CellKey, Result]:
+    cells: dict[CellKey, Result] = {}
     for r in results:
         if r.cell_key in cells:
             raise EdgebenchError(f"the {side} holds two results for cell {cell_label(r)}: gate one run per "
@@ -125,9 +125,10 @@ def run_gate(baseline: list[Result], candidate: list[Result], spec: GateSpec) ->
 
 
 def _error_check(cand: Result, label: str | None = None) -> Check:
-    err = cand.error or {}
+    err = cand.error
+    kind, message = (err.kind, err.message) if err is not None else ("error", "no message")
     return Check(cell=label or cell_label(cand), metric="status", verdict="error", failed=True,
-                 message=f"candidate failed: {err.get('kind', 'error')}: {err.get('message', 'no message')}")
+                 message=f"candidate failed: {kind}: {message}")
 
 
 def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None) -> list[Check]:
@@ -140,7 +141,7 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
         return [Check(cell=label, metric="status", verdict="missing", failed=spec.missing == "fail",
                       message="the baseline cell failed, so there is nothing to compare the candidate with: "
                               "re-run the baseline")]
-    device = cand.device.get("profile")
+    device = cand.device.profile
     mw = functools.cache(lambda: mann_whitney(base.samples_ns, cand.samples_ns))
     checks = []
     for metric in GATE_METRICS:
@@ -151,11 +152,11 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
             check = _latency(label, rule, base, cand, mw, spec)
         elif metric in ("accuracy_top1", "agreement_top1"):
             key = "top1" if metric == "accuracy_top1" else "agreement_top1"
-            check = _points(label, rule, base.accuracy.get(key), cand.accuracy.get(key))
+            check = _points(label, rule, base.accuracy.metric(key), cand.accuracy.metric(key))
         elif metric == "memory_peak":
-            check = _relative(label, rule, base.memory_mb.get("peak"), cand.memory_mb.get("peak"), "MB")
+            check = _relative(label, rule, base.memory_mb.peak, cand.memory_mb.peak, "MB")
         else:
-            check = _relative(label, rule, base.model.get("size_bytes"), cand.model.get("size_bytes"), "B")
+            check = _relative(label, rule, base.model.size_bytes, cand.model.size_bytes, "B")
         if check is not None:
             if check.verdict == "regression" and rule.severity == "warn":
                 check.message = "; ".join(filter(None, ["severity warn: reported, not failed", check.message]))
@@ -179,7 +180,7 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
              mw: Callable[[], MannWhitney], spec: GateSpec) -> Check | None:
     p = LATENCY_PERCENTILES[rule.metric]
     if not base.samples_ns or not cand.samples_ns:
-        return _absent(label, rule, (base.latency_ms or {}).get(f"p{p}") if base.samples_ns else None)
+        return _absent(label, rule, base.latency_ms.percentile(p) if base.samples_ns and base.latency_ms else None)
     a, b = np.sort(np.asarray(base.samples_ns, dtype=float)), np.sort(np.asarray(cand.samples_ns, dtype=float))
     va, vb = nearest_rank(a, p) / 1e6, nearest_rank(b, p) / 1e6
     ratio = vb / va
@@ -193,7 +194,7 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
         verdict = "regression" if ci[0] > hi else "inconclusive"
     elif ratio < 1 / hi and test.p_less < alpha and ci[1] < 1 / hi:
         verdict = "improved"
-    notes = [f"{side} throttled" for side, r in (("baseline", base), ("candidate", cand)) if r.validity.get("throttled")]
+    notes = [f"{side} throttled" for side, r in (("baseline", base), ("candidate", cand)) if r.validity.throttled]
     drifts = {side: half_drift(r.samples_ns, p) for side, r in (("baseline", base), ("candidate", cand))
               if len(r.samples_ns) >= 2}
     worst = max((max(d, 1 / d) for d in drifts.values()), default=1.0)
@@ -238,12 +239,12 @@ def pool(rounds: list[Result]) -> Result:
         return failed
     first = rounds[0]
     samples = [s for r in rounds for s in r.samples_ns]
-    peaks = [r.memory_mb.get("peak") for r in rounds if r.memory_mb.get("peak") is not None]
-    validity = {k: (any if k in ("throttled", "stopped_by_max_duration") else all)(r.validity.get(k) for r in rounds)
-                for k in first.validity}
+    peaks = [r.memory_mb.peak for r in rounds if r.memory_mb.peak is not None]
+    validity = Validity(**{k: (any if k in ("throttled", "stopped_by_max_duration") else all)(
+        r.validity.flag(k) for r in rounds) for k in first.validity.to_dict()})
     return dataclasses.replace(
-        first, samples_ns=samples, latency_ms=summarize_ns(samples).to_dict(), iterations=len(samples),
+        first, samples_ns=samples, latency_ms=summarize_ns(samples), iterations=len(samples),
         duration_s=sum(r.duration_s for r in rounds), throughput_per_s=throughput_per_s(samples, first.batch),
-        memory_mb={**first.memory_mb, "peak": max(peaks, default=None)}, validity=validity,
+        memory_mb=dataclasses.replace(first.memory_mb, peak=max(peaks, default=None)), validity=validity,
         extra={**first.extra, "rounds": len(rounds), "round_sizes": [len(r.samples_ns) for r in rounds],
-               "round_p50_ms": [(r.latency_ms or {}).get("p50") for r in rounds]})
+               "round_p50_ms": [r.p50 for r in rounds]})

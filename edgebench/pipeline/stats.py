@@ -7,16 +7,18 @@ value is a latency that was actually measured, never an interpolation.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
 
+from edgebench.result import Latency
+
 PERCENTILES = (50, 90, 95, 99)
 
 
-def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
+def nearest_rank(sorted_values: Sequence[float] | np.ndarray, p: float) -> float:
     """The p-th percentile (0 < p ≤ 100) of already sorted values, by nearest rank."""
     n = len(sorted_values)
     if n == 0:
@@ -27,24 +29,7 @@ def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
     return sorted_values[max(rank, 1) - 1]
 
 
-@dataclass(frozen=True)
-class LatencySummary:
-    """Milliseconds. ``cv`` is the sample standard deviation over the mean; ``robust_cv`` is
-    1.4826·MAD over the median, which one stray 4 ms hiccup in 90 000 samples does not move."""
-
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    mean: float
-    std: float
-    min: float
-    max: float
-    cv: float
-    robust_cv: float
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+LatencySummary = Latency  # the result's latency part, computed here from raw samples
 
 
 def summarize_ns(samples_ns: Sequence[int]) -> LatencySummary:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from edgebench.files import atomic_write
 from edgebench.report.data import ReportData, build_report
 from edgebench.report.html import render_html
 from edgebench.report.markdown import render_markdown
@@ -16,10 +17,7 @@ __all__ = ["ReportData", "build_report", "render_html", "render_markdown", "writ
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_report(results: Sequence[Result], run: RunInfo | None = None, html: Path | None = None,

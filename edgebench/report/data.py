@@ -7,11 +7,12 @@ Distributions are recomputed from ``samples_ns`` (never from stored aggregates).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from edgebench.result import Result, utc_now
+from edgebench.result import CellKey, Result, utc_now
 from edgebench.pipeline.stats import nearest_rank
 from edgebench.store.db import RunInfo
 
@@ -55,19 +56,19 @@ class Cell:
 
     @property
     def precision(self) -> str:
-        return str(self.result.model.get("precision"))
+        return str(self.result.model.precision)
 
     @property
     def model(self) -> str:
-        return str(self.result.model.get("name"))
+        return str(self.result.model.name)
 
     @property
     def recipe(self) -> str:
-        return str(self.result.model.get("recipe"))
+        return str(self.result.model.recipe)
 
     @property
     def format(self) -> str:
-        return str(self.result.model.get("format"))
+        return str(self.result.model.format)
 
     @property
     def label(self) -> str:
@@ -76,19 +77,20 @@ class Cell:
 
     @property
     def p50(self) -> float | None:
-        return (self.result.latency_ms or {}).get("p50")
+        return self.result.p50
 
     @property
     def error(self) -> str:
-        err = self.result.error or {}
-        return f"{err.get('kind', 'error')}: {err.get('message', '')}".strip(": ")
+        err = self.result.error
+        kind, message = (err.kind, err.message) if err is not None else ("error", "")
+        return f"{kind}: {message}".strip(": ")
 
     @property
     def problems(self) -> list[str]:
         """Validity flags that failed; empty for a valid measurement."""
         flags = self.result.validity
-        found = [k.replace("_met", "").replace("_ok", "") for k in VALIDITY_FLAGS if flags.get(k) is False]
-        return found + (["throttled"] if flags.get("throttled") else [])
+        found = [k.replace("_met", "").replace("_ok", "") for k in VALIDITY_FLAGS if flags.flag(k) is False]
+        return found + (["throttled"] if flags.throttled else [])
 
     @property
     def notes(self) -> list[str]:
@@ -168,46 +170,51 @@ def int8_slowdowns(results: Sequence[Result]) -> list[float | None]:
     """Per result, its p50 over the p50 of the fp32 cell of the same model, format, device and options when it
     is an int8 cell and the slower of the two, else None. People pick int8 for speed; on a CPU without VNNI
     or a runtime without int8 kernels it can be the slower variant, and a report must say so."""
-    def key(r: Result) -> tuple[str, ...]:
-        return (str(r.model.get("name")), str(r.model.get("format")), str(r.device.get("profile")),
-                json.dumps(r.options, sort_keys=True))
+    def key(r: Result) -> CellKey:  # the cell's key, its recipe aside: the fp32 cell an int8 cell is set against
+        return dataclasses.replace(r.cell_key, recipe="")
 
     def p50(r: Result) -> float | None:
-        return (r.latency_ms or {}).get("p50") if r.ok else None
+        return r.p50 if r.ok else None
 
-    fp32 = {key(r): p for r in results if r.model.get("recipe") == "fp32" and (p := p50(r)) is not None}
+    fp32 = {key(r): p for r in results if r.model.recipe == "fp32" and (p := p50(r)) is not None}
     out: list[float | None] = []
     for r in results:
         mine, ref = p50(r), fp32.get(key(r))
-        slower = (str(r.model.get("precision")).startswith("int8") and mine is not None and ref is not None
+        slower = (str(r.model.precision).startswith("int8") and mine is not None and ref is not None
                   and mine > ref)
         out.append(mine / ref if slower and mine is not None and ref else None)
     return out
+
+
+def _known(value: float | None) -> float:
+    """A figure the caller has filtered for (the p50 of a measured cell, the accuracy of a scored one)."""
+    assert value is not None
+    return value
 
 
 def _device_view(name: str, cells: list[Cell], max_drop: float) -> DeviceView:
     ok = [c for c in cells if c.result.ok and c.p50 is not None]
     for c, ratio in zip(ok, int8_slowdowns([c.result for c in ok])):
         c.slower_than_fp32 = ratio
-    metric = next((m for m in ("top1", "agreement_top1") if any(c.result.accuracy.get(m) is not None for c in ok)),
+    metric = next((m for m in ("top1", "agreement_top1") if any(c.result.accuracy.metric(m) is not None for c in ok)),
                   None)
     for c in ok:
-        c.accuracy = c.result.accuracy.get(metric) if metric else None
+        c.accuracy = c.result.accuracy.metric(metric) if metric else None
         c.distribution = Distribution.from_samples(c.result.samples_ns)
     scored = [c for c in ok if c.accuracy is not None]
-    for i in pareto_front([(c.p50, c.accuracy) for c in scored]):
+    for i in pareto_front([(_known(c.p50), _known(c.accuracy)) for c in scored]):
         scored[i].on_front = True
     for model in {c.model for c in ok}:
         mine = [c for c in (scored or ok) if c.model == model]
         if mine and metric:
-            ceiling = max(c.accuracy for c in mine)
-            mine = [c for c in mine if c.accuracy >= ceiling - max_drop]
+            ceiling = max(_known(c.accuracy) for c in mine)
+            mine = [c for c in mine if _known(c.accuracy) >= ceiling - max_drop]
         if mine:
-            min(mine, key=lambda c: c.p50).best = True
+            min(mine, key=lambda c: _known(c.p50)).best = True
     env = next((c.result.environment for c in ok), cells[0].result.environment)
     runtimes = sorted({f"{c.result.runtime.get('name')} {c.result.runtime.get('version')}"
                        for c in cells if c.result.runtime})
-    order = sorted(ok, key=lambda c: c.p50) + [c for c in cells if c not in ok]
+    order = sorted(ok, key=lambda c: _known(c.p50)) + [c for c in cells if c not in ok]
     return DeviceView(name=name, cells=order, metric=metric, environment=env, runtimes=runtimes)
 
 
@@ -218,43 +225,20 @@ def build_report(results: Sequence[Result], run: RunInfo | None = None, max_accu
     keys = sorted({k for r in results for k in r.options})
     varying = [k for k in keys if len({json.dumps(r.options.get(k), sort_keys=True) for r in results}) > 1]
     common = [k for k in keys if k not in varying and k != "shapes"]
-    several_models = len({r.model.get("name") for r in results}) > 1
+    several_models = len({r.model.name for r in results}) > 1
     by_device: dict[str, list[Cell]] = {}
     for r in results:
         cell = Cell(r, _format_options(r.options, varying), with_model=several_models)
-        by_device.setdefault(str(r.device.get("profile")), []).append(cell)
+        by_device.setdefault(str(r.device.profile), []).append(cell)
     devices = [_device_view(name, cells, max_accuracy_drop) for name, cells in by_device.items()]
     artifacts: dict[tuple[str, ...], Artifact] = {}
     for r in results:
         m = r.model
-        key = (str(m.get("name")), str(m.get("recipe")), str(m.get("format")), str(m.get("precision")))
-        if m.get("size_bytes") and (r.ok or key not in artifacts):
-            artifacts[key] = Artifact(*key, size_bytes=m.get("size_bytes"), gzip_bytes=m.get("gzip_bytes"))
+        key = (str(m.name), str(m.recipe), str(m.format), str(m.precision))
+        if m.size_bytes and (r.ok or key not in artifacts):
+            artifacts[key] = Artifact(*key, size_bytes=m.size_bytes, gzip_bytes=m.gzip_bytes)
     return ReportData(
         title=title or (f"edgebench run {run.id}: {run.name}" if run else "edgebench results"), run=run,
         devices=devices, artifacts=list(artifacts.values()),
         common_options=_format_options(results[0].options, common) if results else "",
         max_accuracy_drop=max_accuracy_drop)
-
-
-CSV_COLUMNS = ("model", "recipe", "format", "precision", "device", "options", "status", "error", "p50_ms", "p90_ms",
-               "p99_ms", "mean_ms", "cv", "iterations", "load_ms", "first_inference_ms", "throughput_per_s",
-               "peak_mb", "size_bytes", "gzip_bytes", "top1", "agreement_top1", "min_iterations_met",
-               "min_duration_met", "cv_ok", "throttled", "runtime", "runtime_version", "created_utc")
-
-
-def flat_row(r: Result) -> dict[str, Any]:
-    """One cell as one flat row (CSV and spreadsheets); nested fields stay in the JSON export."""
-    lat, m = r.latency_ms or {}, r.model
-    return {
-        "model": m.get("name"), "recipe": m.get("recipe"), "format": m.get("format"),
-        "precision": m.get("precision"), "device": r.device.get("profile"),
-        "options": json.dumps(r.options, sort_keys=True), "status": r.status,
-        "error": (r.error or {}).get("message"), "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"),
-        "p99_ms": lat.get("p99"), "mean_ms": lat.get("mean"), "cv": lat.get("cv"), "iterations": r.iterations,
-        "load_ms": r.load_ms, "first_inference_ms": r.first_inference_ms, "throughput_per_s": r.throughput_per_s,
-        "peak_mb": r.memory_mb.get("peak"), "size_bytes": m.get("size_bytes"), "gzip_bytes": m.get("gzip_bytes"),
-        "top1": r.accuracy.get("top1"), "agreement_top1": r.accuracy.get("agreement_top1"),
-        **{k: r.validity.get(k) for k in ("min_iterations_met", "min_duration_met", "cv_ok", "throttled")},
-        "runtime": r.runtime.get("name"), "runtime_version": r.runtime.get("version"), "created_utc": r.created_utc,
-    }

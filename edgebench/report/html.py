@@ -85,11 +85,12 @@ def _row(cell: Cell) -> str:
         return (f'<tr class="err">{name}<td class="msg" colspan="{len(COLUMNS) - 5}">'
                 f'<span class="tag err">error</span> '
                 f'{escape(cell.error)}</td></tr>')
-    lat = r.latency_ms or {}
-    cols = [_n(lat.get("p50"), ".4g"), _n(lat.get("p99"), ".4g"),
-            _n(lat.get("robust_cv"), ".1%"), str(r.iterations), _n(r.load_ms, ".1f"), _n(r.first_inference_ms, ".3g"),
-            _n(r.throughput_per_s, ",.0f"), _n(r.memory_mb.get("peak"), ".1f"),
-            f'{_kib(r.model.get("size_bytes"))} / {_kib(r.model.get("gzip_bytes"))}', _n(cell.accuracy, ".2%"),
+    lat = r.latency_ms
+    p50, p99, robust_cv = (lat.p50, lat.p99, lat.robust_cv) if lat else (None, None, None)
+    cols = [_n(p50, ".4g"), _n(p99, ".4g"),
+            _n(robust_cv, ".1%"), str(r.iterations), _n(r.load_ms, ".1f"), _n(r.first_inference_ms, ".3g"),
+            _n(r.throughput_per_s, ",.0f"), _n(r.memory_mb.peak, ".1f"),
+            f'{_kib(r.model.size_bytes)} / {_kib(r.model.gzip_bytes)}', _n(cell.accuracy, ".2%"),
             _validity(cell)]
     css = ' class="best"' if cell.best else ""
     return f"<tr{css}>{name}" + "".join(f"<td>{c}</td>" for c in cols) + "</tr>"

@@ -18,12 +18,13 @@ def _row(cell: Cell) -> str:
     name = _cell_text(cell.label) + (" ★" if cell.best else "")
     if not r.ok:
         return f"| {name} | error: {_cell_text(cell.error)} |" + " |" * 7
-    lat = r.latency_ms or {}
+    lat = r.latency_ms
+    p50, p99, robust_cv = (lat.p50, lat.p99, lat.robust_cv) if lat else (None, None, None)
     flags = ", ".join(cell.problems + cell.notes) or "valid"
     name = f"**{name}**" if cell.best else name
-    return (f"| {name} | {_n(lat.get('p50'), '.4g')} | {_n(lat.get('p99'), '.4g')} "
-            f"| {_n(lat.get('robust_cv'), '.1%')} | {_n(r.memory_mb.get('peak'), '.1f')} "
-            f"| {_n(r.model.get('size_bytes'), ',')} | {_n(r.model.get('gzip_bytes'), ',')} "
+    return (f"| {name} | {_n(p50, '.4g')} | {_n(p99, '.4g')} "
+            f"| {_n(robust_cv, '.1%')} | {_n(r.memory_mb.peak, '.1f')} "
+            f"| {_n(r.model.size_bytes, ',')} | {_n(r.model.gzip_bytes, ',')} "
             f"| {_n(cell.accuracy, '.2%')} | {flags} |")
 
 
@@ -56,7 +57,7 @@ def render_markdown(data: ReportData) -> str:
         lines.append("")
     if data.errors:
         lines += ["## Errors", ""]
-        lines += [f"- {_cell_text(c.label)} on {c.result.device.get('profile')}: {_cell_text(c.error)}"
+        lines += [f"- {_cell_text(c.label)} on {c.result.device.profile}: {_cell_text(c.error)}"
                   for c in data.errors]
         lines.append("")
     return "\n".join(lines)

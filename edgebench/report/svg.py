@@ -64,12 +64,13 @@ def _x_axis(lo: float, hi: float, x: Callable[[float], float], y0: float, y1: fl
 
 def pareto_svg(cells: Sequence[Cell], metric: str, width: int = 480, height: int = 330) -> str:
     """p50 latency (x, lower is better) against accuracy (y, higher is better); the front is the staircase."""
-    pts = [c for c in cells if c.accuracy is not None and c.p50 is not None]
+    # (cell, p50 ms, accuracy %): the cells that have both
+    pts = [(c, c.p50, c.accuracy * 100) for c in cells if c.accuracy is not None and c.p50 is not None]
     if not pts:
         return ""
     left, right, top, bottom = 58, 18, 14, 46
-    x_lo, x_hi = _span([c.p50 for c in pts])
-    y_lo, y_hi = _span([c.accuracy * 100 for c in pts])
+    x_lo, x_hi = _span([p for _, p, _ in pts])
+    y_lo, y_hi = _span([a for _, _, a in pts])
     x = lambda v: left + (v - x_lo) / (x_hi - x_lo) * (width - left - right)  # noqa: E731
     y = lambda v: height - bottom - (v - y_lo) / (y_hi - y_lo) * (height - top - bottom)  # noqa: E731
     body = _x_axis(x_lo, x_hi, x, top, height - bottom, "p50 latency (ms) — lower is better",
@@ -80,24 +81,24 @@ def pareto_svg(cells: Sequence[Cell], metric: str, width: int = 480, height: int
                         f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#6b7280">{fmt(t)}</text>')
     body.append(f'<text transform="translate(14 {(height - bottom + top) / 2:.0f}) rotate(-90)" text-anchor="middle" '
                 f'fill="{INK}">{escape(metric)} (%) — higher is better</text>')
-    front = sorted((c for c in pts if c.on_front), key=lambda c: c.p50)
+    front = sorted((pt for pt in pts if pt[0].on_front), key=lambda pt: pt[1])
     if len(front) > 1:
-        path = [f"M{x(front[0].p50):.1f},{y(front[0].accuracy * 100):.1f}"]
-        for c in front[1:]:
-            path.append(f"H{x(c.p50):.1f}V{y(c.accuracy * 100):.1f}")
+        path = [f"M{x(front[0][1]):.1f},{y(front[0][2]):.1f}"]
+        for _, p50, acc in front[1:]:
+            path.append(f"H{x(p50):.1f}V{y(acc):.1f}")
         body.append(f'<path d="{"".join(path)}" fill="none" stroke="{BLUE}" stroke-width="1.5" '
                     'stroke-dasharray="5 3"/>')
-    for c in sorted(pts, key=lambda c: (c.on_front, c.best)):
-        cx, cy = x(c.p50), y(c.accuracy * 100)
+    for c, p50, acc in sorted(pts, key=lambda pt: (pt[0].on_front, pt[0].best)):
+        cx, cy = x(p50), y(acc)
         colour = ORANGE if c.best else BLUE if c.on_front else GREY
-        tip = f"{c.label}\np50 {c.p50:.4g} ms, {metric} {c.accuracy:.2%}" + (" — best" if c.best else "")
+        tip = f"{c.label}\np50 {p50:.4g} ms, {metric} {acc / 100:.2%}" + (" — best" if c.best else "")
         ring = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="9" fill="none" stroke="{ORANGE}" stroke-width="2"/>' \
             if c.best else ""
         body.append(f'<g><title>{escape(tip)}</title>{ring}<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" '
                     f'fill="{colour}" stroke="white" stroke-width="1"/></g>')
-    labelled = front if len(front) <= 10 else [c for c in front if c.best]
-    for i, c in enumerate(labelled):
-        cx, cy = x(c.p50), y(c.accuracy * 100) + (-12 if i % 2 == 0 else 20)
+    labelled = front if len(front) <= 10 else [pt for pt in front if pt[0].best]
+    for i, (c, p50, acc) in enumerate(labelled):
+        cx, cy = x(p50), y(acc) + (-12 if i % 2 == 0 else 20)
         anchor = "end" if cx > width * 0.6 else "start"
         text = " · ".join(v for v in (c.recipe, c.format, c.options) if v)
         body.append(f'<text x="{cx + (-8 if anchor == "end" else 8):.1f}" y="{cy:.1f}" text-anchor="{anchor}" '
@@ -107,18 +108,18 @@ def pareto_svg(cells: Sequence[Cell], metric: str, width: int = 480, height: int
 
 def box_svg(cells: Sequence[Cell], width: int = 620) -> str:
     """One row per cell: whiskers p1–p99, box q1–q3, median bar, and dots at every 2nd percentile."""
-    rows = [c for c in cells if c.distribution is not None]
+    rows = [(c, c.distribution) for c in cells if c.distribution is not None]
     if not rows:
         return ""
     label_w, right, top, row_h = 236, 54, 8, 24
     height = top + row_h * len(rows) + 40
-    lo, hi = _span([v for c in rows for v in (c.distribution.p1, c.distribution.p99)], pad=0.05)
+    lo, hi = _span([v for _, d in rows for v in (d.p1, d.p99)], pad=0.05)
     lo = max(lo, 0.0)
     x = lambda v: label_w + (min(max(v, lo), hi) - lo) / (hi - lo) * (width - label_w - right)  # noqa: E731
     body = _x_axis(lo, hi, x, top, height - 40, "latency per iteration (ms)",
                    (label_w + width - right) / 2)
-    for i, c in enumerate(rows):
-        d, cy = c.distribution, top + row_h * i + row_h / 2
+    for i, (c, d) in enumerate(rows):
+        cy = top + row_h * i + row_h / 2
         name = c.label if len(c.label) <= 40 else c.label[:39] + "…"
         colour = ORANGE if c.best else BLUE
         tip = (f"{c.label}\nmin {d.min:.4g} · p1 {d.p1:.4g} · q1 {d.q1:.4g} · median {d.median:.4g} · "
@@ -142,24 +143,24 @@ def box_svg(cells: Sequence[Cell], width: int = 620) -> str:
 
 def size_svg(artifacts: Sequence[Artifact], width: int = 560) -> str:
     """Raw and gzip size per artifact on one byte axis: what a download or an OTA update costs."""
-    rows = [a for a in artifacts if a.size_bytes]
+    rows = [(a, a.size_bytes) for a in artifacts if a.size_bytes]
     if not rows:
         return ""
     label_w, right, top, row_h = 190, 70, 8, 30
     height = top + row_h * len(rows) + 40
-    hi = max(a.size_bytes for a in rows) * 1.05
+    hi = max(size for _, size in rows) * 1.05
     x = lambda v: label_w + v / hi * (width - label_w - right)  # noqa: E731
     kb = lambda v: f"{v / 1024:.1f} KiB" if v < 1 << 20 else f"{v / (1 << 20):.2f} MiB"  # noqa: E731
     body = _x_axis(0, hi / 1024, lambda v: x(v * 1024), top, height - 40, "size (KiB): raw, gzip",
                    (label_w + width - right) / 2)
-    for i, a in enumerate(rows):
+    for i, (a, size) in enumerate(rows):
         y0 = top + row_h * i + 4
         name = " · ".join((a.model, a.recipe, a.format))
-        body.append(f'<g><title>{escape(name)}: raw {a.size_bytes} B, gzip {a.gzip_bytes} B</title>'
+        body.append(f'<g><title>{escape(name)}: raw {size} B, gzip {a.gzip_bytes} B</title>'
                     f'<text x="{label_w - 8}" y="{y0 + 14}" text-anchor="end" fill="{INK}">'
                     f'{escape(name if len(name) <= 30 else name[:29] + "…")}</text>'
-                    f'<rect x="{label_w}" y="{y0}" width="{x(a.size_bytes) - label_w:.1f}" height="10" fill="{BLUE}"/>'
-                    f'<text x="{x(a.size_bytes) + 4:.1f}" y="{y0 + 9}" fill="#374151">{kb(a.size_bytes)}</text>')
+                    f'<rect x="{label_w}" y="{y0}" width="{x(size) - label_w:.1f}" height="10" fill="{BLUE}"/>'
+                    f'<text x="{x(size) + 4:.1f}" y="{y0 + 9}" fill="#374151">{kb(size)}</text>')
         if a.gzip_bytes:
             body.append(f'<rect x="{label_w}" y="{y0 + 12}" width="{x(a.gzip_bytes) - label_w:.1f}" height="10" '
                         f'fill="{BLUE}" fill-opacity="0.35"/>'

@@ -19,18 +19,12 @@ from typing import Any, Iterator
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.result import Result, git_commit, utc_now
+from edgebench.result import CellKey, Result, git_commit, utc_now
 
 DEFAULT_PATH = Path(".edgebench/results.db")
 SCHEMA_VERSION = 1  # PRAGMA user_version
 APPLICATION_ID = 0x45424E43  # "EBNC": PRAGMA application_id marks the file as edgebench's
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
-CellKey = tuple[str, str, str, str, str]  # model, recipe, format, device, options JSON (Result.cell_key)
-
-
-def cell_key(model: str, recipe: str, fmt: str, device: str, options: dict[str, Any]) -> CellKey:
-    """A planned cell's key in the form :attr:`Result.cell_key` has, so a sweep can match plan and store."""
-    return (str(model), str(recipe), str(fmt), str(device), json.dumps(options, sort_keys=True))
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -167,7 +161,8 @@ class Store:
                 "VALUES (?, ?, 'running', ?, ?, ?, ?)",
                 (name, utc_now(), json.dumps(spec, sort_keys=True, default=str), __version__,
                  commit["sha"] if commit else None, int(commit["dirty"]) if commit else None))
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # an INSERT always sets it
+            return cur.lastrowid
 
     def finish_run(self, run_id: int, status: str = "finished") -> None:
         if status not in RUN_STATUSES:
@@ -201,6 +196,7 @@ class Store:
     def run(self, ref: int | str) -> RunInfo:
         """A run by id, or by name (its newest run); unknown → an error that lists recent runs."""
         text = str(ref).strip()
+        arg: int | str
         if text.isdigit():
             where, arg = "WHERE r.id = ? ", int(text)
         else:
@@ -221,10 +217,10 @@ class Store:
         a run holds one row per cell, and a re-run cell (a retried error) keeps its newest result.
         ``key`` (default ``result.cell_key``) lets a sweep file a cell under its planned key, e.g. an
         error cell whose Result could not learn every option."""
-        model, recipe, fmt, device, options = key or result.cell_key
-        error = json.dumps(result.error, sort_keys=True) if result.error else None
-        p50 = (result.latency_ms or {}).get("p50")
-        top1 = result.accuracy.get("top1")
+        model, recipe, fmt, device, options = (key or result.cell_key).astuple()
+        error = json.dumps(result.error.to_dict(), sort_keys=True) if result.error else None
+        p50 = result.p50
+        top1 = result.accuracy.top1
         payload = json.dumps(result.to_dict(), separators=(",", ":"))
         self.run(run_id)
         with self._transaction() as conn:
@@ -244,7 +240,7 @@ class Store:
         if not include_errors:
             sql += " AND status = 'ok'"
         with self._lock:
-            return {tuple(row) for row in self._conn.execute(sql, (run_id,))}  # type: ignore[misc]
+            return {CellKey(*row) for row in self._conn.execute(sql, (run_id,))}
 
     def results(self, run_id: int) -> list[Result]:
         """In the order the cells finished."""

@@ -4,10 +4,11 @@ its results exported as a flat CSV (one row per cell)."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.report.data import CSV_COLUMNS, flat_row
 from edgebench.result import Result
 from edgebench.store.db import RunInfo, Store
 
@@ -31,3 +32,27 @@ def write_csv(results: list[Result], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(flat_row(r) for r in results)
+
+
+CSV_COLUMNS = ("model", "recipe", "format", "precision", "device", "options", "status", "error", "p50_ms", "p90_ms",
+               "p99_ms", "mean_ms", "cv", "iterations", "load_ms", "first_inference_ms", "throughput_per_s",
+               "peak_mb", "size_bytes", "gzip_bytes", "top1", "agreement_top1", "min_iterations_met",
+               "min_duration_met", "cv_ok", "throttled", "runtime", "runtime_version", "created_utc")
+
+
+def flat_row(r: Result) -> dict[str, Any]:
+    """One cell as one flat row (CSV and spreadsheets); nested fields stay in the JSON export."""
+    lat, m = r.latency_ms, r.model
+    return {
+        "model": m.name, "recipe": m.recipe, "format": m.format,
+        "precision": m.precision, "device": r.device.profile,
+        "options": json.dumps(r.options, sort_keys=True), "status": r.status,
+        "error": r.error.message if r.error else None, "p50_ms": lat.p50 if lat else None,
+        "p90_ms": lat.p90 if lat else None, "p99_ms": lat.p99 if lat else None,
+        "mean_ms": lat.mean if lat else None, "cv": lat.cv if lat else None, "iterations": r.iterations,
+        "load_ms": r.load_ms, "first_inference_ms": r.first_inference_ms, "throughput_per_s": r.throughput_per_s,
+        "peak_mb": r.memory_mb.peak, "size_bytes": m.size_bytes, "gzip_bytes": m.gzip_bytes,
+        "top1": r.accuracy.top1, "agreement_top1": r.accuracy.agreement_top1,
+        **{k: r.validity.flag(k) for k in ("min_iterations_met", "min_duration_met", "cv_ok", "throttled")},
+        "runtime": r.runtime.get("name"), "runtime_version": r.runtime.get("version"), "created_utc": r.created_utc,
+    }

@@ -10,7 +10,7 @@ from typing import Any
 from edgebench.compress.metrics import onnx_weights
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import Artifact, Format, TensorIO, Weights
-from edgebench.formats.onnx import OnnxRuntimeOptions
+from edgebench.formats.onnx import OnnxFormat
 from edgebench.formats.onnx.readers import onnx_precision
 from edgebench.data.source import load_onnx_info
 
@@ -21,7 +21,7 @@ class OnnxBasicFormat(Format):
     extra = "onnx"
     suffixes = ()  # its files end in .onnx, which stay the onnx format's when given by path
     precisions = ("fp32",)
-    runner_options = OnnxRuntimeOptions
+    runner_options = OnnxFormat.runner_options  # the same onnxruntime backend
 
     def tool_versions(self) -> dict[str, str]:
         try:

@@ -13,14 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgebench.formats.base import Format, RunnerOptions, Weights
+from edgebench.formats.base import Format, Weights, runner_options_for
 from edgebench.formats.tensors import Artifact, TensorIO
-
-
-class OnnxRuntimeOptions(RunnerOptions):
-    graph_optimization_level: str | None = None  # disable, basic, extended, all (default)
-    execution_providers: list[Any] | None = None  # names, or [name, options] pairs; default: by device
-    inter_op_threads: int | None = None
+from edgebench.runner.backends import onnxruntime_backend
 
 
 class OnnxFormat(Format):
@@ -29,7 +24,7 @@ class OnnxFormat(Format):
     extra = "onnx"
     suffixes = (".onnx",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
-    runner_options = OnnxRuntimeOptions
+    runner_options = runner_options_for(onnxruntime_backend.Backend)
 
     def tool_versions(self) -> dict[str, str]:
         import onnx

@@ -25,11 +25,7 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
         if optimize not in _LEVELS:
             raise EdgebenchError(f"unknown ONNX optimization level {optimize!r}: choose one of {', '.join(_LEVELS)}",
                                  ExitStatus.USAGE)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise EdgebenchError(f"onnxruntime is not installed: {OnnxFormat.install_hint()}",
-                                 ExitStatus.RUNTIME_MISSING) from None
+        ort = OnnxFormat.require("onnxruntime", "onnxruntime is not installed")
         so = ort.SessionOptions()
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimize])
         so.optimized_model_filepath = str(target)

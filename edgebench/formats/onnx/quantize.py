@@ -17,7 +17,6 @@ inputs and outputs float32 (keep_io_types), so the same datasets and runners fee
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 
 from edgebench.compress.graph import save_model, topological_sort
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import atomic_write
 from edgebench.formats.calibration import Shapes, calibration_batches, require_calibration
 from edgebench.formats.onnx import OnnxFormat
 from edgebench.formats.onnx.int8_scheme import Int8Scheme, int8_scheme
@@ -35,12 +35,7 @@ PER_CHANNEL_OPSET = 13  # DequantizeLinear's ``axis`` (one scale per output chan
 
 
 def _ort_quantization() -> Any:
-    try:
-        import onnxruntime.quantization as q
-    except ImportError:
-        raise EdgebenchError(f"ONNX quantization needs onnxruntime: {OnnxFormat.install_hint()}",
-                             ExitStatus.RUNTIME_MISSING) from None
-    return q
+    return OnnxFormat.require("onnxruntime.quantization", "ONNX quantization needs onnxruntime")
 
 
 def _reader(batches: list[dict[str, np.ndarray]]) -> Any:
@@ -57,20 +52,6 @@ def _reader(batches: list[dict[str, np.ndarray]]) -> Any:
             self._it = iter(batches)
 
     return Reader()
-
-
-def _atomic(out: Path, write: Any) -> Path:
-    """Run ``write(tmp_path)`` then rename over ``out``: a failure leaves no partial model behind."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return out
 
 
 def quantize_int8(model: Path, out: Path, calibration: Path | None, method: str = "minmax",
@@ -104,7 +85,7 @@ def quantize_int8(model: Path, out: Path, calibration: Path | None, method: str 
         _check_written(tmp, "onnxruntime.quantization")
 
     with quiet():
-        return _atomic(out, write)
+        return atomic_write(out, write, suffix=".onnx")  # onnxruntime wants the .onnx ending
 
 
 def _prepare(model: Path, work: Path, per_channel: bool) -> tuple[Path, bool]:
@@ -192,9 +173,9 @@ def quantize_dynamic_int8(model: Path, out: Path, per_channel: bool = True) -> P
     takes only uint8 weights, whose non-zero zero point would break the zeros of a pruned layer."""
     q = _ort_quantization()
     with quiet():
-        return _atomic(out, lambda tmp: q.quantize_dynamic(str(model), str(tmp), op_types_to_quantize=["MatMul", "Gemm"],
-                                                           weight_type=q.QuantType.QInt8, per_channel=per_channel,
-                                                           extra_options={"WeightSymmetric": True}))
+        return atomic_write(out, lambda tmp: q.quantize_dynamic(
+            str(model), str(tmp), op_types_to_quantize=["MatMul", "Gemm"], weight_type=q.QuantType.QInt8,
+            per_channel=per_channel, extra_options={"WeightSymmetric": True}), suffix=".onnx")
 
 
 def convert_fp16(model: Path, out: Path, fold: bool = True) -> Path:

@@ -13,18 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgebench.formats.base import Format, RunnerOptions, Weights
+from edgebench.formats.base import Format, Weights, runner_options_for
 from edgebench.formats.tensors import Artifact, TensorIO
+from edgebench.runner.backends import openvino_backend
 from edgebench.data.source import require_file
-
-
-class OpenVinoOptions(RunnerOptions):
-    performance_hint: str | None = None  # LATENCY (default), THROUGHPUT, CUMULATIVE_THROUGHPUT
-    num_streams: int | str | None = None
-    inference_precision: str | None = None  # f32, f16, bf16; default: the artifact's precision
-    cache_dir: str | None = None  # compiled blobs, on the device
-    warm_compile: bool | None = None  # compile once more after measuring (default true with cache_dir)
-    precision: str | None = None  # the artifact's precision (set from the artifact)
 
 
 class OpenVinoFormat(Format):
@@ -33,7 +25,7 @@ class OpenVinoFormat(Format):
     extra = "openvino"
     suffixes = (".xml",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
-    runner_options = OpenVinoOptions
+    runner_options = runner_options_for(openvino_backend.Backend)
 
     def tool_versions(self) -> dict[str, str]:
         from edgebench.formats.openvino.convert import ov_module

@@ -15,12 +15,7 @@ from edgebench.data.source import load_onnx_info
 
 def ov_module() -> Any:
     """The ``openvino`` module, or RUNTIME_MISSING naming the extra that installs it."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise EdgebenchError(f"OpenVINO is not installed: {OpenVinoFormat.install_hint()}",
-                             ExitStatus.RUNTIME_MISSING) from None
-    return ov
+    return OpenVinoFormat.require("openvino", "OpenVINO is not installed")
 
 
 def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,

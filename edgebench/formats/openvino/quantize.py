@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.data.inputs import plan_dataset
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.formats.calibration import Shapes, require_calibration
+from edgebench.formats.calibration import Shapes, calibration_feeds, require_calibration
 from edgebench.formats.openvino import OpenVinoFormat
 from edgebench.formats.tooling import first_line, quiet
 from edgebench.data.source import TensorSpec
@@ -25,11 +24,7 @@ MAX_SUBSET = 300  # NNCF's default number of calibration samples
 
 
 def _nncf() -> Any:
-    try:
-        import nncf
-    except ImportError:
-        raise EdgebenchError(f"OpenVINO int8 needs NNCF: {OpenVinoFormat.install_hint()}",
-                             ExitStatus.RUNTIME_MISSING) from None
+    nncf = OpenVinoFormat.require("nncf", "OpenVINO int8 needs NNCF")
     nncf.set_log_level(logging.ERROR)  # its progress bars and tables would mix into the CLI's output
     return nncf
 
@@ -41,18 +36,6 @@ def input_specs(model: Any) -> tuple[TensorSpec, ...]:
         shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
         specs.append(TensorSpec(port.get_any_name(), np.dtype(port.get_element_type().to_dtype()).name, shape))
     return tuple(specs)
-
-
-def calibration_items(model: Any, calibration: Path, shapes: Shapes | None = None) -> list[dict[str, np.ndarray]]:
-    """One feed per calibration sample (batch of one on batched inputs), keyed by input name; dynamic
-    dimensions take ``shapes`` (--shape), else the sizes of the set's own arrays."""
-    plan, data = plan_dataset(calibration, input_specs(model), shapes=shapes, what="calibration set")
-    step = plan.batch
-    items = []
-    for start in range(0, len(data) - len(data) % step, step):
-        items.append({name: (arr[start:start + step] if name in plan.batched else np.asarray(arr[start // step % len(arr)]))
-                      for name, arr in data.arrays.items()})
-    return items
 
 
 def is_transformer(model: Any) -> bool:
@@ -89,7 +72,8 @@ def quantize_openvino(model: Any, calibration: str | Path | None, subset_size: i
     """Return the int8 ov.Model (settings: :func:`nncf_settings`); ``ignored_names`` keeps those nodes in
     float (e.g. first/last layers). ``per_channel=False`` gives each weight one scale, so a clustered layer
     keeps ≤ K values."""
-    items = calibration_items(model, require_calibration(Path(calibration) if calibration else None), shapes)
+    items = list(calibration_feeds(input_specs(model), require_calibration(Path(calibration) if calibration else None),
+                                   shapes, pooled=False))
     nncf = _nncf()
     kwargs: dict[str, Any] = {"subset_size": min(subset_size, len(items))}
     if nncf_settings(model)["model_type"] == "transformer":

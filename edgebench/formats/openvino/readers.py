@@ -8,6 +8,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,9 +47,10 @@ def openvino_weights(xml: Path) -> tuple[Weights, Weights]:
     return params, {name: params[key] for name, key in layers}
 
 
-def _ov_constant(value: object) -> bool:
-    """True when no Parameter feeds ``value``: it is a (possibly decompressed) constant."""
-    stack, seen = [value.get_node()], set()  # type: ignore[attr-defined]
+def _ov_constant(value: Any) -> bool:
+    """True when no Parameter feeds ``value`` (an ``openvino.Output``; OpenVINO ships no types): it is a
+    (possibly decompressed) constant."""
+    stack, seen = [value.get_node()], set[int]()
     while stack:
         node = stack.pop()
         if node.get_type_name() == "Parameter":

@@ -13,14 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgebench.formats.base import Format, RunnerOptions, Weights
+from edgebench.formats.base import Format, Weights, runner_options_for
 from edgebench.formats.tensors import Artifact, TensorIO
-
-
-class TensorRtOptions(RunnerOptions):
-    engine_cache: str | None = None  # on the device; default ~/.cache/edgebench/engines
-    workspace_mb: int | None = None
-    precision: str | None = None  # the engine's precision (set from the artifact)
+from edgebench.runner.backends import tensorrt_backend
 
 
 class TensorRtFormat(Format):
@@ -29,7 +24,7 @@ class TensorRtFormat(Format):
     extra = "tensorrt"
     suffixes = (".engine", ".plan")
     precisions = ("fp32", "fp16", "int8")
-    runner_options = TensorRtOptions
+    runner_options = runner_options_for(tensorrt_backend.Backend)
 
     def tool_versions(self) -> dict[str, str]:
         """The host's tools only: the engine's TensorRT version is the device's, recorded by the runner."""

@@ -10,14 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgebench.formats.base import Format, RunnerOptions, Weights
+from edgebench.formats.base import Format, Weights, runner_options_for
 from edgebench.formats.tensors import Artifact, TensorIO
-
-
-class TfliteOptions(RunnerOptions):
-    xnnpack: bool | None = None  # false: the reference kernels, where the runtime allows
-    delegate: str | None = None  # an external delegate library on the device (/path/lib.so)
-    delegate_options: dict[str, Any] | None = None
+from edgebench.runner.backends import tflite_backend
 
 
 class TfliteFormat(Format):
@@ -26,7 +21,7 @@ class TfliteFormat(Format):
     extra = "tflite-convert"  # the converter; reading a .tflite on the host needs only the 'tflite' extra
     suffixes = (".tflite",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
-    runner_options = TfliteOptions
+    runner_options = runner_options_for(tflite_backend.Backend)
 
     def tool_versions(self) -> dict[str, str]:
         from edgebench.formats.tflite.convert import tool_versions

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from edgebench.data.accuracy import rel_l2
+
 # TensorFlow's scope names take [A-Za-z0-9_.\/>-]; onnx2tf copies ONNX names into them (Paddle2ONNX
 # writes "Softmax@0", PyTorch "onnx::Flatten_0").
 _UNSAFE = re.compile(r"[^A-Za-z0-9_./-]")
@@ -253,10 +255,8 @@ def verify(target: Path, samples: dict[str, np.ndarray], onnx_out: dict[str, np.
         free.remove(src_name)
         ref = (np.transpose(onnx_out[src_name], perm) if isinstance(perm, list) and perm
                else onnx_out[src_name]).astype(np.float64)
-        norm = float(np.linalg.norm(ref))
-        rel = float(np.linalg.norm(value - ref) / norm) if norm else float(np.linalg.norm(value) > 0)
         outputs.append({"name": name, "source_name": src_name, "permutation": perm, "sample_max_abs_err": err,
-                        "sample_rel_err": rel})
+                        "sample_rel_err": rel_l2(value, ref)})
     return {"inputs": inputs, "outputs": outputs}
 
 

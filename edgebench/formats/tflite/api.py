@@ -26,11 +26,7 @@ def from_keras(model: Any, precision: str, out_dir: Path) -> Artifact:
     if precision not in TfliteFormat.precisions:
         raise EdgebenchError(f"TFLite from Keras supports {', '.join(TfliteFormat.precisions)}, not {precision!r}",
                              ExitStatus.USAGE)
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise EdgebenchError(f"converting a Keras model needs TensorFlow: {TfliteFormat.install_hint()}",
-                             ExitStatus.RUNTIME_MISSING) from None
+    tf = TfliteFormat.require("tensorflow", "converting a Keras model needs TensorFlow")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

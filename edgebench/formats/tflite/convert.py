@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,10 +92,8 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             detail = json.loads(_scrub(error.read_text(), tmp))
             raise EdgebenchError(failure_message(detail), ExitStatus.CONVERSION_FAILED)
         if proc.returncode != 0 or not reply_path.exists():
-            log = _scrub(proc.stdout + proc.stderr, tmp)
-            reason = (onnx2tf_message(log) if log.strip()
-                      else f"the converter process ended with status {proc.returncode}")
-            raise EdgebenchError(f"onnx2tf cannot convert the model: {reason}", ExitStatus.CONVERSION_FAILED)
+            raise EdgebenchError(crash_message(proc.returncode, _scrub(proc.stdout + proc.stderr, tmp), precision),
+                                 ExitStatus.CONVERSION_FAILED)
         reply = json.loads(reply_path.read_text())
     tflite = out_dir / "model.tflite"
     inputs, outputs = describe(tflite)
@@ -193,14 +192,31 @@ def _with_source(tensors: list[TensorIO], mapping: list[dict[str, Any]], specs: 
     return result
 
 
+def crash_message(returncode: int, log: str, precision: str) -> str:
+    """One line for a converter process that ended without its reply: killed by a signal (TensorFlow's
+    converter crashing in native code) or exited with an error that onnx2tf's log names."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return (f"the TFLite converter crashed ({name}) converting the model to {precision}: a fault inside "
+                "TensorFlow/onnx2tf, not in the model file; try another precision or another format (onnx, openvino)")
+    reason = onnx2tf_message(log) or f"the converter process ended with status {returncode}"
+    return f"onnx2tf cannot convert the model: {reason}"
+
+
 def onnx2tf_message(text: str) -> str:
-    """onnx2tf's long log, shortened to the op that failed and why (when the worker itself crashed)."""
+    """onnx2tf's long log, shortened to the op that failed and why (when the worker itself failed).
+    onnxruntime's own warning lines (shape merges during onnx2tf's checks) are never the reason; empty when
+    nothing else is left."""
     clean = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    clean = "\n".join(ln for ln in clean.splitlines() if not re.search(r"\[[WIV]:onnxruntime", ln))
     missing_op = re.search(r"No module named 'onnx2tf\.ops\.(\w+)'", clean)
     if missing_op:
         return f"op {missing_op.group(1)} is not supported by onnx2tf: replace it in the model or use another format"
     op_name = re.search(r"onnx_op_name:\s*(\S+)", clean)
     errors = [ln.strip() for ln in clean.splitlines()
               if re.search(r"(Error|ERROR|not supported|Unsupported)", ln) and "trace log" not in ln]
-    reason = errors[-1][:240] if errors else (clean.strip().splitlines() or ["no output"])[-1][:240]
+    reason = errors[-1][:240] if errors else (clean.strip().splitlines() or [""])[-1][:240]
     return f"node {op_name.group(1)}: {reason}" if op_name else reason

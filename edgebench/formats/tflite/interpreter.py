@@ -36,7 +36,7 @@ def interpreter(path: Path) -> Any:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
-            from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+            from tensorflow.lite import Interpreter
         except ImportError:
             raise EdgebenchError(f"reading a .tflite needs LiteRT on the host: {TfliteFormat.install_hint('tflite')}",
                                  ExitStatus.RUNTIME_MISSING) from None

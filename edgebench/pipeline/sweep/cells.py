@@ -3,10 +3,11 @@ conversion through the artifact cache, and a benchmark job on the cell's device.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from edgebench.artifacts import cache as artifacts
-from edgebench.pipeline.bench import BenchRequest, conversion_shapes, run_bench
+from edgebench.pipeline.bench import BenchRequest, conversion_shapes, execute
 from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepModel, SweepSpec
@@ -16,7 +17,7 @@ from edgebench.formats import names as format_names
 from edgebench.result import Result
 from edgebench.data.source import TensorSpec, load_onnx_info
 from edgebench.pipeline.sweep.plan import Cell, Plan, make_plan
-from edgebench.artifacts.targets import resolve
+from edgebench.artifacts.targets import Target, resolve
 
 
 def canonical_recipe(text: str) -> str:
@@ -65,14 +66,14 @@ def model_layers(model: SweepModel) -> LayerSelection:
     return layer_selection(model.layers.include, model.layers.exclude, model.layers.all_layers)
 
 
-def convert_cell(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None) -> tuple[Path, bool]:
-    """Make (or find in the cache) the artifact of one (model, recipe, format)."""
+def convert_cell(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None) -> Target:
+    """Make (or find in the cache) the artifact of one (model, recipe, format); its cells are measured on it."""
     name, recipe, fmt = conversion
     model = plan.model(name)
-    target = resolve(plan.path(model.path), fmt, parse_recipe(recipe).precision, recipe,
+    target = resolve(plan.source(model), fmt, parse_recipe(recipe).precision, recipe,
                      plan.path(model.calibration), cache_dir, shapes=cell_shapes(plan, model, fmt),
                      selection=model_layers(model))
-    return target.main, bool(target.cache_hit)
+    return target
 
 
 def cached(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None) -> bool:
@@ -80,21 +81,24 @@ def cached(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None)
     (e.g. an int8 recipe without a calibration set), raising the error the conversion would raise."""
     name, recipe, fmt = conversion
     model = plan.model(name)
-    return artifacts.lookup(plan.path(model.path), fmt, recipe=recipe, calibration=plan.path(model.calibration),
+    return artifacts.lookup(plan.source(model), fmt, recipe=recipe, calibration=plan.path(model.calibration),
                             root=cache_dir, shapes=cell_shapes(plan, model, fmt),
                             selection=model_layers(model)) is not None
 
 
-def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None) -> Result:
-    """One measurement; the artifact comes from the cache the conversion step filled."""
+def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None, target: Target | None = None) -> Result:
+    """One measurement, on ``target``: the artifact the conversion step resolved (None: the cell's model as it
+    is, or one resolved here)."""
     model = cell.model
     options = cell.options_dict
     req = BenchRequest(
-        model=plan.path(model.path), device=cell.device, dataset=plan.path(model.dataset),
+        model=plan.source(model), device=cell.device, dataset=plan.path(model.dataset),
         batch=options.get("batch"), threads=options.get("threads"),
         shapes=model_shapes(model), ranges=dict(model.input_ranges),
         values=dict(model.input_values), timing=plan.spec.timing, output=model.output, name=model.name,
         recipe=cell.recipe, format=cell.format, precision=parse_recipe(cell.recipe).precision,
         calibration=plan.path(model.calibration), cache_dir=cache_dir, timeout_s=plan.spec.cell_timeout_s,
         layers=model_layers(model))
-    return run_bench(req, plan.profiles[cell.device])
+    if target is not None and target.cache_hit is not None:
+        target = dataclasses.replace(target, cache_hit=True)  # as before: the cell finds it in the cache
+    return execute(req, plan.profiles[cell.device], target=target).result

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from edgebench.config import DeviceProfile, SweepModel, SweepSpec, load_profile, load_yaml, parse_model
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import get as get_format
+from edgebench.result import CellKey
 
 AS_IS = ("onnx", "fp32")  # the source itself: nothing to convert
 
@@ -33,10 +33,9 @@ class Cell:
         return dict(self.options)
 
     @property
-    def key(self) -> tuple[str, ...]:
+    def key(self) -> CellKey:
         """Matches ``Result.cell_key`` of the result this cell produces."""
-        return (self.model.name, self.recipe, self.format, self.device,
-                json.dumps(self.options_dict, sort_keys=True))
+        return CellKey.of(self.model.name, self.recipe, self.format, self.device, self.options_dict)
 
     @property
     def needs_conversion(self) -> bool:
@@ -71,6 +70,10 @@ class Plan:
 
     def model(self, name: str) -> SweepModel:
         return next(m for m in self.spec.models if m.name == name)
+
+    def source(self, model: SweepModel) -> Path:
+        """The model's file (its ``path``, relative to the spec file)."""
+        return self.base_dir / Path(model.path).expanduser()
 
     def path(self, relative: str | None) -> Path | None:
         return None if relative is None else (self.base_dir / Path(relative).expanduser())
@@ -131,7 +134,7 @@ def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[s
     for model, recipe, fmt, device in itertools.product(spec.models, recipes, spec.formats, plan.profiles):
         profile = plan.profiles[device]
         defaults = {"threads": profile.threads, "batch": 1}
-        combos = itertools.product(*[values for _, values in option_axes]) if option_axes else [()]
+        combos: Iterable[tuple[Any, ...]] = itertools.product(*[v for _, v in option_axes]) if option_axes else [()]
         for combo in combos:
             options = {**defaults, **dict(zip([k for k, _ in option_axes], combo))}
             cell = Cell(model, recipe, fmt, device, tuple(sorted(options.items())))

@@ -11,15 +11,15 @@ import datetime
 import threading
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Protocol
+from typing import AbstractSet, Callable, Protocol
 
+from edgebench.artifacts.targets import Target
 from edgebench.errors import EdgebenchError
-from edgebench.result import Result
+from edgebench.result import CellKey, DeviceInfo, ModelInfo, Result, ResultError
 from edgebench.pipeline.sweep.plan import Cell, Plan
 
-Converter = Callable[[Plan, tuple[str, str, str]], tuple[Path, bool]]  # → (artifact, cache hit)
-CellBench = Callable[[Plan, Cell, "Path | None"], Result]
+Converter = Callable[[Plan, tuple[str, str, str]], Target]  # the resolved artifact (target.cache_hit: found)
+CellBench = Callable[[Plan, Cell, "Target | None"], Result]  # None: the cell needs no conversion
 
 
 class ResultSink(Protocol):
@@ -50,23 +50,23 @@ class Outcome:
 def error_result(plan: Plan, cell: Cell, kind: str, message: str) -> Result:
     profile = plan.profiles[cell.device]
     return Result(
-        model={"name": cell.model.name, "recipe": cell.recipe, "format": cell.format,
-               "path": str(plan.path(cell.model.path))},
-        device={"profile": cell.device, "host": profile.connection.host or "localhost",
-                "accelerator": profile.accelerator},
-        status="error", error={"kind": kind, "message": message}, options=cell.options_dict)
+        model=ModelInfo(name=cell.model.name, recipe=cell.recipe, format=cell.format,
+                        path=str(plan.source(cell.model))),
+        device=DeviceInfo(profile=cell.device, host=profile.connection.host or "localhost",
+                          accelerator=profile.accelerator),
+        status="error", error=ResultError(kind=kind, message=message), options=cell.options_dict)
 
 
 class SweepRunner:
     def __init__(self, plan: Plan, sink: ResultSink, run_id: int, convert: Converter, bench: CellBench,
-                 events: Events, done: set[tuple[str, ...]] = frozenset()) -> None:
+                 events: Events, done: AbstractSet[CellKey] = frozenset()) -> None:
         self.plan, self.sink, self.run_id = plan, sink, run_id
         self.convert, self.bench, self.events = convert, bench, events
         self.todo = [c for c in plan.cells if c.key not in done]
         self.stop = threading.Event()
         self.outcome = Outcome()
         self._lock = threading.Lock()
-        self.artifacts: dict[tuple[str, str, str], Path] = {}
+        self.artifacts: dict[tuple[str, str, str], Target] = {}
         self.conversion_errors: dict[tuple[str, str, str], EdgebenchError | Exception] = {}
 
     def run(self) -> Outcome:
@@ -84,8 +84,9 @@ class SweepRunner:
             if self.stop.is_set():
                 return
             try:
-                path, hit = self.convert(self.plan, conversion)
-                self.artifacts[conversion] = path
+                target = self.convert(self.plan, conversion)
+                hit = bool(target.cache_hit)
+                self.artifacts[conversion] = target
                 self.outcome.cache_hits += hit
                 self.outcome.conversions += not hit
                 self.events.conversion_done(conversion, hit, None)

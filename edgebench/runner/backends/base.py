@@ -8,10 +8,12 @@ backend's own method, called bare in the timed loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..job import RunnerJob
+
+    OptionType = type | tuple[type, ...]  # an option's value type, or the types it may take
 
 
 class RuntimeMissing(Exception):
@@ -25,7 +27,9 @@ class BadOption(ValueError):
 class BaseBackend:
     runtime_name = "unknown"
     pip_package = "unknown"  # what to install when the runtime does not import
-    option_names: frozenset[str] = frozenset()  # the backend_options it reads; any other is refused
+    # The backend_options it reads and the type(s) of each value; any other key is refused. The host builds
+    # its typed --option model from this (edgebench.formats.base.runner_options_for), so both ends agree.
+    option_types: ClassVar[dict[str, OptionType]] = {}
 
     def __init__(self, job: RunnerJob) -> None:
         self.job = job
@@ -42,10 +46,10 @@ class BaseBackend:
         except ImportError as exc:
             raise RuntimeMissing(f"{self.runtime_name} is not installed on {self.device_name} ({exc}): "
                                  f"pip install {self.pip_package}") from exc
-        unknown = sorted(set(self.backend_options) - self.option_names)
+        unknown = sorted(set(self.backend_options) - set(self.option_types))
         if unknown:
             raise BadOption(f"{self.runtime_name} takes no {', '.join(unknown)} (it takes "
-                            f"{', '.join(sorted(self.option_names)) or 'none'})")
+                            f"{', '.join(sorted(self.option_types)) or 'none'})")
         self.check_options()
         self.is_open = True
 

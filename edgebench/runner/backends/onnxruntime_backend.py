@@ -18,7 +18,9 @@ _DEVICE_PROVIDERS = {"CPU": ["CPUExecutionProvider"],
 class Backend(BaseBackend):
     runtime_name = "onnxruntime"
     pip_package = "onnxruntime"
-    option_names = frozenset({"graph_optimization_level", "execution_providers", "inter_op_threads"})
+    option_types = {"graph_optimization_level": str,  # disable, basic, extended, all (default)
+                    "execution_providers": list,  # names, or [name, options] pairs; default: by device
+                    "inter_op_threads": int}
     session: Any = None
 
     def import_runtime(self) -> None:

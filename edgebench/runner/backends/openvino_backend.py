@@ -25,8 +25,12 @@ _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 class Backend(BaseBackend):
     runtime_name = "openvino"
     pip_package = "openvino"
-    option_names = frozenset({"precision", "inference_precision", "performance_hint", "num_streams", "cache_dir",
-                              "warm_compile"})
+    option_types = {"performance_hint": str,  # LATENCY (default), THROUGHPUT, CUMULATIVE_THROUGHPUT
+                    "num_streams": (int, str),
+                    "inference_precision": str,  # f32, f16, bf16; default: the artifact's precision
+                    "cache_dir": str,  # compiled blobs, on the device
+                    "warm_compile": bool,  # compile once more after measuring (default true with cache_dir)
+                    "precision": str}  # the artifact's precision (set by the host from the artifact)
     compiled: Any = None
 
     def import_runtime(self) -> None:

@@ -52,7 +52,9 @@ def _npz_shapes(path: str) -> dict[str, tuple[int, ...]]:
 class Backend(BaseBackend):
     runtime_name = "tensorrt"
     pip_package = "tensorrt cuda-python"
-    option_names = frozenset({"precision", "engine_cache", "workspace_mb"})
+    option_types = {"engine_cache": str,  # default ~/.cache/edgebench/engines
+                    "workspace_mb": int,
+                    "precision": str}  # the engine's precision (set by the host from the artifact)
 
     def import_runtime(self) -> None:
         try:

@@ -24,7 +24,9 @@ _RUNTIMES = (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.
 class Backend(BaseBackend):
     runtime_name = "tflite"
     pip_package = "ai-edge-litert"
-    option_names = frozenset({"delegate", "delegate_options", "xnnpack"})
+    option_types = {"xnnpack": bool,  # false: the reference kernels, where the runtime allows
+                    "delegate": str,  # an external delegate library on the device (/path/lib.so)
+                    "delegate_options": dict}
 
     def import_runtime(self) -> None:
         for module_name, dist in _RUNTIMES:
