@@ -37,7 +37,7 @@ FORMATS = ("onnx", "openvino", "tflite")
 def build(recipe: str, fmt: str, cache: Path) -> dict:
     """The artifact's meta.json (sizes, ratios, sparsity, distinct values), converting on a cache miss."""
     return artifacts.ensure(DIGITS / "digits_cnn.onnx", fmt, recipe=recipe, calibration=DIGITS / "calib.npz",
-                            root=cache).artifact.meta
+                            root=cache).meta.to_dict()
 
 
 def bench(recipe: str, fmt: str, cache: Path, batch: int, seconds: float) -> tuple[float, float | None]:

@@ -146,7 +146,7 @@ def openvino_rows(name: str, rounds: int, seconds: float, work: Path) -> list[st
     for precision in ("fp32", "int8", "int8-dynamic"):
         try:
             built = artifacts.ensure(model, "openvino", precision, calibration=calib, root=work / "cache")
-            runs[precision] = OpenVINO(built.artifact.main, samples[0])
+            runs[precision] = OpenVINO(built.main, samples[0])
         except EdgebenchError as exc:
             lines.append(f"  openvino {precision:12s} ✘ {exc}")
     if "fp32" not in runs:
@@ -177,7 +177,7 @@ def measure(name: str, rounds: int, seconds: float, work: Path) -> dict[str, Any
     except Exception as exc:  # the old settings fail on some models (opset < 13 with per-channel)
         notes["before"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
     cached = artifacts.ensure(model, "onnx", "int8", calibration=calib, root=work / "cache")
-    paths["after"] = cached.artifact.main
+    paths["after"] = cached.main
     sessions = {k: session(p) for k, p in paths.items()}
     p50 = timed(sessions, samples, rounds, seconds)
     ref = first_output(sessions["fp32"], samples)

@@ -64,7 +64,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1, help="the dynamic batch dimension (a bigger batch makes "
                         "the model's own time dominate the per-iteration Python overhead)")
     args = parser.parse_args()
-    art = artifacts.ensure(args.model, "openvino", "fp32").artifact
+    art = artifacts.ensure(args.model, "openvino", "fp32")
     shapes = ",".join(f"{t.name}[{','.join(str(d) if isinstance(d, int) else str(args.batch) for d in t.shape)}]"
                       for t in art.inputs)
     ours, inner, theirs = [], [], []

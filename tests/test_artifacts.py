@@ -7,10 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgebench.artifacts import cache as artifacts
+from edgebench.artifacts.meta import ArtifactMeta, Preservation
 
 DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
 ONNX = DIGITS / "digits_cnn.onnx"
+# meta.json files the cache wrote before ArtifactMeta (META_VERSION 4): digits_cnn as onnx
+# prune:0.5+cluster:16+int8 (weights, preservation checked, ratios, the int8 scheme), openvino fp32, tflite fp16
+METAS = sorted((Path(__file__).resolve().parent / "fixtures" / "meta").glob("*.json"))
 
 
 def test_key_changes_with_every_input() -> None:
@@ -26,7 +32,26 @@ def test_hit_returns_the_same_entry(tmp_path: Path) -> None:
     first = artifacts.ensure(ONNX, "onnx", root=tmp_path)
     second = artifacts.ensure(ONNX, "onnx", root=tmp_path)
     assert not first.hit and second.hit and first.path == second.path
-    assert second.artifact.main.read_bytes() == ONNX.read_bytes()
+    assert second.main.read_bytes() == ONNX.read_bytes()
+    written = json.loads((first.path / "meta.json").read_text())
+    assert second.meta == first.meta and first.meta.to_dict() == written
+
+
+@pytest.mark.parametrize("path", METAS, ids=lambda p: p.stem)
+def test_meta_json_round_trips(path: Path) -> None:
+    written = json.loads(path.read_text())
+    meta = ArtifactMeta.from_dict(written)
+    assert meta.to_dict() == written
+    assert meta.inputs[0].source_name == "input" and meta.tool_versions == written["tool_versions"]
+
+
+def test_older_meta_json_still_reads() -> None:
+    """Before META_VERSION 4 ``preservation`` held the check's sentence (a meta.json copied out with --out)."""
+    written = json.loads((METAS[0].parent / "onnx-prune-cluster-int8.json").read_text())
+    sentence = written.pop("preservation_note")
+    meta = ArtifactMeta.from_dict({**written, "meta_version": 3, "preservation": sentence})
+    assert meta.preservation is Preservation.CHECKED and meta.preservation_note == sentence
+    assert meta.weight_steps["cluster:16"]["clusters_requested"] == 16 and meta.details["opset"] == 17
 
 
 def test_two_processes_converting_the_same_key(tmp_path: Path) -> None:
@@ -50,6 +75,6 @@ def test_onnx_offline_optimization_is_its_own_entry(tmp_path: Path) -> None:
 
     plain = artifacts.ensure(ONNX, "onnx", root=tmp_path)
     basic = artifacts.ensure(ONNX, "onnx", root=tmp_path, optimize="basic")
-    assert basic.path != plain.path and basic.artifact.meta["optimize"] == "basic"
-    session = ort.InferenceSession(str(basic.artifact.main), providers=["CPUExecutionProvider"])
+    assert basic.path != plain.path and basic.meta.details["optimize"] == "basic"
+    session = ort.InferenceSession(str(basic.main), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["input"]

@@ -13,7 +13,7 @@ from edgebench.artifacts import cache as artifacts
 from edgebench.pipeline.bench import BenchRequest, execute
 from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.compress.metrics import onnx_weights
-from edgebench.formats.readback import align, read_weights
+from edgebench.formats.readback import Preservation, align, read_weights
 from edgebench.errors import EdgebenchError, ExitStatus
 from tests.compress_models import CALIB, EVAL, MODEL
 
@@ -41,9 +41,9 @@ def built(cache: Path, fmt: str, recipe: str) -> artifacts.CachedArtifact:
 @pytest.mark.parametrize("fmt, recipe", list(CASES))
 def test_recipe_artifact_runs_and_keeps_its_accuracy(recipe_cache: Path, fmt: str, recipe: str) -> None:
     cached = built(recipe_cache, fmt, recipe)
-    meta = cached.artifact.meta
-    assert meta["recipe"] == recipe and meta["format"] == fmt
-    assert meta["source_sha256"] == artifacts.sha256_file(MODEL)  # the original model, not the float ONNX
+    meta = cached.meta
+    assert meta.recipe == recipe and meta.format == fmt
+    assert meta.source_sha256 == artifacts.sha256_file(MODEL)  # the original model, not the float ONNX
     outcome = execute(BenchRequest(model=MODEL, dataset=EVAL, threads=1, timing=COMPARE_TIMING, format=fmt,
                                    recipe=recipe, calibration=CALIB, cache_dir=recipe_cache))
     assert outcome.target.cache_hit is True and outcome.result.model.recipe == recipe
@@ -52,23 +52,23 @@ def test_recipe_artifact_runs_and_keeps_its_accuracy(recipe_cache: Path, fmt: st
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino", "tflite"])
 def test_chain_is_checked_on_the_produced_file(recipe_cache: Path, fmt: str) -> None:
-    meta = built(recipe_cache, fmt, CHAIN).artifact.meta
-    fp32 = built(recipe_cache, fmt, "fp32").artifact.meta
-    assert meta["preservation"] == "checked" and meta["preservation_note"].startswith(f"checked on {meta['main']}")
+    meta = built(recipe_cache, fmt, CHAIN).meta
+    fp32 = built(recipe_cache, fmt, "fp32").meta
+    assert meta.preservation is Preservation.CHECKED and meta.preservation_note.startswith(f"checked on {meta.main}")
     # filter pruning halves the middle layers; magnitude pruning zeroes half of what is left there
-    assert meta["params"] < 0.6 * fp32["params"] and 0.2 < meta["sparsity"] < 0.5
+    assert meta.params < 0.6 * fp32.params and 0.2 < meta.sparsity < 0.5
     # the ratio of the files' bytes as read from disk (every file: .xml and .bin), not from either meta.json
-    on_disk = [sum(len(Path(f).read_bytes()) for f in built(recipe_cache, fmt, r).artifact.files)
+    on_disk = [sum(len(Path(f).read_bytes()) for f in built(recipe_cache, fmt, r).files)
                for r in ("fp32", CHAIN)]
-    assert meta["size_ratio"] == pytest.approx(on_disk[0] / on_disk[1], rel=1e-12)
-    assert sorted(Path(f).suffix for f in built(recipe_cache, fmt, CHAIN).artifact.files) == \
+    assert meta.size_ratio == pytest.approx(on_disk[0] / on_disk[1], rel=1e-12)
+    assert sorted(Path(f).suffix for f in built(recipe_cache, fmt, CHAIN).files) == \
         {"onnx": [".onnx"], "openvino": [".bin", ".xml"], "tflite": [".tflite"]}[fmt]
-    assert meta["gzip_ratio"] > 8 and meta["size_ratio"] > 5
+    assert meta.gzip_ratio > 8 and meta.size_ratio > 5
     # read the file back independently of the cache's own check: clustered layers hold ≤ 16 values
-    _, layers = read_weights(fmt, Path(artifacts.cache_root(recipe_cache)) / meta["key"][:2] / meta["key"] / meta["main"])
-    clustered = meta["weights"]["clustered"]
+    _, layers = read_weights(fmt, Path(artifacts.cache_root(recipe_cache)) / meta.key[:2] / meta.key / meta.main)
+    clustered = meta.weights.clustered
     float_onnx = next(p.parent / "model.onnx" for p in (recipe_cache / "weights").glob("*/*/meta.json")
-                      if json.loads(p.read_text())["sha256"] == meta["weights"]["float_onnx_sha256"])
+                      if json.loads(p.read_text())["sha256"] == meta.weights.float_onnx_sha256)
     before = {n: w for n, w in onnx_weights(float_onnx)[1].items()}
     paired = align(before, layers)
     assert clustered and all(np.unique(paired[n][0]).size <= k for n, k in clustered.items())
@@ -83,15 +83,15 @@ def test_weight_steps_run_once_for_all_formats(recipe_cache: Path) -> None:
 
 @pytest.mark.parametrize("fmt, floor", [("onnx", 3.5), ("openvino", 2.9), ("tflite", 3.5)])
 def test_int8_is_smaller_and_reads_back_as_int8(recipe_cache: Path, fmt: str, floor: float) -> None:
-    meta = built(recipe_cache, fmt, "int8").artifact.meta
-    assert meta["size_ratio"] > floor and meta["precision"] == "int8"
+    meta = built(recipe_cache, fmt, "int8").meta
+    assert meta.size_ratio > floor and meta.precision == "int8"
     # dequantized int8 weights: at most 255 levels per channel, far fewer distinct values than fp32
-    assert meta["max_unique_values"] < built(recipe_cache, fmt, "fp32").artifact.meta["max_unique_values"] / 4
+    assert meta.max_unique_values < built(recipe_cache, fmt, "fp32").meta.max_unique_values / 4
 
 
 @pytest.mark.parametrize("fmt", ["openvino", "tflite"])
 def test_fp32_weights_read_back_equal_the_onnx(recipe_cache: Path, fmt: str) -> None:
-    a = built(recipe_cache, fmt, "fp32").artifact
+    a = built(recipe_cache, fmt, "fp32")
     _, onnx_layers = onnx_weights(MODEL)
     paired = align(onnx_layers, read_weights(fmt, a.main)[1])
     assert set(paired) == set(onnx_layers)
@@ -102,7 +102,7 @@ def test_fp32_weights_read_back_equal_the_onnx(recipe_cache: Path, fmt: str) -> 
 def test_lost_pruning_is_refused(recipe_cache: Path) -> None:
     from edgebench.formats.readback import verify
 
-    a = built(recipe_cache, "openvino", "fp32").artifact
+    a = built(recipe_cache, "openvino", "fp32")
     _, layers = onnx_weights(MODEL)
     pruned = {n: np.where(np.abs(w) < np.median(np.abs(w)), 0, w) for n, w in layers.items()}
     with pytest.raises(EdgebenchError, match="lost the pruning") as err:
@@ -111,11 +111,11 @@ def test_lost_pruning_is_refused(recipe_cache: Path) -> None:
 
 
 def test_tensorrt_int8_ships_the_qdq_onnx(recipe_cache: Path) -> None:
-    a = built(recipe_cache, "tensorrt", "prune:0.5+int8").artifact
+    a = built(recipe_cache, "tensorrt", "prune:0.5+int8")
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(a.main)).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and a.meta["preservation"] == "checked"
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and a.meta.preservation is Preservation.CHECKED
     with pytest.raises(EdgebenchError, match="does not support precision 'int8-dynamic'"):
         built(recipe_cache, "tensorrt", "int8-dynamic")
 

@@ -105,7 +105,7 @@ def test_recipe_bad_input_in_other_commands(tmp_path, capsys, args, status, need
 
 
 def test_recipe_on_a_converted_artifact_is_refused(tmp_path, capsys, recipe_cache):
-    xml = artifacts.ensure(MODEL, "openvino", root=recipe_cache).artifact.main
+    xml = artifacts.ensure(MODEL, "openvino", root=recipe_cache).main
     assert main(["bench", str(xml), "--recipe", "int8"]) == ExitStatus.USAGE
     assert "--recipe compresses only an .onnx model" in capsys.readouterr().err
 

@@ -58,19 +58,19 @@ def _entries(root):
 def test_recipe_on_onnx(results, recipe):
     floor, max_size, min_sparsity = RECIPES[recipe]
     c = results[recipe]
-    path, meta = c.artifact.main, c.artifact.meta
+    path, meta = c.main, c.meta
     onnx.checker.check_model(str(path))
-    assert meta["size_bytes"] == path.stat().st_size <= max_size * FP32
+    assert meta.size_bytes == path.stat().st_size <= max_size * FP32
     # the ratio of the two files' bytes as read from disk, not from either meta.json
-    assert meta["size_ratio"] == pytest.approx(len(MODEL.read_bytes()) / len(path.read_bytes()), rel=1e-12)
+    assert meta.size_ratio == pytest.approx(len(MODEL.read_bytes()) / len(path.read_bytes()), rel=1e-12)
     # and what the tensors predict: fp32 payload over this file's payload (numpy nbytes of every initializer).
     # The graph is the rest: 1.7 KB in the fp32 file, more where quantization adds nodes (int8's QDQ pairs
     # and their names: ~7 KB, 7.5% of the ratio), so it pulls the ratio under the payload's, hardly above.
     predicted = payload_bytes(MODEL) / payload_bytes(path)
-    assert 0.9 * predicted <= meta["size_ratio"] <= 1.01 * predicted, (meta["size_ratio"], predicted)
-    assert meta["sparsity"] >= min_sparsity
+    assert 0.9 * predicted <= meta.size_ratio <= 1.01 * predicted, (meta.size_ratio, predicted)
+    assert meta.sparsity >= min_sparsity
     if recipe != "prune-filters:0.5":  # the same weights, however they are stored (biases are not counted)
-        assert meta["params"] == WEIGHTS
+        assert meta.params == WEIGHTS
     assert top1(path) >= floor
 
 
@@ -79,25 +79,25 @@ def test_prune_cluster_int8_preserves_zeros_and_shared_values(results, cache):
     float_path = next(p.parent / "model.onnx" for p in (cache / "weights").rglob("meta.json")
                       if "cluster:16" in p.read_text() and "prune:0.8" in p.read_text())
     _, float_layers = onnx_weights(float_path)
-    _, int8_layers = onnx_weights(c.artifact.main)
+    _, int8_layers = onnx_weights(c.main)
     for layer in ("/conv2/Conv", "/conv3/Conv", "/fc1/Gemm"):
-        assert c.artifact.meta["weights"]["clustered"][layer] == 16
+        assert c.meta.weights.clustered[layer] == 16
         assert np.unique(int8_layers[layer]).size <= 16
         zeros = float_layers[layer] == 0
         assert zeros.mean() > 0.3 and not np.any(int8_layers[layer][zeros])
-    assert c.artifact.meta["gzip_ratio"] > 10  # zeros and 16 shared int8 values compress far better than fp32
+    assert c.meta.gzip_ratio > 10  # zeros and 16 shared int8 values compress far better than fp32
 
 
 def test_cluster_step_stores_at_most_k_values(results):
-    _, layers = onnx_weights(results["cluster:16"].artifact.main)
+    _, layers = onnx_weights(results["cluster:16"].main)
     assert [np.unique(layers[n]).size for n in ("/conv2/Conv", "/conv3/Conv", "/fc1/Gemm")] == [16, 16, 16]
-    assert results["cluster:16"].artifact.meta["gzip_ratio"] > 3
+    assert results["cluster:16"].meta.gzip_ratio > 3
 
 
 def test_filter_pruning_shrinks_parameters(results):
     c = results["prune-filters:0.5"]
-    assert c.artifact.meta["params"] < 0.5 * WEIGHTS
-    assert Graph.load(c.artifact.main).arrays["fc1.weight"].shape == (64, 512)
+    assert c.meta.params < 0.5 * WEIGHTS
+    assert Graph.load(c.main).arrays["fc1.weight"].shape == (64, 512)
 
 
 def test_errors_leave_no_files(tmp_path):

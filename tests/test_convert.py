@@ -82,19 +82,19 @@ def test_meta_json_carries_the_design_fields(cache: Path) -> None:
 
 def test_fp16_artifacts_are_smaller(cache: Path) -> None:
     for fmt in ("openvino", "tflite"):
-        fp32 = artifacts.ensure(ONNX, fmt, "fp32", calibration=CALIB, root=cache).artifact.meta
-        fp16 = artifacts.ensure(ONNX, fmt, "fp16", calibration=CALIB, root=cache).artifact.meta
-        assert fp16["size_bytes"] < 0.7 * fp32["size_bytes"]
+        fp32 = artifacts.ensure(ONNX, fmt, "fp32", calibration=CALIB, root=cache).meta
+        fp16 = artifacts.ensure(ONNX, fmt, "fp16", calibration=CALIB, root=cache).meta
+        assert fp16.size_bytes < 0.7 * fp32.size_bytes
 
 
 def test_onnx2tf_leaves_the_source_model_untouched(cache: Path) -> None:
-    meta = artifacts.ensure(ONNX, "tflite", "fp32", calibration=CALIB, root=cache).artifact.meta
-    assert hashlib.sha256(ONNX.read_bytes()).hexdigest() == meta["source_sha256"]
+    meta = artifacts.ensure(ONNX, "tflite", "fp32", calibration=CALIB, root=cache).meta
+    assert hashlib.sha256(ONNX.read_bytes()).hexdigest() == meta.source_sha256
 
 
 def test_cached_artifact_benches_by_path_with_its_meta(cache: Path) -> None:
     """A .tflite given by path picks up the NHWC mapping from the meta.json beside it."""
-    tflite = artifacts.ensure(ONNX, "tflite", "fp32", calibration=CALIB, root=cache).artifact.main
+    tflite = artifacts.ensure(ONNX, "tflite", "fp32", calibration=CALIB, root=cache).main
     outcome = run(cache, None, None, model=tflite)
     assert outcome.result.model.format == "tflite" and outcome.result.accuracy.top1 >= 0.97
 

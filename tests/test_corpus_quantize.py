@@ -39,17 +39,18 @@ def test_opset11_model_gets_per_channel_int8_in_the_hosts_scheme(recipe_cache):
     DequantizeLinear needs ``axis``), every Conv/Gemm runs in int8 with the host ISA's activation type,
     and it classifies the labelled lines as fp32 does."""
     m = corpus("ppocr_cls")
-    meta = artifacts.ensure(m.path, "onnx", "int8", calibration=m.data, root=recipe_cache).artifact.meta
+    meta = artifacts.ensure(m.path, "onnx", "int8", calibration=m.data, root=recipe_cache).meta
+    how = meta.details
     scheme = int8_scheme("onnxruntime")
-    assert meta["scheme"] == scheme.to_dict() and meta["scheme"]["isa"] == cpu_isa()
-    assert meta["opset"] == 13 and meta["per_channel"] is True
-    assert meta["activations"] == [scheme.activations]
-    assert set(meta["int8_ops"]) <= set(COMPUTE_OPS) and meta["int8_ops"]["Conv"] == 53
-    assert meta["float_ops"] == {} and meta["weights_int8"] == 1.0 and not meta["mostly_float"]
+    assert how["scheme"] == scheme.to_dict() and how["scheme"]["isa"] == cpu_isa()
+    assert how["opset"] == 13 and how["per_channel"] is True
+    assert how["activations"] == [scheme.activations]
+    assert set(how["int8_ops"]) <= set(COMPUTE_OPS) and how["int8_ops"]["Conv"] == 53
+    assert how["float_ops"] == {} and how["weights_int8"] == 1.0 and not how["mostly_float"]
     assert scheme.reduce_range == (cpu_isa() in ("x86-avx2", "x86"))
 
     x, labels = _cls_data()
-    path = recipe_cache / meta["key"][:2] / meta["key"] / meta["main"]
+    path = recipe_cache / meta.key[:2] / meta.key / meta.main
     graph = onnx.load(str(path)).graph
     assert not [n.op_type for n in graph.node if n.op_type.startswith("QLinear") or "Integer" in n.op_type]  # QDQ
     weights = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}
@@ -71,10 +72,10 @@ def test_opset11_model_int8_in_openvino_agrees_with_fp32(recipe_cache):
     import openvino as ov
 
     m = corpus("ppocr_cls")
-    meta = artifacts.ensure(m.path, "openvino", "int8", calibration=m.data, root=recipe_cache).artifact.meta
-    assert meta["preset"] == "performance" and meta["model_type"] == "default"
+    meta = artifacts.ensure(m.path, "openvino", "int8", calibration=m.data, root=recipe_cache).meta
+    assert meta.details["preset"] == "performance" and meta.details["model_type"] == "default"
     x, labels = _cls_data()
-    compiled = ov.Core().compile_model(str(recipe_cache / meta["key"][:2] / meta["key"] / meta["main"]), "CPU")
+    compiled = ov.Core().compile_model(str(recipe_cache / meta.key[:2] / meta.key / meta.main), "CPU")
     out = np.concatenate([compiled(x[i:i + 1])[0] for i in range(len(x))])
     ref = _ort(m.path, [{"x": x}])[0][0]
     agree = agreement(out, ref, labels=labels)
@@ -134,8 +135,8 @@ def test_int8_with_shapes_is_keyed_by_them(recipe_cache):
     m = corpus("ppocrv4_det")
     given = artifacts.ensure(m.path, "onnx", "int8", calibration=m.data, root=recipe_cache,
                              shapes={"x": (1, 3, 160, 256)})
-    assert given.artifact.meta["options"]["shapes"] == {"x": [1, 3, 160, 256]}
-    assert given.artifact.meta["per_channel"] and given.artifact.meta["int8_ops"]["Conv"] >= 60
+    assert given.meta.options["shapes"] == {"x": [1, 3, 160, 256]}
+    assert given.meta.details["per_channel"] and given.meta.details["int8_ops"]["Conv"] >= 60
     assert artifacts.lookup(m.path, "onnx", "int8", calibration=m.data,
                             root=recipe_cache) is None  # without shapes: another key
 
@@ -144,9 +145,9 @@ def test_int8_that_stays_float_is_flagged(recipe_cache):
     """onnxruntime.quantization does not quantize inside If branches, where all of silero_vad's
     compute is: the artifact says so instead of passing for int8."""
     m = corpus("silero_vad")
-    meta = artifacts.ensure(m.path, "onnx", "int8", calibration=m.data, root=recipe_cache).artifact.meta
-    assert meta["mostly_float"] and meta["weights_int8"] == 0.0 and meta["float_ops"].get("Conv")
-    assert "most compute stays float" in meta["warning"]
+    how = artifacts.ensure(m.path, "onnx", "int8", calibration=m.data, root=recipe_cache).meta.details
+    assert how["mostly_float"] and how["weights_int8"] == 0.0 and how["float_ops"].get("Conv")
+    assert "most compute stays float" in how["warning"]
 
 
 def test_a_model_a_quantizer_wrote_wrong_is_not_blamed_on_the_user(tmp_path):
@@ -217,8 +218,8 @@ def test_tensorrt_int8_is_symmetric_with_zero_points_zero(recipe_cache):
     digits = Path(__file__).resolve().parent.parent / "examples" / "digits"
     cached = artifacts.ensure(digits / "digits_cnn.onnx", "tensorrt", "int8", calibration=digits / "calib.npz",
                               root=recipe_cache)
-    assert cached.artifact.meta["scheme"]["activation_symmetric"] and cached.artifact.meta["activations"] == ["int8"]
-    graph = onnx.load(str(cached.artifact.main)).graph
+    assert cached.meta.details["scheme"]["activation_symmetric"] and cached.meta.details["activations"] == ["int8"]
+    graph = onnx.load(str(cached.main)).graph
     init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     zero_points = [init[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
     assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)

@@ -89,7 +89,7 @@ def test_double_colon_input_name(recipe_cache: Path):
     (tensor,) = outcome.target.inputs
     assert tensor.source_name == "onnx::Flatten_0" and tensor.name == "onnx__Flatten_0"
     assert tensor.shape == (1, 16, 96) and tensor.permutation is None
-    assert outcome.target.meta["kept_input_shapes"] == ["onnx::Flatten_0"]
+    assert outcome.target.meta.details["kept_input_shapes"] == ["onnx::Flatten_0"]
 
 
 def test_minus_one_and_unknown_dims_are_fixed_from_the_calibration_data(recipe_cache: Path):
@@ -97,8 +97,7 @@ def test_minus_one_and_unknown_dims_are_fixed_from_the_calibration_data(recipe_c
     calibration data's 1x3x48x192, NHWC, and classifies the labelled crops as onnxruntime does."""
     m = corpus("ppocr_cls")
     outcome = agrees_with_onnx(m, recipe_cache)
-    meta = outcome.target.meta
-    assert meta["converted_shapes"] == {"x": [1, 3, 48, 192]}
+    assert outcome.target.meta.details["converted_shapes"] == {"x": [1, 3, 48, 192]}
     (tensor,) = outcome.target.inputs
     assert tensor.shape == (1, 48, 192, 3) and tensor.layout == "NHWC" and tensor.source_shape == (None, 3, None, None)
     assert outcome.result.accuracy.top1 == 1.0
@@ -117,7 +116,7 @@ def test_without_a_calibration_set_the_dataset_fixes_the_tflite_shapes(recipe_ca
     assert conversion_shapes(m.path, "tflite", m.data, None, {"x": (1, 3, 48, 96)}) == {"x": (1, 3, 48, 96)}
     outcome = execute(BenchRequest(model=m.path, dataset=m.data, threads=1, timing=COMPARE_TIMING, format="tflite",
                                    cache_dir=recipe_cache))
-    assert outcome.target.meta["converted_shapes"] == {"x": [1, 3, 48, 192]}
+    assert outcome.target.meta.details["converted_shapes"] == {"x": [1, 3, 48, 192]}
     assert outcome.result.accuracy.top1 == 1.0
 
 
@@ -158,8 +157,8 @@ def test_a_flex_op_is_rebuilt_from_builtin_ops(tmp_path: Path):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
     model = tmp_path / "erf.onnx"
     onnx.save(helper.make_model(gelu_like, opset_imports=[helper.make_opsetid("", 13)]), model)
-    meta = artifacts.ensure(model, "tflite", "fp32", root=tmp_path / "cache").artifact.meta
-    assert meta["pseudo_ops"] == ["erf"] and meta["sample_rel_err"]["y"] < 1e-5
+    how = artifacts.ensure(model, "tflite", "fp32", root=tmp_path / "cache").meta.details
+    assert how["pseudo_ops"] == ["erf"] and how["sample_rel_err"]["y"] < 1e-5
 
 
 def test_a_converter_crash_is_named_as_such_not_by_a_runtime_warning():

@@ -87,15 +87,15 @@ def test_lifting_constants_changes_nothing_the_model_computes(tmp_path, name):
 
 def test_prune_and_cluster_work_on_constant_node_weights(recipe_cache):
     cls = corpus("ppocr_cls")
-    pruned = artifacts.ensure(cls.path, "onnx", recipe="prune:0.5", root=recipe_cache).artifact
-    step = pruned.meta["weights"]["steps"]["prune:0.5"]
+    pruned = artifacts.ensure(cls.path, "onnx", recipe="prune:0.5", root=recipe_cache)
+    step = pruned.meta.weight_steps["prune:0.5"]
     assert step["sparsity"] == pytest.approx(0.5, abs=0.01) and "warning" not in step
-    assert pruned.meta["sparsity"] == pytest.approx(0.5, abs=0.01)  # read back from the produced file
+    assert pruned.meta.sparsity == pytest.approx(0.5, abs=0.01)  # read back from the produced file
     assert constant_weights(pruned.main) == 0  # the weights are initializers now
     zeros = sum(int(np.sum(numpy_helper.to_array(i) == 0)) for i in onnx.load(str(pruned.main)).graph.initializer)
     assert zeros >= 0.49 * _constant_weight_elements(cls.path)
-    clustered = artifacts.ensure(cls.path, "onnx", recipe="cluster:16", root=recipe_cache).artifact
-    report = clustered.meta["weights"]["steps"]["cluster:16"]
+    clustered = artifacts.ensure(cls.path, "onnx", recipe="cluster:16", root=recipe_cache)
+    report = clustered.meta.weight_steps["cluster:16"]
     assert report["layers_touched"] >= 50 and report["weights_touched"] > 0.98
     assert max(report["unique_values"].values()) <= 16
     x = np.load(cls.data)["x"]
@@ -108,15 +108,15 @@ def test_onnx_int8_of_constant_node_weights_keeps_agreement_and_shrinks(recipe_c
     cls = corpus("ppocr_cls")
     data = np.load(cls.data)
     int8 = artifacts.ensure(cls.path, "onnx", "int8", calibration=cls.data, root=recipe_cache,
-                            shapes=CLS_SHAPE).artifact
-    assert int8.meta["size_ratio"] > 1.3  # smaller than fp32
+                            shapes=CLS_SHAPE)
+    assert int8.meta.size_ratio > 1.3  # smaller than fp32
     fp32, out = _run(cls.path, data["x"]), _run(int8.main, data["x"])
     labels = data["labels"]
     assert np.mean(out.argmax(1) == labels) >= np.mean(fp32.argmax(1) == labels)
     assert np.mean(out.argmax(1) == fp32.argmax(1)) == 1.0
     cosine = np.sum(out * fp32, 1) / np.linalg.norm(out, axis=1) / np.linalg.norm(fp32, axis=1)
     assert cosine.min() > 0.99
-    assert int8.meta["params"] == _constant_weight_elements(cls.path)  # int8 weights counted like floats
+    assert int8.meta.params == _constant_weight_elements(cls.path)  # int8 weights counted like floats
 
 
 def test_a_model_without_float_weight_layers_is_refused_for_what_it_is(tmp_path):
@@ -171,8 +171,8 @@ def test_params_are_the_same_in_every_format(recipe_cache):
     alexa = corpus("oww_alexa")
     expected = sum(int(np.prod(i.dims)) for i in onnx.load(str(alexa.path)).graph.initializer if len(i.dims) == 2)
     for fmt in ("onnx", "openvino", "tflite"):
-        artifact = artifacts.ensure(alexa.path, fmt, "fp32", root=recipe_cache).artifact
-        assert artifact.meta["params"] == expected, fmt
+        artifact = artifacts.ensure(alexa.path, fmt, "fp32", root=recipe_cache)
+        assert artifact.meta.params == expected, fmt
         assert costs(fmt, artifact.main)["params"] == expected  # as bench reads a bare artifact
 
 

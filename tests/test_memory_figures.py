@@ -39,7 +39,7 @@ def artifact_for(backend: str, cache: Path) -> Path:
     if backend == "onnxruntime":
         return MODEL
     pytest.importorskip("openvino", reason="OpenVINO is in the 'openvino' extra")
-    return artifacts.ensure(MODEL, "openvino", "fp32", root=cache).artifact.main
+    return artifacts.ensure(MODEL, "openvino", "fp32", root=cache).main
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

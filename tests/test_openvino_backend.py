@@ -17,7 +17,7 @@ DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
 
 
 def test_cache_dir_cold_then_warm(tmp_path: Path) -> None:
-    xml = artifacts.ensure(DIGITS / "digits_cnn.onnx", "openvino", "fp32", root=tmp_path / "c").artifact.main
+    xml = artifacts.ensure(DIGITS / "digits_cnn.onnx", "openvino", "fp32", root=tmp_path / "c").main
     opts = {"cache_dir": str(tmp_path / "blobs"), "num_streams": 1, "performance_hint": "latency"}
     cold = execute(BenchRequest(model=xml, threads=1, timing=COMPARE_TIMING, backend_options=opts)).result
     warm = execute(BenchRequest(model=xml, threads=1, timing=COMPARE_TIMING, backend_options=opts)).result
@@ -30,7 +30,7 @@ def test_cache_dir_cold_then_warm(tmp_path: Path) -> None:
 
 
 def test_bad_performance_hint_is_refused(tmp_path: Path) -> None:
-    xml = artifacts.ensure(DIGITS / "digits_cnn.onnx", "openvino", "fp32", root=tmp_path / "c").artifact.main
+    xml = artifacts.ensure(DIGITS / "digits_cnn.onnx", "openvino", "fp32", root=tmp_path / "c").main
     # OpenVINO imports (it just converted the model), so the runner gets as far as check_options, which
     # refuses the hint before the model loads: a usage error (runner kind "usage"), not a bad model.
     with pytest.raises(EdgebenchError, match="bad runtime option: performance_hint 'FAST' is not one of "

@@ -84,7 +84,7 @@ def bf16_model(path: Path) -> Path:
 ])
 def test_onnx_made_with_helper(tmp_path, make, expected):
     target = resolve(make(tmp_path / "m.onnx"))
-    assert target.precision == expected and target.format == "onnx" and target.meta == {}
+    assert target.precision == expected and target.format == "onnx" and target.meta is None
 
 
 def test_what_the_file_holds_wins_over_a_given_precision(tmp_path):
@@ -99,13 +99,13 @@ CONVERTED = [(fmt, p) for fmt in ("onnx", "openvino", "tflite") for p in ("fp32"
 @pytest.mark.parametrize("fmt, precision", CONVERTED)
 def test_converted_artifact_without_its_meta(recipe_cache, tmp_path, fmt, precision):
     """What the project's converters wrote, copied out of the cache alone: the file says what it holds."""
-    a = artifacts.ensure(MODEL, fmt, recipe=precision, calibration=CALIB, root=recipe_cache).artifact
-    assert a.meta["precision"] == precision
+    a = artifacts.ensure(MODEL, fmt, recipe=precision, calibration=CALIB, root=recipe_cache)
+    assert a.meta.precision == precision
     for f in a.files:
         shutil.copy(f, tmp_path / f.name)
     assert not (tmp_path / "meta.json").exists()
     target = resolve(tmp_path / a.main.name)
-    assert target.meta == {} and target.precision == precision
+    assert target.meta is None and target.precision == precision
 
 
 @pytest.mark.parametrize("make, expected", [(fp16_model, "fp16"), (qdq_model, "int8"), (no_weights_model, "unknown")])

@@ -20,34 +20,43 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from edgebench import __version__
+from edgebench.artifacts.meta import META_VERSION, ArtifactMeta, ArtifactWeights
 from edgebench.compress.graph import LayerSelection, constant_weights
 from edgebench.compress.metrics import onnx_weights, ratios
 from edgebench.compress.weights import apply_weight_steps
 from edgebench.compress.recipe import Recipe, parse_recipe
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.formats import Artifact, TensorIO, check_precision, convert
+from edgebench.formats import Artifact, check_precision, convert
 from edgebench.formats.calibration import calibration_batches, require_calibration
 from edgebench.formats.readback import Preservation, costs, verify
 from edgebench.files import gzip_bytes, raw_bytes
 from edgebench.data.source import require_file, sha256_file
 
 DEFAULT_ROOT = Path(".edgebench/cache")
-META_VERSION = 4  # 2: recipes; costs read back from the produced files. 3: Constant weights lifted, layer rule, int8 scheme
-# 4: preservation as a Preservation value, with preservation_note beside it
 STATS = {"hits": 0, "conversions": 0}
 
 
-@dataclass
+@dataclass(frozen=True)
 class CachedArtifact:
-    artifact: Artifact
-    hit: bool
-    seconds: float  # conversion time (on a hit: the original conversion's)
+    """A cache entry: its folder and its meta.json (``meta.convert_s``: the conversion's time, on a hit the
+    original conversion's)."""
+
+    meta: ArtifactMeta
     path: Path  # the cache entry folder
+    hit: bool
+
+    @property
+    def main(self) -> Path:
+        return self.path / self.meta.main
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.path / f for f in self.meta.files]
 
 
 def cache_root(root: Path | None = None) -> Path:
@@ -129,19 +138,18 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
         quantization = {"method": step.option if step else "minmax", "per_channel": not (weights or {}).get("clustered")}
         artifact = convert(float_path, fmt, parsed.precision, tmp, c.calibration, quantization=quantization,
                            **c.options)
-        meta = build_meta(artifact, c.source, c.source_sha, parsed.canonical, c.key, c.calib_sha,
-                          {**c.options, **c.layers})
-        meta["preservation"] = Preservation.NOTHING.value
-        meta["preservation_note"] = "nothing to preserve: the recipe has no prune/cluster step"
+        status, note = Preservation.NOTHING, "nothing to preserve: the recipe has no prune/cluster step"
+        made = None
         if weights is not None:
-            meta["weights"] = {"float_onnx_sha256": weights["sha256"], "steps": weights["steps"],
-                               "clustered": weights["clustered"]}
+            made = ArtifactWeights(weights["sha256"], weights["steps"], weights["clustered"])
             status, note = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
-            meta["preservation"], meta["preservation_note"] = status.value, note
+        meta = build_meta(artifact, c.source, c.source_sha, parsed.canonical, c.key, c.calib_sha,
+                          {**c.options, **c.layers}, status, note, made)
         if parsed.canonical != "fp32":
-            ref = ensure(c.source, fmt, "fp32", calibration=c.calibration, root=c.root, **c.options).artifact.meta
-            meta.update(ratios(meta, ref), reference_key=ref["key"])
-        return meta
+            ref = ensure(c.source, fmt, "fp32", calibration=c.calibration, root=c.root, **c.options).meta
+            r = ratios(meta.to_dict(), ref.to_dict())
+            meta = replace(meta, size_ratio=r["size_ratio"], gzip_ratio=r["gzip_ratio"], reference_key=ref.key)
+        return meta.to_dict()
 
     path, hit = _materialize(c.entry, build)
     STATS["hits" if hit else "conversions"] += 1
@@ -211,26 +219,24 @@ def _materialize(entry: Path, build: Any) -> tuple[Path, bool]:
 
 
 def _load(entry: Path, hit: bool) -> CachedArtifact:
-    meta = json.loads((entry / "meta.json").read_text())
-    files = [entry / f for f in meta["files"]]
-    artifact = Artifact(meta["format"], meta["precision"], files, entry / meta["main"],
-                        [TensorIO.from_dict(t) for t in meta["inputs"]],
-                        [TensorIO.from_dict(t) for t in meta["outputs"]], meta)
-    return CachedArtifact(artifact, hit, float(meta.get("convert_s", 0.0)), entry)
+    return CachedArtifact(ArtifactMeta.from_dict(json.loads((entry / "meta.json").read_text())), entry, hit)
 
 
-def build_meta(artifact: Artifact, source: Path, source_sha: str, recipe: str, key: str,
-               calib_sha: str | None, options: dict[str, Any]) -> dict[str, Any]:
+def build_meta(artifact: Artifact, source: Path, source_sha: str, recipe: str, key: str, calib_sha: str | None,
+               options: dict[str, Any], preservation: Preservation, preservation_note: str,
+               weights: ArtifactWeights | None) -> ArtifactMeta:
     root = artifact.main.parent
-    files = [p.relative_to(root).as_posix() for p in artifact.files]
-    return {
-        "meta_version": META_VERSION, "key": key, "edgebench_version": __version__,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "format": artifact.format, "precision": artifact.precision, "recipe": recipe,
-        "source": str(source), "source_sha256": source_sha, "calibration_sha256": calib_sha, "options": options,
-        "files": files, "main": artifact.main.relative_to(root).as_posix(),
-        "size_bytes": raw_bytes(artifact.files), "gzip_bytes": gzip_bytes(artifact.files),
+    details = {k: v for k, v in artifact.meta.items() if k not in ("files", "main", "convert_s", "tool_versions")}
+    return ArtifactMeta(
+        meta_version=META_VERSION, key=key, edgebench_version=__version__,
+        created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        format=artifact.format, precision=artifact.precision, recipe=recipe,
+        source=str(source), source_sha256=source_sha, calibration_sha256=calib_sha, options=options,
+        files=tuple(p.relative_to(root).as_posix() for p in artifact.files),
+        main=artifact.main.relative_to(root).as_posix(),
+        size_bytes=raw_bytes(artifact.files), gzip_bytes=gzip_bytes(artifact.files),
         **costs(artifact.format, artifact.main),
-        "inputs": [t.to_dict() for t in artifact.inputs], "outputs": [t.to_dict() for t in artifact.outputs],
-        **{k: v for k, v in artifact.meta.items() if k not in ("files", "main")},
-    }
+        inputs=tuple(artifact.inputs), outputs=tuple(artifact.outputs), details=details,
+        convert_s=artifact.meta["convert_s"], tool_versions=artifact.meta["tool_versions"],
+        preservation=preservation, preservation_note=preservation_note, weights=weights,
+    )

@@ -12,11 +12,12 @@ comes from the artifact's format.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from edgebench.artifacts import cache as artifacts
+from edgebench.artifacts.meta import ArtifactMeta
 from edgebench.compress.graph import LayerSelection
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import TensorIO, check_precision, format_of, get
@@ -28,7 +29,8 @@ from edgebench.data.source import require_file, sha256_file
 
 @dataclass(kw_only=True)
 class Target:
-    """The artifact a job runs, built by keyword (``from_cached``, ``_existing``)."""
+    """The artifact a job runs, built by keyword (``from_cached``, ``_existing``); ``meta``: its meta.json,
+    None for an artifact edgebench did not make."""
 
     format: str
     precision: str
@@ -41,17 +43,20 @@ class Target:
     size_bytes: int
     gzip_bytes: int
     cache_hit: bool | None = None  # None: not converted through the cache
-    convert_s: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: ArtifactMeta | None = None
 
     @classmethod
     def from_cached(cls, cached: artifacts.CachedArtifact) -> "Target":
         """A cache entry as a job's target: its meta.json supplies sizes and the source's hash."""
-        a = cached.artifact
-        return cls(format=a.format, precision=a.precision, backend=get(a.format).runtime, main=a.main, files=a.files,
-                   inputs=a.inputs, outputs=a.outputs, source_sha256=a.meta["source_sha256"],
-                   size_bytes=a.meta["size_bytes"], gzip_bytes=a.meta["gzip_bytes"], cache_hit=cached.hit,
-                   convert_s=cached.seconds, meta=a.meta)
+        m = cached.meta
+        return cls(format=m.format, precision=m.precision, backend=get(m.format).runtime, main=cached.main,
+                   files=cached.files, inputs=list(m.inputs), outputs=list(m.outputs), source_sha256=m.source_sha256,
+                   size_bytes=m.size_bytes, gzip_bytes=m.gzip_bytes, cache_hit=cached.hit, meta=m)
+
+    @property
+    def recipe(self) -> str | None:
+        """The recipe it was made with (None: not made by edgebench)."""
+        return self.meta.recipe if self.meta is not None else None
 
     def job_files(self) -> dict[str, Path]:
         """Job keys → local files the runner needs (IR weights travel beside the .xml)."""
@@ -63,7 +68,7 @@ class Target:
         fmt = get(self.format)
         return {**fmt.job_options(self.precision), **fmt.check_runner_options(given)}
 
-    def read_costs(self) -> dict[str, object]:
+    def read_costs(self) -> dict[str, Any]:
         """Cost metrics read from the artifact's own weights; none where the host cannot read them (an engine)."""
         return costs(self.format, self.main) if get(self.format).can_read_weights(self.main) else {}
 
@@ -95,11 +100,9 @@ def _existing(model: Path, fmt: str, precision: str | None) -> Target:
     form = get(fmt)
     meta = _meta_beside(model)
     if meta is not None:
-        files = [model.parent / f for f in meta["files"]]
-        inputs = [TensorIO.from_dict(t) for t in meta["inputs"]]
-        outputs = [TensorIO.from_dict(t) for t in meta["outputs"]]
-        return Target(format=fmt, precision=meta["precision"], backend=form.runtime, main=model, files=files,
-                      inputs=inputs, outputs=outputs, source_sha256=meta["source_sha256"],
+        files = [model.parent / f for f in meta.files]
+        return Target(format=fmt, precision=meta.precision, backend=form.runtime, main=model, files=files,
+                      inputs=list(meta.inputs), outputs=list(meta.outputs), source_sha256=meta.source_sha256,
                       size_bytes=raw_bytes(files), gzip_bytes=gzip_bytes(files), meta=meta)
     inputs, outputs = form.describe(model)
     files = form.artifact_files(model)
@@ -119,7 +122,7 @@ def _existing(model: Path, fmt: str, precision: str | None) -> Target:
                   gzip_bytes=gzip_bytes(files))
 
 
-def _meta_beside(model: Path) -> dict[str, Any] | None:
+def _meta_beside(model: Path) -> ArtifactMeta | None:
     path = model.parent / "meta.json"
     if not path.is_file():
         return None
@@ -127,4 +130,4 @@ def _meta_beside(model: Path) -> dict[str, Any] | None:
         meta = json.loads(path.read_text())
     except ValueError:
         return None
-    return meta if isinstance(meta, dict) and meta.get("main") == model.name else None
+    return ArtifactMeta.from_dict(meta) if isinstance(meta, dict) and meta.get("main") == model.name else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.cache import CachedArtifact
-from edgebench.artifacts.meta import COST_METRICS, Preservation, preservation, preservation_note
+from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta, Preservation
 from edgebench.commands.common import CONVERT_SHAPE_HELP, AllLayers, environment, parse_shapes, print_warnings
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
@@ -27,12 +27,11 @@ JSON_FIELDS = ("format", "precision", "recipe", "files", "size_bytes", "gzip_byt
                "preservation_note", "weights")
 
 
-def _preserved(meta: Mapping[str, Any]) -> str:
+def _preserved(meta: ArtifactMeta) -> str:
     """The preservation check, short: yes / — (nothing to keep) / the reason it was not checked."""
-    status = preservation(meta)
-    if status is None or status is Preservation.NOTHING:
+    if meta.preservation is None or meta.preservation is Preservation.NOTHING:
         return "—"
-    return "yes" if status is Preservation.CHECKED else preservation_note(meta)
+    return "yes" if meta.preservation is Preservation.CHECKED else meta.preservation_note
 
 
 def _ratio(value: float | None) -> str:
@@ -45,11 +44,10 @@ def compress_table(rows: list[tuple[str, CachedArtifact, Path]]) -> Table:
                 "sparsity", "max unique", "preserved", "path"):
         table.add_column(col, justify="left" if col in ("format", "recipe", "preserved", "path") else "right")
     for fmt, cached, where in rows:
-        m = cached.artifact.meta
-        table.add_row(fmt, m["recipe"], f"{m['size_bytes'] / 1024:.1f}", f"{m['gzip_bytes'] / 1024:.1f}",
-                      _ratio(m.get("size_ratio")), _ratio(m.get("gzip_ratio")), str(m["params"]),
-                      str(m["nonzero_params"]), f"{m['sparsity']:.1%}", str(m["max_unique_values"]),
-                      escape(_preserved(m)), str(where))
+        m = cached.meta
+        table.add_row(fmt, m.recipe, f"{m.size_bytes / 1024:.1f}", f"{m.gzip_bytes / 1024:.1f}",
+                      _ratio(m.size_ratio), _ratio(m.gzip_ratio), str(m.params), str(m.nonzero_params),
+                      f"{m.sparsity:.1%}", str(m.max_unique_values), escape(_preserved(m)), str(where))
     return table
 
 
@@ -82,19 +80,20 @@ def compress(
         with console.status(f"compressing {model.name} with {parsed.canonical} for {fmt}…"):
             cached = artifacts.ensure(model, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
                                       selection=selection, seed=seed, shapes=shapes)
-        where = cached.artifact.main
+        where = cached.main
         if out is not None:
             folder = out / f"{fmt}-{slug(parsed)}"
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(cached.path, folder)
-            where = folder / cached.artifact.main.name
+            where = folder / cached.meta.main
         rows.append((fmt, cached, where))
     console.print(compress_table(rows))
     # of the float model all formats share
-    print_warnings(console, weight_warnings(rows[0][1].artifact.meta) if rows else [])
+    print_warnings(console, weight_warnings(rows[0][1].meta.weight_steps) if rows else [])
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([{**{k: c.artifact.meta.get(k) for k in JSON_FIELDS}, "path": str(where)}
-                                        for _, c, where in rows], indent=2, sort_keys=True))
+        metas = [(c.meta.to_dict(), where) for _, c, where in rows]
+        json_out.write_text(json.dumps([{**{k: m.get(k) for k in JSON_FIELDS}, "path": str(where)}
+                                        for m, where in metas], indent=2, sort_keys=True))
         console.print(f"metrics written to {json_out}")
 

@@ -51,15 +51,14 @@ def convert(
         with console.status(f"converting to {fmt} ({parsed.canonical})…"):
             cached = artifacts.ensure(model, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
                                       shapes=shapes, selection=layer_selection(include, exclude, all_layers))
-        meta = cached.artifact.meta
+        meta = cached.meta
         where = cached.path
         if out is not None:
             where = out / f"{fmt}-{slug(parsed)}"
             shutil.rmtree(where, ignore_errors=True)
             shutil.copytree(cached.path, where)
-        ratio = meta.get("gzip_ratio")
-        table.add_row(fmt, meta["precision"], ", ".join(meta["files"]), _size(meta["size_bytes"]),
-                      _size(meta["gzip_bytes"]), f"{ratio:.2f}" if ratio else "—", f"{cached.seconds:.2f}",
+        table.add_row(fmt, meta.precision, ", ".join(meta.files), _size(meta.size_bytes), _size(meta.gzip_bytes),
+                      f"{meta.gzip_ratio:.2f}" if meta.gzip_ratio else "—", f"{meta.convert_s:.2f}",
                       "hit" if cached.hit else "converted", str(where))
     console.print(table)
-    print_warnings(console, weight_warnings(meta))  # of the float model every format shares
+    print_warnings(console, weight_warnings(meta.weight_steps))  # of the float model every format shares

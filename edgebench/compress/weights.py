@@ -124,20 +124,18 @@ def apply_weight_steps(source: Path, recipe: Recipe, out: Path, selection: Layer
     return report, clustered
 
 
-def weight_warnings(meta: Mapping[str, Any]) -> list[str]:
-    """The warnings of an artifact's weight steps (from its meta.json), one line each."""
-    steps = (meta.get("weights") or {}).get("steps") or {}
+def weight_warnings(steps: Mapping[str, Any]) -> list[str]:
+    """The warnings of an artifact's weight steps (their reports, meta.json's ``weights.steps``), one line each."""
     return [entry["warning"] for entry in steps.values() if isinstance(entry, dict) and entry.get("warning")]
 
 
-def requested(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """What an artifact's weight steps asked for (``sparsity_requested``, ``clusters_requested``) and their
-    ``warnings``, for results to show beside the achieved ``sparsity`` and ``max_unique_values``."""
-    steps = (meta.get("weights") or {}).get("steps") or {}
+def requested(steps: Mapping[str, Any]) -> dict[str, Any]:
+    """What an artifact's weight steps (their reports) asked for (``sparsity_requested``, ``clusters_requested``)
+    and their ``warnings``, for results to show beside the achieved ``sparsity`` and ``max_unique_values``."""
     found: dict[str, Any] = {}
     for entry in steps.values():
         for key in ("sparsity_requested", "clusters_requested"):
             if isinstance(entry, dict) and key in entry:
                 found[key] = entry[key]
-    warnings = weight_warnings(meta)
+    warnings = weight_warnings(steps)
     return {**found, **({"warnings": warnings} if warnings else {})}

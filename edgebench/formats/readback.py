@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from enum import Enum
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def read_weights(fmt: str, main: Path) -> tuple[Weights, Weights]:
     return get(fmt).read_weights(main)
 
 
-def costs(fmt: str, main: Path) -> dict[str, object]:
+def costs(fmt: str, main: Path) -> dict[str, Any]:
     """params, nonzero_params, sparsity and max_unique_values of the artifact's own weights."""
     params, _ = read_weights(fmt, main)
     stats = weight_stats(params)

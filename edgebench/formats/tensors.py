@@ -56,6 +56,9 @@ class TensorIO:
 
 @dataclass
 class Artifact:
+    """What a converter returns: its files and tensors, and in ``meta`` what it records about how it made them
+    (the artifact cache adds the rest of meta.json and reads it back as ``artifacts.meta.ArtifactMeta``)."""
+
     format: str
     precision: str
     files: list[Path]

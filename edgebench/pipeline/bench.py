@@ -30,7 +30,7 @@ from edgebench.runner.job import INPUT_ROTATION, RunnerJob
 from edgebench.runner.timing import TimingRules
 from edgebench.formats.tensors import from_artifact_outputs, source_tensor_specs, to_artifact_inputs
 from edgebench.pipeline.stats import summarize_ns, throughput_per_s
-from edgebench.artifacts.meta import COST_METRICS
+from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta
 from edgebench.artifacts.targets import Target, resolve
 
 
@@ -182,15 +182,15 @@ GENERIC_STEMS = frozenset({"model", "inference", "saved_model", "export", "expor
                            "frozen_graph", "frozen_inference_graph", "weights", "net", "network"})
 
 
-def model_name(path: str | Path, given: str | None = None, meta: dict[str, Any] | None = None) -> str:
+def model_name(path: str | Path, given: str | None = None, meta: ArtifactMeta | None = None) -> str:
     """How results name a model: the name the user gave (``--name``, a sweep spec's ``name``); else, for an
     artifact edgebench made (its meta.json), its source model's name; else the file's stem, or, when the
     stem is generic (``GENERIC_STEMS``: model.onnx, inference.tflite …), the nearest folder with a name
     that is not."""
     if given:
         return given
-    if meta and meta.get("source"):
-        return model_name(meta["source"])
+    if meta is not None and meta.source:
+        return model_name(meta.source)
     path = Path(path)
     for part in (path.stem, *(p.name for p in path.resolve().parents)):
         if part and part.lower() not in GENERIC_STEMS:
@@ -202,10 +202,11 @@ def cost_metrics(target: Target) -> dict[str, Any]:
     """What compression bought: parameter counts, sparsity, shared values, ratios against fp32 of the
     same format, what the recipe asked for and any warning about it — from the artifact's meta.json, or
     read from an artifact given as it is (params counted the same way in every format)."""
-    costs = {k: target.meta[k] for k in COST_METRICS if k in target.meta}
+    meta = target.meta
+    costs = meta.cost_metrics() if meta is not None else {}
     if not costs:
         costs = {k: v for k, v in target.read_costs().items() if k in COST_METRICS}
-    return {**costs, **requested(target.meta)}
+    return {**costs, **requested(meta.weight_steps if meta is not None else {})}
 
 
 def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan: InputPlan,
@@ -225,7 +226,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
     return Result(
         model=ModelInfo(
             name=model_name(req.model, req.name, target.meta), source_sha256=target.source_sha256,
-            recipe=target.meta.get("recipe") or req.recipe or target.precision, format=target.format,
+            recipe=target.recipe or req.recipe or target.precision, format=target.format,
             precision=target.precision, path=str(target.main), size_bytes=target.size_bytes,
             gzip_bytes=target.gzip_bytes, files=[str(f) for f in target.files], cache_hit=target.cache_hit,
             costs=costs, warnings=list(warnings), inputs=[t.to_dict() for t in target.inputs],

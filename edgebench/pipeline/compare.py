@@ -106,7 +106,7 @@ def judge(outcome: Outcome, reference: Outcome, output: str | None, criteria: di
         measured = accuracy.score_outputs({n: outs[n] for n in ref_outputs}, ref_outputs, scored, labels, task)
     except ValueError as exc:
         raise EdgebenchError(f"{target.format}: {exc}") from None
-    row = Row(target.format, target.precision, str(target.meta.get("recipe") or target.precision), output=scored,
+    row = Row(target.format, target.precision, target.recipe or target.precision, output=scored,
               cache_hit=target.cache_hit, criteria=asdict(wanted))
     for name, metrics in measured.items():
         judged = output is None or name == output
