@@ -186,6 +186,13 @@ def with_notes(matrix: str, out: Path) -> str:
     return block + "\n"
 
 
+def write_json(all_cells: dict[str, list[Cell]], path: Path) -> None:
+    path.write_text(json.dumps({n: [{"format": c.format, "precision": c.precision, "ok": c.ok, "reason": c.reason,
+                                     "p50_ms": c.p50, "p50_rounds": c.p50s, "size_bytes": c.size_bytes,
+                                     "row": c.row.to_dict() if c.row else None} for c in cells]
+                                for n, cells in all_cells.items()}, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=ROOT / ".corpus")
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "model-zoo.md")
     parser.add_argument("--json", type=Path, default=None, help="write every cell here (with --merge: read too)")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the cells --json already holds for the models not run now (re-run a subset)")
+                        help="keep the cells --json already holds that are not run now (re-run some cells)")
     args = parser.parse_args(argv)
     manifest_path = args.corpus / "manifest.json"
     if not manifest_path.is_file():
@@ -213,15 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     all_cells: dict[str, list[Cell]] = {}
     if args.merge and args.json and args.json.is_file():
         all_cells = {n: [cell_from_dict(n, c) for c in cells] for n, cells in json.loads(args.json.read_text()).items()
-                     if n in manifest and n not in only}
+                     if n in manifest}
     for name, entry in manifest.items():
         if only and name not in only:
             continue
         t0 = time.monotonic()
         if args.merge and not only:
             continue  # --merge alone: re-render what --json holds
-        all_cells[name] = cells = run_model(entry, args.corpus, formats, precisions, args.cache_dir, timing,
-                                            args.rounds)
+        cells = run_model(entry, args.corpus, formats, precisions, args.cache_dir, timing, args.rounds)
+        new = {(c.format, c.precision) for c in cells}
+        all_cells[name] = [c for c in all_cells.get(name, []) if (c.format, c.precision) not in new] + cells
         ok = sum(c.ok for c in cells)
         ups = ", ".join(f"{f} {u:.2f}×" for f in formats if (u := speedup(cells, f)) is not None)
         print(f"{name:24s} {ok}/{len(cells)} ✔  int8 vs fp32 speed: {ups or '—'}  ({time.monotonic() - t0:.0f} s)",
@@ -229,15 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         for c in cells:
             print(f"    {c.format:9s} {c.precision:13s} {cell_text(c, None):60s} {c.reason[:160]}", flush=True)
     all_cells = {n: all_cells[n] for n in manifest if n in all_cells}  # the corpus's order
+    if args.json:
+        write_json(all_cells, args.json)
     text = markdown(all_cells, manifest, formats, precisions, args, None if args.merge else time.monotonic() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(with_notes(text, args.out))
     print(f"wrote {args.out}")
-    if args.json:
-        args.json.write_text(json.dumps({n: [{"format": c.format, "precision": c.precision, "ok": c.ok,
-                                              "reason": c.reason, "p50_ms": c.p50, "p50_rounds": c.p50s,
-                                              "size_bytes": c.size_bytes, "row": c.row.to_dict() if c.row else None}
-                                             for c in cells] for n, cells in all_cells.items()}, indent=1))
     return 0
 
 
