@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     all_cells = {n: all_cells[n] for n in manifest if n in all_cells}  # the corpus's order
     if args.json:
         write_json(all_cells, args.json)
-    text = markdown(all_cells, manifest, formats, precisions, args, None if args.merge else time.monotonic() - start)
+    text = markdown(all_cells, manifest, list(FORMATS), list(PRECISIONS), args,  # every column a cell has
+                    None if args.merge else time.monotonic() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(with_notes(text, args.out))
     print(f"wrote {args.out}")

@@ -174,3 +174,16 @@ def test_a_converter_crash_is_named_as_such_not_by_a_runtime_warning():
     failed = crash_message(1, log + "ValueError: Dimensions must be equal, but are 3 and 4\n", "fp32")
     assert failed == "onnx2tf cannot convert the model: ValueError: Dimensions must be equal, but are 3 and 4"
     assert crash_message(1, log, "fp32") == "onnx2tf cannot convert the model: the converter process ended with status 1"
+
+
+def test_int8_of_a_model_with_integer_inputs_is_refused_before_converting(tmp_path: Path):
+    """MiniLM's input_ids/attention_mask/token_type_ids are int64: onnx2tf's int8 calibration feeds them
+    float32 and TensorFlow refuses after minutes of conversion. edgebench says so at once, with the way out."""
+    from edgebench.formats.tflite.convert import convert
+
+    m = corpus("minilm_l6_v2")
+    with pytest.raises(EdgebenchError) as exc:
+        convert(m.path, "int8", tmp_path / "out", calibration=m.data)
+    msg = one_line(exc)
+    assert "cannot calibrate integer inputs (input_ids, attention_mask, token_type_ids)" in msg
+    assert "int8-dynamic" in msg and not (tmp_path / "out").exists()

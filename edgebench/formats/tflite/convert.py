@@ -65,6 +65,13 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
     if precision == "int8":
         require_calibration(calibration)
     info = load_onnx_info(source)
+    integers = [s.name for s in info.inputs if np.dtype(s.dtype).kind in "iub"]
+    if precision == "int8" and integers:
+        # onnx2tf's calibration normalises every input to float32, which the converter then refuses to set on
+        # an integer input (measured on MiniLM: "Got value of type FLOAT32 but expected type INT64")
+        raise EdgebenchError(f"TFLite int8 through onnx2tf cannot calibrate integer inputs ({', '.join(integers)}): "
+                             "its calibration feeds float32; use int8-dynamic for TFLite, or int8 in onnx or "
+                             "openvino", ExitStatus.CONVERSION_FAILED)
     sample = sample_inputs(info.inputs, calibration, shapes)
     with tempfile.TemporaryDirectory(prefix="edgebench-onnx2tf-") as tmp:
         np.savez(Path(tmp) / "sample.npz", *sample.values())  # by position: names may hold '/' or ':'
