@@ -17,7 +17,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgebench.compress.graph import Graph
-from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import gzip_bytes, raw_bytes
 
 
@@ -100,10 +99,3 @@ def check_preserved(before: Mapping[str, np.ndarray], after: Mapping[str, np.nda
         if name in after and (n := np.unique(np.asarray(after[name])).size) > k:
             problems.append(f"{name}: {n} distinct values, clustered to {k}")
     return problems
-
-
-def require_preserved(problems: list[str], artifact: Path) -> None:
-    if problems:
-        raise EdgebenchError(f"{artifact.name} lost the pruning/clustering it was built from ({problems[0]}"
-                             f"{f'; {len(problems) - 1} more' if len(problems) > 1 else ''}): report this with "
-                             "the recipe", ExitStatus.CONVERSION_FAILED)

@@ -29,10 +29,7 @@ def nearest_rank(sorted_values: Sequence[float] | np.ndarray, p: float) -> float
     return sorted_values[max(rank, 1) - 1]
 
 
-LatencySummary = Latency  # the result's latency part, computed here from raw samples
-
-
-def summarize_ns(samples_ns: Sequence[int]) -> LatencySummary:
+def summarize_ns(samples_ns: Sequence[int]) -> Latency:
     ms = sorted(s / 1e6 for s in samples_ns)
     n = len(ms)
     if n == 0:
@@ -42,9 +39,8 @@ def summarize_ns(samples_ns: Sequence[int]) -> LatencySummary:
     pct = {f"p{p}": nearest_rank(ms, p) for p in PERCENTILES}
     median = pct["p50"]
     mad = nearest_rank(sorted(abs(x - median) for x in ms), 50)
-    return LatencySummary(**pct, mean=mean, std=std, min=ms[0], max=ms[-1],
-                          cv=std / mean if mean > 0 else 0.0,
-                          robust_cv=1.4826 * mad / median if median > 0 else 0.0)
+    return Latency(**pct, mean=mean, std=std, min=ms[0], max=ms[-1], cv=std / mean if mean > 0 else 0.0,
+                   robust_cv=1.4826 * mad / median if median > 0 else 0.0)
 
 
 def throughput_per_s(samples_ns: Sequence[int], batch: int) -> float:
