@@ -47,7 +47,7 @@ def bench(recipe: str, fmt: str, cache: Path, batch: int, seconds: float) -> tup
     result = run_bench(BenchRequest(model=DIGITS / "digits_cnn.onnx", dataset=DIGITS / "eval.npz", threads=1,
                                     batch=batch, timing=timing, format=fmt, recipe=recipe,
                                     calibration=DIGITS / "calib.npz", cache_dir=cache))
-    return result.latency_ms["p50"], result.accuracy.get("top1")
+    return result.p50, result.accuracy.top1
 
 
 def main(argv: list[str] | None = None) -> int:

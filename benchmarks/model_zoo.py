@@ -110,10 +110,13 @@ def run_model(entry: dict[str, Any], corpus: Path, formats: list[str], precision
             except EdgebenchError as exc:
                 cell.ok, cell.reason = False, one_line(f"bench: {exc}")
                 continue
-            cell.p50s.append(result.latency_ms["p50"])
-            cell.size_bytes = result.model.get("size_bytes")
+            if result.p50 is None:
+                cell.ok, cell.reason = False, one_line(f"bench: {result.error.message if result.error else 'no samples'}")
+                continue
+            cell.p50s.append(result.p50)
+            cell.size_bytes = result.model.size_bytes
             if model.suffix == ".tflite":
-                cell.ok, cell.precision = True, result.model.get("precision") or "as shipped"
+                cell.ok, cell.precision = True, result.model.precision or "as shipped"
     return cells
 
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 req = BenchRequest(model=args.model, dataset=npz, batch=batch, threads=args.threads,
                                    timing=TimingSpec(warmup_s=0.5, min_iterations=50, min_duration_s=args.seconds,
                                                      max_duration_s=args.seconds * 5))
-                ours.append(run_bench(req).latency_ms["p50"])
+                ours.append(run_bench(req).p50)
                 bare.append(bare_median_ms(args.model, npz, args.threads, batch, args.seconds))
             ratio = statistics.median(ours) / statistics.median(bare)
             worst = max(worst, ratio)

@@ -52,7 +52,8 @@ def edgebench_median_ms(xml: Path, threads: int, seconds: float, batch: int) -> 
                         max_duration_s=seconds + 1)
     result = run_bench(BenchRequest(model=xml, threads=threads, batch=batch, timing=timing,
                                     backend_options={"performance_hint": "LATENCY", "num_streams": 1}))
-    return float(result.latency_ms["p50"]), float(result.extra["request_latency_ms"]["p50"])
+    assert result.p50 is not None, "bench measured nothing"
+    return result.p50, float(result.extra["request_latency_ms"]["p50"])
 
 
 def main() -> int:
@@ -66,7 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     art = artifacts.ensure(args.model, "openvino", "fp32")
     shapes = ",".join(f"{t.name}[{','.join(str(d) if isinstance(d, int) else str(args.batch) for d in t.shape)}]"
-                      for t in art.inputs)
+                      for t in art.meta.inputs)
     ours, inner, theirs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
