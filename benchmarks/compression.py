@@ -26,7 +26,7 @@ from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.config import TimingSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 RECIPES = ["fp32", "fp16", "int8", "int8:percentile", "int8:entropy", "int8-dynamic", "prune:0.5",
            "prune-layer:0.5", "prune-filters:0.5", "cluster:16", "prune:0.8+cluster:16+int8"]
 

@@ -30,7 +30,7 @@ from edgebench.config import GateSpec, TimingSpec
 from edgebench.pipeline.gate import compare, pool
 from edgebench.result import Result, write_results
 
-DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits" / "digits_cnn.onnx"
+DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo" / "digits_cnn.onnx"
 LATENCY = ("latency_p50", "latency_p90", "latency_p99")
 
 

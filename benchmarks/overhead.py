@@ -67,7 +67,7 @@ def bare_median_ms(model: Path, npz: Path, threads: int, batch: int, seconds: fl
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "examples" / "digits" / "digits_cnn.onnx")
+    parser.add_argument("--model", type=Path, default=ROOT / "edgebench" / "bundled" / "demo" / "digits_cnn.onnx")
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)

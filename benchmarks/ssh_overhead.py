@@ -37,7 +37,7 @@ from edgebench.runner.job import RunnerJob  # noqa: E402
 from edgebench.runner.timing import TimingRules  # noqa: E402
 from tests.sshd import SshdBoard  # noqa: E402
 
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 TIMING = TimingSpec(warmup_iterations=2, warmup_s=0.0, min_iterations=20, min_duration_s=0.1, max_duration_s=5)
 JOB = RunnerJob(backend="onnxruntime", device="CPU", threads=1,
                 timing=TimingRules(**TIMING.model_dump(exclude={"cv_threshold"})), batch=1, rotation=64,

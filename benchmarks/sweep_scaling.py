@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from edgebench.cli import main as cli  # noqa: E402
 from tests.sshd import SshdBoard  # noqa: E402
 
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 
 
 def spec_for(path: Path, devices: list[str], cells: int, seconds: float, formats: list[str]) -> Path:

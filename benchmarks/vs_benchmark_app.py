@@ -58,7 +58,7 @@ def edgebench_median_ms(xml: Path, threads: int, seconds: float, batch: int) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "examples" / "digits" / "digits_cnn.onnx")
+    parser.add_argument("--model", type=Path, default=ROOT / "edgebench" / "bundled" / "demo" / "digits_cnn.onnx")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.paths import bundled_dir
+from edgebench.paths import bundled_profiles_dir
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -159,11 +159,18 @@ def parse_model(model: type[M], data: Any, source: str) -> M:
         raise EdgebenchError(format_validation_error(source, exc), ExitStatus.CONFIG) from None
 
 
+def user_profiles_dir() -> Path:
+    """The per-user profile folder (``~/.config/edgebench/profiles`` on Linux, platformdirs elsewhere)."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("edgebench")) / "profiles"
+
+
 def profile_dirs() -> list[Path]:
-    """Where profile names are looked up, first match wins."""
-    dirs = [Path(d) for d in os.environ.get("EDGEBENCH_PROFILES", "").split(os.pathsep) if d]
-    dirs += [Path.cwd() / "device_profiles", Path("~/.config/edgebench/devices").expanduser(),
-             bundled_dir("device_profiles")]
+    """Where profile names are looked up, first match wins: ``EDGEBENCH_PROFILES`` (folders separated by
+    os.pathsep), ``./device_profiles``, the per-user folder, then the profiles bundled with edgebench."""
+    dirs = [Path(d).expanduser() for d in os.environ.get("EDGEBENCH_PROFILES", "").split(os.pathsep) if d]
+    dirs += [Path.cwd() / "device_profiles", user_profiles_dir(), bundled_profiles_dir()]
     unique: list[Path] = []
     for d in dirs:
         if d.resolve() not in [u.resolve() for u in unique]:

@@ -1,5 +1,5 @@
-"""Where edgebench's bundled files live: the on-device runner inside the package, and the folders of the
-checkout (device_profiles/, examples/, docs/)."""
+"""Where edgebench's bundled files live, inside the installed package (found with importlib.resources, so a
+wheel works as well as a checkout): the on-device runner, the bundled device profiles and the demo's data."""
 
 from __future__ import annotations
 
@@ -8,19 +8,27 @@ from pathlib import Path
 
 from edgebench.errors import EdgebenchError, ExitStatus
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def bundled_dir(name: str) -> Path:
-    """A top-level folder of the edgebench checkout (installed editable, as the Makefile does)."""
-    return ROOT / name
+def _package_dir(package: str, probe: str) -> Path:
+    path = Path(str(files(package)))
+    if not (path / probe).is_file():
+        raise EdgebenchError(f"edgebench's bundled files are not a folder of files ({path}): install edgebench "
+                             "unzipped, as pip does", ExitStatus.USAGE)
+    return path
 
 
 def runner_dir() -> Path:
     """The on-device runner (the package ``edgebench.runner``): a folder of plain files the transports run as
     they are, locally or pushed to a board."""
-    path = Path(str(files("edgebench.runner")))
-    if not (path / "edgebench_runner.py").is_file():
-        raise EdgebenchError(f"the on-device runner is not a folder of files ({path}): install edgebench "
-                             "unzipped (pip install)", ExitStatus.USAGE)
-    return path
+    return _package_dir("edgebench.runner", "edgebench_runner.py")
+
+
+def bundled_profiles_dir() -> Path:
+    """The device profiles that ship with edgebench (``local-cpu``, the example boards)."""
+    return _package_dir("edgebench.bundled", "profiles/local-cpu.yaml") / "profiles"
+
+
+def demo_dir() -> Path:
+    """The demo: the digits CNN (``digits_cnn.onnx``), its labelled ``eval.npz`` and ``calib.npz``, and the
+    sweep spec ``demo-sweep.yaml``."""
+    return _package_dir("edgebench.bundled", "demo/demo-sweep.yaml") / "demo"

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo"
 MODEL = DIGITS / "digits_cnn.onnx"
 EVAL = DIGITS / "eval.npz"
 CALIB = DIGITS / "calib.npz"

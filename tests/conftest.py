@@ -9,7 +9,7 @@ import pytest
 from tests import models
 
 ROOT = Path(__file__).resolve().parent.parent
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 
 # Short but real measurement settings for tests (docs/design.md's timing rules, just small numbers).
 QUICK_TIMING = ["--warmup-s", "0.01", "--warmup-iterations", "2", "--min-iterations", "20",

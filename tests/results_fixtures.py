@@ -16,7 +16,7 @@ from edgebench.errors import EdgebenchError
 from edgebench.result import DeviceInfo, ModelInfo, Result, ResultError
 
 ROOT = Path(__file__).resolve().parent.parent
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 SMALL_TIMING = TimingSpec(warmup_s=0.05, warmup_iterations=2, min_iterations=20, min_duration_s=0.2,
                           max_duration_s=5)
 

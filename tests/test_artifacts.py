@@ -12,7 +12,7 @@ import pytest
 from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.meta import ArtifactMeta, Preservation
 
-DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo"
 ONNX = DIGITS / "digits_cnn.onnx"
 # meta.json files the cache wrote before ArtifactMeta (META_VERSION 4): digits_cnn as onnx
 # prune:0.5+cluster:16+int8 (weights, preservation checked, ratios, the int8 scheme), openvino fp32, tflite fp16

@@ -16,7 +16,7 @@ from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import check_precision, format_of, get, parse_formats
 
-DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo"
 ONNX, EVAL, CALIB = DIGITS / "digits_cnn.onnx", DIGITS / "eval.npz", DIGITS / "calib.npz"
 CASES = [("openvino", "fp32"), ("openvino", "fp16"), ("tflite", "fp32"), ("tflite", "fp16")]
 

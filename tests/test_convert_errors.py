@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
 
-DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo"
 ONNX, EVAL = DIGITS / "digits_cnn.onnx", DIGITS / "eval.npz"
 
 

@@ -22,7 +22,7 @@ from edgebench.errors import ExitStatus
 from tests.corpus import corpus
 
 ROOT = Path(__file__).resolve().parent.parent
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 ONNX, EVAL, CALIB = DIGITS / "digits_cnn.onnx", DIGITS / "eval.npz", DIGITS / "calib.npz"
 
 

@@ -215,7 +215,7 @@ def test_cpu_isa_reads_vnni_from_the_cpu_flags(tmp_path):
 def test_tensorrt_int8_is_symmetric_with_zero_points_zero(recipe_cache):
     from onnx import numpy_helper
 
-    digits = Path(__file__).resolve().parent.parent / "examples" / "digits"
+    digits = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo"
     cached = artifacts.ensure(digits / "digits_cnn.onnx", "tensorrt", "int8", calibration=digits / "calib.npz",
                               root=recipe_cache)
     assert cached.meta.details["scheme"]["activation_symmetric"] and cached.meta.details["activations"] == ["int8"]

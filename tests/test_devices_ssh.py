@@ -17,12 +17,12 @@ from edgebench.cli import main
 from edgebench.config import TimingSpec, load_profile
 from edgebench.devices.ssh import SSHTransport
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.paths import bundled_dir
+from edgebench.paths import demo_dir
 from edgebench.runner.job import RunnerJob
 from edgebench.runner.timing import TimingRules
 from tests.sshd import Gate, SshdBoard, closed_port, gate_factory, ssh_board, sshd_factory  # noqa: F401
 
-DIGITS = bundled_dir("examples") / "digits"
+DIGITS = demo_dir()
 FAST = TimingSpec(warmup_iterations=1, warmup_s=0.0, min_iterations=10, min_duration_s=0.05, max_duration_s=5)
 
 

@@ -9,9 +9,9 @@ from edgebench.cli import main
 from edgebench.config import Thermal, TimingSpec
 from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import ExitStatus
-from edgebench.paths import bundled_dir
+from edgebench.paths import demo_dir
 
-DIGITS = bundled_dir("examples") / "digits"
+DIGITS = demo_dir()
 FAST = TimingSpec(warmup_iterations=1, warmup_s=0.0, min_iterations=10, min_duration_s=0.05, max_duration_s=5)
 
 

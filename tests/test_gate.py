@@ -23,7 +23,7 @@ from edgebench.result import DeviceInfo, ModelInfo, Result, read_results, write_
 from tests.test_gate_recorded import _edited, junit_cases
 
 ROOT = Path(__file__).resolve().parent.parent
-DIGITS = ROOT / "examples" / "digits"
+DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 TIMING = ["--warmup-s", "0.05", "--warmup-iterations", "2", "--min-iterations", "50", "--max-duration-s", "5"]
 
 

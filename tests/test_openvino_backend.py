@@ -13,7 +13,7 @@ from edgebench.errors import EdgebenchError, ExitStatus
 
 pytest.importorskip("openvino", reason="OpenVINO is in the 'openvino' extra")
 
-DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo"
 
 
 def test_cache_dir_cold_then_warm(tmp_path: Path) -> None:

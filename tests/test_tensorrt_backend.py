@@ -15,7 +15,7 @@ import pytest
 from edgebench.pipeline.bench import BenchRequest, execute
 from edgebench.config import TimingSpec, load_profile
 
-DIGITS = Path(__file__).resolve().parent.parent / "examples" / "digits"
+DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo"
 HAVE_GPU = shutil.which("nvidia-smi") is not None and importlib.util.find_spec("tensorrt") is not None
 
 pytestmark = [pytest.mark.requires_cuda,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +13,7 @@ from rich.table import Table
 from edgebench.commands.common import environment, store_option
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.paths import bundled_dir
+from edgebench.paths import demo_dir
 from edgebench.commands.tables import result_table
 from edgebench.report import write_report
 from edgebench.result import CellKey, Result, write_results
@@ -126,17 +127,40 @@ def sweep(
     _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir)
 
 
+def copy_demo(folder: Path) -> Path:
+    """The bundled demo's files copied into ``folder`` (a file already there with other content is kept and
+    refused, never overwritten); returns the spec's path."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for source in sorted(demo_dir().iterdir()):
+            if source.name.startswith(("_", ".")):
+                continue
+            target = folder / source.name
+            if not target.exists():
+                shutil.copyfile(source, target)
+            elif target.read_bytes() != source.read_bytes():
+                raise EdgebenchError(f"{target} exists and is not the demo's {source.name}: pass another "
+                                     "--dir or move it away", ExitStatus.USAGE)
+    except OSError as exc:
+        raise EdgebenchError(f"cannot copy the demo files into {folder}: {exc.strerror or exc}; pass a writable "
+                             "--dir", ExitStatus.USAGE) from None
+    return folder / "demo-sweep.yaml"
+
+
 def demo(
     ctx: typer.Context,
     store: Path = typer.Option(Path(".edgebench/results.db"), "--store", help="Results store."),
     html: Path = typer.Option(Path(".edgebench/reports/demo.html"), "--html", help="Where to write the report."),
     json_out: Path = typer.Option(Path(".edgebench/demo/results.json"), "--json", help="Where to write the results."),
+    folder: Path = typer.Option(Path("edgebench-demo"), "--dir",
+                                help="Where the demo's model, data and spec are copied to (kept for use by hand)."),
 ) -> None:
     """Run the bundled demo sweep (digits CNN × fp32/fp16/int8/prune+int8 × onnx/openvino/tflite on this CPU)
     and write its HTML report."""
     env = environment(ctx)
-    _sweep(env, bundled_dir("examples") / "demo-sweep.yaml", store, resume=None, dry_run=False, json_out=json_out,
-           cache_dir=None)
+    spec = copy_demo(folder)
+    env.console.print(f"demo files (model, data, spec) in {folder}/")
+    _sweep(env, spec, store, resume=None, dry_run=False, json_out=json_out, cache_dir=None)
     run, results = load_run(store, None)
     md = html.with_suffix(".md")
     write_report(results, run, html, md)

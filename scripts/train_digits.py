@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python examples/digits/train_digits.py [--out DIR] [--epochs N]
+    python scripts/train_digits.py [--out DIR] [--epochs N]
 
 Needs torch==2.13.0 (CPU build), scikit-learn, numpy, onnx and onnxruntime.
 Always pin torch (``pip install torch==2.13.0``): an unpinned install pulls
@@ -124,7 +124,8 @@ def export_onnx(model: nn.Module, path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="output folder")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo",
+                        help="output folder (default: the demo data bundled in the package)")
     parser.add_argument("--epochs", type=int, default=60, help="training epochs")
     args = parser.parse_args()
 
