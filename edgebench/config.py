@@ -4,6 +4,7 @@ file, the field and the fix."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -166,24 +167,55 @@ def user_profiles_dir() -> Path:
     return Path(user_config_dir("edgebench")) / "profiles"
 
 
-def profile_dirs() -> list[Path]:
+@dataclass(frozen=True)
+class ProfileDir:
+    """A folder profile names are looked up in, and where its place in the lookup comes from."""
+
+    source: str  # "EDGEBENCH_PROFILES", "./device_profiles", "user config dir" or "bundled"
+    path: Path
+
+    def profiles(self) -> list[Path]:
+        return sorted(self.path.glob("*.y*ml")) if self.path.is_dir() else []
+
+
+@dataclass(frozen=True)
+class FoundProfile:
+    """A profile name, the file it resolves to, and the folders further down the lookup whose file of the same
+    name it overrides."""
+
+    name: str
+    path: Path
+    source: str
+    overrides: list[ProfileDir]
+
+
+def profile_dirs() -> list[ProfileDir]:
     """Where profile names are looked up, first match wins: ``EDGEBENCH_PROFILES`` (folders separated by
     os.pathsep), ``./device_profiles``, the per-user folder, then the profiles bundled with edgebench."""
-    dirs = [Path(d).expanduser() for d in os.environ.get("EDGEBENCH_PROFILES", "").split(os.pathsep) if d]
-    dirs += [Path.cwd() / "device_profiles", user_profiles_dir(), bundled_profiles_dir()]
-    unique: list[Path] = []
+    dirs = [ProfileDir("EDGEBENCH_PROFILES", Path(d).expanduser())
+            for d in os.environ.get("EDGEBENCH_PROFILES", "").split(os.pathsep) if d]
+    dirs += [ProfileDir("./device_profiles", Path.cwd() / "device_profiles"),
+             ProfileDir("user config dir", user_profiles_dir()), ProfileDir("bundled", bundled_profiles_dir())]
+    unique: list[ProfileDir] = []
     for d in dirs:
-        if d.resolve() not in [u.resolve() for u in unique]:
+        if d.path.resolve() not in [u.path.resolve() for u in unique]:
             unique.append(d)
     return unique
 
 
+def find_profiles() -> list[FoundProfile]:
+    """Every profile name found, sorted, with the file that wins and the ones it overrides."""
+    by_name: dict[str, list[tuple[ProfileDir, Path]]] = {}
+    for d in profile_dirs():
+        for f in d.profiles():
+            by_name.setdefault(f.stem, []).append((d, f))
+    return [FoundProfile(name, hits[0][1], hits[0][0].source, [d for d, _ in hits[1:]])
+            for name, hits in sorted(by_name.items())]
+
+
 def known_profiles() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for d in reversed(profile_dirs()):
-        for f in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
-            found[f.stem] = f
-    return dict(sorted(found.items()))
+    """Each profile name and the file it resolves to."""
+    return {p.name: p.path for p in find_profiles()}
 
 
 def load_profile(name_or_path: str) -> DeviceProfile:
@@ -195,8 +227,8 @@ def load_profile(name_or_path: str) -> DeviceProfile:
         known = known_profiles()
         if name_or_path not in known:
             raise EdgebenchError(f"unknown device {name_or_path!r}: known devices are "
-                                 f"{', '.join(known) or 'none'}; or pass a profile YAML path",
-                                 ExitStatus.CONFIG)
+                                 f"{', '.join(known) or 'none'}; or pass a profile YAML path "
+                                 "('edgebench devices list' shows the folders searched)", ExitStatus.CONFIG)
         path = known[name_or_path]
     return parse_model(DeviceProfile, load_yaml(path, "device profile"), str(path))
 
@@ -308,7 +340,11 @@ def load_gate_spec(path: Path | None) -> GateSpec:
     would otherwise silently leave the intended rule at its default."""
     if path is None:
         return GateSpec()
-    data = load_yaml(path, "gate rules") or {}
+    return gate_spec(load_yaml(path, "gate rules") or {}, str(path))
+
+
+def gate_spec(data: Any, source: str) -> GateSpec:
+    """Rules from a mapping (a parsed YAML file, or the Python API's ``rules=``); ``source`` names it in errors."""
     if isinstance(data, dict):
         sections = {"metrics": data.get("metrics")}
         if isinstance(data.get("devices"), dict):
@@ -316,6 +352,6 @@ def load_gate_spec(path: Path | None) -> GateSpec:
         for where, metrics in sections.items():
             unknown = [n for n in metrics if n not in GATE_METRICS] if isinstance(metrics, dict) else []
             if unknown:
-                raise EdgebenchError(f"{path}: unknown metric {unknown[0]!r} in {where}: use one of "
+                raise EdgebenchError(f"{source}: unknown metric {unknown[0]!r} in {where}: use one of "
                                      f"{', '.join(GATE_METRICS)}", ExitStatus.USAGE)
-    return parse_model(GateSpec, data, str(path))
+    return parse_model(GateSpec, data, source)

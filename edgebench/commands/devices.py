@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.commands.common import environment
-from edgebench.config import DeviceProfile, known_profiles, load_profile
+from edgebench.config import DeviceProfile, find_profiles, load_profile, profile_dirs, user_profiles_dir
 from edgebench.errors import EdgebenchError, ExitStatus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -20,19 +21,35 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 @app.command("list")
 def list_devices(ctx: typer.Context) -> None:
-    """The profiles found in ./device_profiles, ~/.config/edgebench/devices and the bundled ones."""
+    """The profiles found (EDGEBENCH_PROFILES, ./device_profiles, the user config dir, bundled), where each came
+    from, and the folders searched."""
+    console = environment(ctx).console
     table = Table(title="device profiles")
-    for col in ("name", "type", "host", "accelerator", "runtimes", "file"):
+    table.add_column("name", no_wrap=True)
+    table.add_column("from", no_wrap=True)
+    for col in ("type", "host", "accelerator", "runtimes"):
         table.add_column(col)
-    for name, path in known_profiles().items():
+    table.add_column("file", overflow="fold")
+    for found in find_profiles():
+        source = found.source + (f" (overrides {', '.join(d.source for d in found.overrides)})"
+                                 if found.overrides else "")
         try:
-            p = load_profile(str(path))
+            p = load_profile(str(found.path))
         except EdgebenchError as exc:
-            table.add_row(name, "[red]invalid[/red]", str(exc), "", "", str(path))
+            table.add_row(found.name, source, "[red]invalid[/red]", escape(str(exc)), "", "", str(found.path))
             continue
         host = p.connection.host or "localhost"
-        table.add_row(p.name, p.connection.type, host, p.accelerator, ", ".join(p.runtimes), str(path))
-    environment(ctx).console.print(table)
+        table.add_row(found.name, source, p.connection.type, host, p.accelerator, ", ".join(p.runtimes),
+                      str(found.path))
+    console.print(table)
+    console.print("folders searched, first match wins:")
+    for d in profile_dirs():
+        count = len(d.profiles())
+        state = f"{count} profile{'s' * (count != 1)}" if d.path.is_dir() else "absent"
+        console.print(f"  {d.source:<19} {escape(str(d.path))}  ({state})", soft_wrap=True)
+    user = escape(str(user_profiles_dir() / "NAME.yaml"))
+    console.print(f"Your own profiles: ./device_profiles/NAME.yaml (this project) or {user} (this user); "
+                  "a profile named like a bundled one overrides it.", soft_wrap=True)
 
 
 def _runtime_cell(info: dict[str, Any], required: bool) -> str:
