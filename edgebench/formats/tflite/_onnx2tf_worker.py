@@ -1,6 +1,8 @@
 """Runs onnx2tf in its own process (it prints pages, may call sys.exit and loads all of TensorFlow).
 
-``python -m edgebench.formats.tflite._onnx2tf_worker request.json`` converts a copy of the ONNX model that it
+A self-contained script: the standard library, numpy and the converter's own packages, never edgebench, so
+that any interpreter holding onnx2tf can run it by path (``formats/tflite/convert_env.py`` picks which).
+``python _onnx2tf_worker.py request.json`` converts a copy of the ONNX model that it
 prepares for onnx2tf (names TensorFlow accepts, every input at the sample's fixed shape) and writes
 ``reply.json`` beside the request: the tensors of the .tflite and the permutation from each ONNX tensor
 to its TFLite counterpart, found by running both models on the host's sample (onnx2tf turns NCHW into
@@ -23,8 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.data.accuracy import rel_l2
-
 # TensorFlow's scope names take [A-Za-z0-9_.\/>-]; onnx2tf copies ONNX names into them (Paddle2ONNX
 # writes "Softmax@0", PyTorch "onnx::Flatten_0").
 _UNSAFE = re.compile(r"[^A-Za-z0-9_./-]")
@@ -35,6 +35,13 @@ FAITHFUL_REL_ERR = 1e-3
 # instead, and the name replace_to_pseudo_operators takes (lower case in its Python API).
 PSEUDO_OPS = {"Erf": "erf", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Abs": "abs", "Neg": "neg",
               "GatherNd": "gathernd", "Pow": "power", "LeakyRelu": "leakyrelu"}
+
+
+def rel_l2(out: np.ndarray, ref: np.ndarray) -> float:
+    """‖out − ref‖ / ‖ref‖ as ``edgebench.data.accuracy.rel_l2`` computes it (tests/test_tflite_convert_env.py
+    checks the two agree; this script imports nothing of edgebench)."""
+    o, r = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return float(np.linalg.norm(o - r) / max(float(np.linalg.norm(r)), float(np.finfo(np.float32).tiny)))
 
 
 def name_key(name: str) -> str:

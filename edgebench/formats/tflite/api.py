@@ -26,7 +26,12 @@ def from_keras(model: Any, precision: str, out_dir: Path) -> Artifact:
     if precision not in TfliteFormat.precisions:
         raise EdgebenchError(f"TFLite from Keras supports {', '.join(TfliteFormat.precisions)}, not {precision!r}",
                              ExitStatus.USAGE)
-    tf = TfliteFormat.require("tensorflow", "converting a Keras model needs TensorFlow")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise EdgebenchError("converting a Keras model needs TensorFlow in this process: pip install tensorflow "
+                             "(no edgebench extra: ONNX → TFLite runs in its own environment)",
+                             ExitStatus.RUNTIME_MISSING) from None
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -1,7 +1,7 @@
-"""ONNX → TFLite through onnx2tf, run in a child process (``_onnx2tf_worker``): it prints pages, may
-``sys.exit`` and loads all of TensorFlow. The host picks one conversion sample (``sample_inputs``): every
-input of the .tflite is fixed at its shape, and onnx2tf gets it instead of downloading one. Its graphs are
-NHWC; the worker checks onnx2tf's float32 result against onnxruntime on the sample, finds each tensor's
+"""ONNX → TFLite through onnx2tf, run in a child process (``_onnx2tf_worker.py``, run by path under the
+interpreter ``convert_env.resolve`` picks: it prints pages, may ``sys.exit`` and loads all of TensorFlow).
+The host picks one conversion sample (``sample_inputs``): every input of the .tflite is fixed at its shape,
+and onnx2tf gets it instead of downloading one. Its graphs are NHWC; the worker checks onnx2tf's float32 result against onnxruntime on the sample, finds each tensor's
 permutation, and the artifact records it so the host transposes inputs and outputs for the runner. A
 failure is one line naming the stage, the ONNX node and op, and the converter's root cause
 (``failure_message``).
@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,7 +25,7 @@ from edgebench.data.inputs import load_npz, plan_inputs
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.calibration import require_calibration
 from edgebench.formats.tensors import Artifact, TensorIO, channel_last
-from edgebench.formats.tflite import TfliteFormat
+from edgebench.formats.tflite.convert_env import WORKER, resolve
 from edgebench.formats.tflite.interpreter import describe
 from edgebench.data.source import TensorSpec, load_onnx_info
 
@@ -36,23 +36,9 @@ _FILE_PRECISION = {"fp32": "float32", "fp16": "float16", "int8": "integer_quant"
 _TIMEOUT_S = 1800
 
 
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
 def tool_versions() -> dict[str, str]:
-    found = {d: _version(d) for d in ("onnx2tf", "onnxsim", "tensorflow-cpu", "tensorflow", "tf-keras",
-                                      "ai-edge-litert")}
-    if not found["onnx2tf"] or not found["onnxsim"] or not (found["tensorflow-cpu"] or found["tensorflow"]):
-        raise EdgebenchError("the ONNX → TFLite converter (onnx2tf + onnxsim + TensorFlow) is not installed: "
-                             f"{TfliteFormat.install_hint()} then run 'make install' (it adds onnx2tf and onnxsim "
-                             "with --no-deps)", ExitStatus.RUNTIME_MISSING)
-    return {k: v for k, v in found.items() if v}
+    """The versions of the converter that will run (its environment prepared now if it is missing)."""
+    return resolve().versions
 
 
 def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
@@ -60,7 +46,8 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             **_: Any) -> Artifact:
     """onnx2tf on a prepared copy of ``source``: every input fixed at the shape of one sample (``shapes``
     where given, else the calibration data's, else the model's own with a batch of 1)."""
-    versions = tool_versions()
+    converter = resolve()
+    versions = converter.versions
     per_channel = bool((quantization or {}).get("per_channel", True))
     if precision == "int8":
         require_calibration(calibration)
@@ -84,11 +71,14 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             "calibration": str(calibration.resolve()) if calibration else None,
             "quantize": {"int8": precision == "int8", "dynamic": precision == "int8-dynamic",
                          "per_channel": per_channel}}))
-        # onnx2tf runs onnxsim as a command: the one installed beside this interpreter
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        # onnx2tf runs onnxsim as a command: the one installed beside the converter's interpreter
+        path = os.pathsep.join([str(converter.python.parent), os.environ.get("PATH", "")])
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PATH": path}
+        # a copy in the work folder: the script's own folder goes first on sys.path, and the package's
+        # modules (convert, api …) must not shadow the converter's
+        worker = Path(shutil.copy(WORKER, Path(tmp) / WORKER.name))
         try:
-            proc = subprocess.run([sys.executable, "-m", "edgebench.formats.tflite._onnx2tf_worker", str(request)],
+            proc = subprocess.run([str(converter.python), str(worker), str(request)],
                                   capture_output=True, text=True, timeout=_TIMEOUT_S, env=env, cwd=tmp)
         except subprocess.TimeoutExpired:
             raise EdgebenchError(f"onnx2tf did not finish converting the model within {_TIMEOUT_S // 60} min: "
@@ -136,7 +126,7 @@ def sample_inputs(specs: Sequence[TensorSpec], calibration: Path | None,
                                                      for axis, d in enumerate(s.shape)) for s in unsized)
         raise EdgebenchError(f"the TFLite conversion fixes every input shape, and input {which} has dynamic "
                              f"dimensions past the batch: pass --calibration data to take them from, or {hint} "
-                             "with a size for each N", ExitStatus.USAGE)
+                             "with a size for each N", ExitStatus.DATA_MISMATCH)
     plan = plan_inputs(specs, shapes=fixed, data={k: v.shape for k, v in data.items()}, what="calibration set")
     rng = np.random.default_rng(0)
     sample = {}

@@ -12,6 +12,7 @@ import numpy as np
 from edgebench.formats.base import Weights
 from edgebench.formats.precision import INT8, by_weights
 from edgebench.formats.tflite.interpreter import interpreter
+from edgebench.formats.tooling import quiet_stderr
 
 TFLITE_LAYERS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED": (1, 2),
                  "TRANSPOSE_CONV": (1, 3), "CONV_3D": (1, 2)}  # op → (weight input, bias input)
@@ -22,7 +23,8 @@ TFLITE_COUNTED = {**{op: (w,) for op, (w, _) in TFLITE_LAYERS.items()}, "BATCH_M
 
 def tflite_weights(path: Path) -> tuple[Weights, Weights]:
     interp = interpreter(path)
-    interp.allocate_tensors()
+    with quiet_stderr():  # LiteRT announces its XNNPACK delegate on stderr
+        interp.allocate_tensors()
     ops = interp._get_ops_details()  # the interpreter's only view of the op graph (stable since TF 2.4)
     details = {d["index"]: d for d in interp.get_tensor_details()}
     producer = {int(o): op for op in ops for o in op["outputs"]}
