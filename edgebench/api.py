@@ -1,0 +1,306 @@
+"""edgebench's Python API: the CLI's commands as functions that return the typed records (docs/python-api.md).
+
+Each function takes the command's options as keyword arguments named like them (``device``, ``dataset``,
+``format``, ``recipe``, ``shapes`` …; paths as ``str`` or ``Path``) and calls the same pipeline the command
+calls. Nothing is printed. A mistake that is the caller's to fix raises :class:`edgebench.errors.EdgebenchError`
+with the one-line message and the ``status`` the CLI would exit with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from edgebench.artifacts import cache as artifacts
+from edgebench.compress.graph import layer_selection
+from edgebench.config import GateSpec, SweepSpec, TimingSpec, gate_spec, load_gate_spec, parse_model
+from edgebench.data.inputs import check_shapes
+from edgebench.data.source import load_onnx_info
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats import parse_formats
+from edgebench.pipeline.ab import gate_pair, run_rounds
+from edgebench.pipeline.bench import BenchRequest, run_bench
+from edgebench.pipeline.compare import Criteria, Row, compare as run_compare
+from edgebench.pipeline.gate import GateReport, load_results, run_gate
+from edgebench.pipeline.sweep.cells import build_plan
+from edgebench.pipeline.sweep.plan import Cell, Plan
+from edgebench.pipeline.sweep.run import Events, Outcome
+from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan
+from edgebench.report import ReportData, write_report
+from edgebench.result import Result, read_results as _read, write_results as _write
+from edgebench.store.db import DEFAULT_PATH, RunInfo, Store
+from edgebench.store.runs import load_run, record_bench, write_csv
+
+__all__ = ["ABRun", "SweepRun", "ab", "bench", "compare", "compress", "convert", "export", "gate", "plan",
+           "read_results", "report", "results", "runs", "sweep", "write_results"]
+
+PathLike: TypeAlias = str | Path
+Shapes: TypeAlias = Mapping[str, Sequence[int]] | None
+Ranges: TypeAlias = Mapping[str, tuple[float, float]] | None
+Timing: TypeAlias = TimingSpec | Mapping[str, float] | None
+Side: TypeAlias = str | Path | int | Sequence[Result]  # a result file, a run id or name, or results
+Rules: TypeAlias = PathLike | GateSpec | Mapping[str, Any] | None
+DEFAULT_FORMATS = ("onnx", "openvino", "tflite")  # compare's
+AB_TIMING = TimingSpec(warmup_s=0.2, min_duration_s=0.5, max_duration_s=10.0)  # ab's: each run short, many runs
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A sweep filed in the store: the run, every result it holds (resumed cells too, in the order they
+    finished) and what this call did (``outcome``: the cells measured now, conversions, cache hits)."""
+
+    run: RunInfo
+    results: list[Result]
+    outcome: Outcome
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
+
+
+@dataclass(frozen=True)
+class ABRun:
+    """Paired A/B rounds: each side's runs pooled into one result, and the gate's verdicts on B against A."""
+
+    baseline: Result
+    candidate: Result
+    report: GateReport
+
+
+def _path(value: PathLike | None) -> Path | None:
+    return None if value is None else Path(value).expanduser()
+
+
+def _shapes(shapes: Shapes) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(int(d) for d in dims) for name, dims in (shapes or {}).items()}
+
+
+def _ranges(ranges: Ranges) -> dict[str, tuple[float, float]]:
+    """``input_ranges`` as ``--input-range`` takes them: [low, high) with low < high."""
+    found = {name: (float(low), float(high)) for name, (low, high) in (ranges or {}).items()}
+    for name, (low, high) in found.items():
+        if not low < high:
+            raise EdgebenchError(f"bad input_ranges[{name!r}] ({low:g}, {high:g}): give (LOW, HIGH) with LOW < HIGH "
+                                 "(e.g. (0, 30522))", ExitStatus.USAGE)
+    return found
+
+
+def _timing(timing: Timing) -> TimingSpec:
+    if timing is None or isinstance(timing, TimingSpec):
+        return timing or TimingSpec()
+    return parse_model(TimingSpec, dict(timing), "timing")
+
+
+def _formats(formats: str | Sequence[str]) -> list[str]:
+    return parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+
+
+def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | None = None,
+          format: str | None = None, precision: str | None = None, recipe: str | None = None,
+          calibration: PathLike | None = None, batch: int | None = None, threads: int | None = None,
+          shapes: Shapes = None, input_ranges: Ranges = None, input_values: Mapping[str, float] | None = None,
+          options: Mapping[str, Any] | None = None, timing: Timing = None, output: str | None = None,
+          include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False,
+          name: str | None = None, cache_dir: PathLike | None = None, store: PathLike | None = None) -> Result:
+    """``edgebench bench``: one model or artifact on one device (``format``/``recipe``: converted through the
+    cache first). ``options`` are the runtime's (``--option``); ``timing`` a :class:`TimingSpec` or a mapping of
+    its fields. With ``store``, the result is also filed there as a finished run named ``bench-<model name>``.
+    Returns the :class:`~edgebench.result.Result`."""
+    model_path = Path(model).expanduser()
+    req = BenchRequest(
+        model=model_path, device=device, dataset=_path(dataset), batch=batch, threads=threads,
+        shapes=_shapes(shapes), ranges=_ranges(input_ranges), values=dict(input_values or {}), output=output,
+        backend_options=dict(options or {}), format=format, precision=precision, recipe=recipe,
+        calibration=_path(calibration), cache_dir=_path(cache_dir), timing=_timing(timing),
+        layers=layer_selection(include, exclude, all_layers), name=name)
+    result = run_bench(req)
+    if store is not None:
+        record_bench(Path(store).expanduser(), result, model_path)
+    return result
+
+
+def convert(model: PathLike, to: str | Sequence[str] = ("onnx",), *, precision: str | None = None,
+            recipe: str | None = None, calibration: PathLike | None = None, shapes: Shapes = None,
+            include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False, seed: int = 0,
+            cache_dir: PathLike | None = None) -> list[artifacts.CachedArtifact]:
+    """``edgebench convert``: the model in each format of ``to`` (a list, or ``"onnx,openvino"``), through the
+    artifact cache. Returns one :class:`~edgebench.artifacts.cache.CachedArtifact` per format: its folder, its
+    typed ``meta`` (files, sizes, cost metrics, preservation) and whether the cache had it (``hit``)."""
+    source = Path(model).expanduser()
+    sizes = _shapes(shapes)
+    check_shapes(load_onnx_info(source).inputs, sizes)  # a bad model or shape: refused before converting
+    canonical = artifacts.effective_recipe(recipe, precision).canonical
+    selection = layer_selection(include, exclude, all_layers)
+    return [artifacts.ensure(source, fmt, recipe=canonical, calibration=_path(calibration), root=_path(cache_dir),
+                             shapes=sizes, selection=selection, seed=seed) for fmt in _formats(to)]
+
+
+def compress(model: PathLike, recipe: str, *, to: str | Sequence[str] = ("onnx",),
+             calibration: PathLike | None = None, shapes: Shapes = None, include: Sequence[str] = (),
+             exclude: Sequence[str] = (), all_layers: bool = False, seed: int = 0,
+             cache_dir: PathLike | None = None) -> list[artifacts.CachedArtifact]:
+    """``edgebench compress``: the model compressed with ``recipe`` (``prune:0.8+cluster:16+int8``) in each
+    format. Returns the artifacts as :func:`convert` does; ``meta`` holds what the recipe bought (``size_ratio``,
+    ``sparsity``, ``max_unique_values`` …) and whether the produced file kept it (``preservation``)."""
+    return convert(model, to, recipe=recipe, calibration=calibration, shapes=shapes, include=include,
+                   exclude=exclude, all_layers=all_layers, seed=seed, cache_dir=cache_dir)
+
+
+def compare(model: PathLike, formats: str | Sequence[str] = DEFAULT_FORMATS, *, dataset: PathLike | None = None,
+            precision: str | None = None, recipe: str | None = None, device: str = "local-cpu",
+            threads: int | None = None, output: str | None = None, task: str = "auto",
+            calibration: PathLike | None = None, criteria: Mapping[str, Criteria] | None = None,
+            shapes: Shapes = None, input_ranges: Ranges = None, input_values: Mapping[str, float] | None = None,
+            include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False,
+            cache_dir: PathLike | None = None) -> list[Row]:
+    """``edgebench compare``: every format on the same data, each output judged against the fp32 ONNX Runtime
+    reference. ``criteria`` replaces the defaults (``DEFAULT_CRITERIA``) of the precisions it names. Returns one
+    :class:`~edgebench.pipeline.compare.Row` per format; a format that fails the criteria is ``passed=False``
+    with its ``failures`` (not an exception, unlike the CLI's exit 1), one that fails to run has ``error``."""
+    return run_compare(Path(model).expanduser(), _formats(formats), _path(dataset), precision, device, threads,
+                       output, _path(calibration), _path(cache_dir), criteria=dict(criteria or {}), recipe=recipe,
+                       task=task, shapes=_shapes(shapes), ranges=_ranges(input_ranges),
+                       values=dict(input_values or {}), layers=layer_selection(include, exclude, all_layers))
+
+
+def plan(spec: PathLike | SweepSpec | Mapping[str, Any], *, base_dir: PathLike | None = None) -> Plan:
+    """``edgebench sweep --dry-run``: the checked plan of a spec — a YAML path, a :class:`SweepSpec`, or a
+    mapping of its fields (their paths relative to ``base_dir``, default the current folder). Returns the
+    :class:`~edgebench.pipeline.sweep.plan.Plan`: ``cells``, ``conversions`` and the ``skipped`` cells with why."""
+    if isinstance(spec, (str, Path)):
+        return plan_sweep(Path(spec).expanduser())
+    parsed = spec if isinstance(spec, SweepSpec) else parse_model(SweepSpec, dict(spec), "sweep spec")
+    return build_plan(parsed, Path(base_dir or Path.cwd()).expanduser().resolve(), f"sweep spec {parsed.name!r}")
+
+
+class _Silent:
+    """The sweep's events, unheard."""
+
+    def conversion_started(self, conversion: tuple[str, str, str]) -> None: ...
+    def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None: ...
+    def cell_started(self, cell: Cell) -> None: ...
+    def cell_done(self, cell: Cell, result: Result) -> None: ...
+    def stopping(self, in_flight: int) -> None: ...
+
+
+def sweep(spec: PathLike | SweepSpec | Mapping[str, Any], *, store: PathLike = DEFAULT_PATH,
+          resume: str | int | None = None, cache_dir: PathLike | None = None, base_dir: PathLike | None = None,
+          events: Events | None = None) -> SweepRun:
+    """``edgebench sweep``: plan the spec (as :func:`plan` takes it), convert each (model, recipe, format) once,
+    measure every cell and file each in ``store`` at once; ``resume`` (a run id or name) runs only what that run
+    lacks. A failed cell is a result with ``status="error"``, not an exception. ``events`` hears the progress
+    (``pipeline.sweep.run.Events``). Returns the :class:`SweepRun`; an interrupted sweep raises EdgebenchError
+    (status INTERRUPTED) after keeping its finished cells."""
+    planned = plan(spec, base_dir=base_dir)
+    store_path = Path(store).expanduser()
+    with Store(store_path) as db:
+        run_id, done = resume_point(db, planned, None if resume is None else str(resume))
+        run_id, outcome = run_plan(planned, db, run_id, done, _path(cache_dir), events or _Silent())
+        if outcome.interrupted:
+            raise EdgebenchError(f"interrupted: finished cells are stored in {store_path}; continue with "
+                                 f"sweep(spec, resume={run_id})", ExitStatus.INTERRUPTED)
+        return SweepRun(db.run(run_id), db.results(run_id), outcome)
+
+
+def runs(*, store: PathLike = DEFAULT_PATH, limit: int | None = None) -> list[RunInfo]:
+    """``edgebench results list``: the store's runs, newest first, as :class:`~edgebench.store.db.RunInfo`."""
+    with Store(Path(store).expanduser(), create=False) as db:
+        return db.runs(limit=limit)
+
+
+def results(run: str | int | None = None, *, store: PathLike = DEFAULT_PATH) -> list[Result]:
+    """``edgebench results show``: the results of one run (an id or a name; None: the newest), in the order its
+    cells finished."""
+    return load_run(Path(store).expanduser(), None if run is None else str(run))[1]
+
+
+def export(run: str | int | None = None, *, csv: PathLike | None = None, json: PathLike | None = None,
+           store: PathLike = DEFAULT_PATH) -> list[Result]:
+    """``edgebench results export``: write one run (None: the newest) as CSV (one flat row per cell) and/or
+    JSON (the list of full results, the form :func:`gate` reads). Returns the run's results."""
+    if csv is None and json is None:
+        raise EdgebenchError("export needs csv=PATH and/or json=PATH", ExitStatus.USAGE)
+    found = results(run, store=store)
+    if csv is not None:
+        write_csv(found, Path(csv).expanduser())
+    if json is not None:
+        write_results(found, json)
+    return found
+
+
+def report(run: str | int | None = None, *, store: PathLike = DEFAULT_PATH, html: PathLike | None = None,
+           md: PathLike | None = None, max_accuracy_drop: float = 0.01) -> ReportData:
+    """``edgebench report``: the HTML page and/or Markdown summary of one run (None: the newest; neither path:
+    nothing written). Returns the :class:`~edgebench.report.data.ReportData` both show (per device: its cells,
+    the Pareto front, the best)."""
+    info, found = load_run(Path(store).expanduser(), None if run is None else str(run))
+    return write_report(found, info, _path(html), _path(md), max_accuracy_drop)
+
+
+def read_results(path: PathLike) -> list[Result]:
+    """The results of a JSON file that ``bench``/``sweep``/``export`` wrote (one object or a list)."""
+    return _read(Path(path).expanduser())
+
+
+def write_results(results: Sequence[Result], path: PathLike) -> None:
+    """Write ``results`` as a JSON list (atomically), the form :func:`gate` and ``edgebench gate`` read."""
+    _write(list(results), Path(path).expanduser(), always_list=True)
+
+
+def _side(ref: Side, store: PathLike) -> list[Result]:
+    if isinstance(ref, (str, Path, int)):
+        return load_results(str(ref), Path(store).expanduser())
+    return list(ref)
+
+
+def _rules(rules: Rules) -> GateSpec:
+    if rules is None or isinstance(rules, GateSpec):
+        return rules or GateSpec()
+    if isinstance(rules, (str, Path)):
+        return load_gate_spec(Path(rules).expanduser())
+    return gate_spec(dict(rules), "gate rules")
+
+
+def _write_gate(report: GateReport, md: PathLike | None, junit: PathLike | None) -> None:
+    from edgebench.pipeline.gate_report import write_junit, write_markdown  # rich tables: only when asked
+
+    if md is not None:
+        write_markdown(report, Path(md))
+    if junit is not None:
+        write_junit(report, Path(junit))
+
+
+def gate(baseline: Side, candidate: Side, *,
+         store: PathLike = DEFAULT_PATH, rules: Rules = None,
+         md: PathLike | None = None, junit: PathLike | None = None) -> GateReport:
+    """``edgebench gate``: each side a result JSON file, a run id or name in ``store``, or a list of Results;
+    ``rules`` a YAML path, a :class:`GateSpec` or a mapping of its fields (None: the built-in rules). Returns the
+    :class:`~edgebench.pipeline.gate.GateReport` (``failed``, ``exit_status``, one ``Check`` per cell × metric);
+    a regression is ``report.failed``, not an exception. ``md``/``junit``: also write those reports."""
+    spec = _rules(rules)
+    result = run_gate(_side(baseline, store), _side(candidate, store), spec)
+    _write_gate(result, md, junit)
+    return result
+
+
+def ab(baseline: PathLike, candidate: PathLike, *, device: str = "local-cpu", rounds: int = 5,
+       dataset: PathLike | None = None, batch: int | None = None, threads: int | None = None,
+       shapes: Shapes = None, input_ranges: Ranges = None, input_values: Mapping[str, float] | None = None,
+       timing: Timing = None, rules: Rules = None,
+       name: str | None = None, md: PathLike | None = None, junit: PathLike | None = None) -> ABRun:
+    """``edgebench ab``: A, B, A, B … (``rounds`` times) on one device, so drift and heat hit both alike, then
+    the gate on the pooled samples (``timing`` per run, default ``AB_TIMING`` as the command's). Returns the
+    :class:`ABRun`."""
+    if rounds < 1:
+        raise EdgebenchError(f"rounds={rounds}: run at least 1 round", ExitStatus.USAGE)
+    spec, run_timing = _rules(rules), _timing(timing) if timing is not None else AB_TIMING
+    sizes, ranges, values = _shapes(shapes), _ranges(input_ranges), dict(input_values or {})
+    a, b = (BenchRequest(model=Path(m).expanduser(), device=device, dataset=_path(dataset), batch=batch,
+                         threads=threads, timing=run_timing, name=name, shapes=sizes, ranges=ranges, values=values)
+            for m in (baseline, candidate))
+    pooled = run_rounds((a, b), rounds)
+    verdicts = gate_pair(pooled, (a, b), spec)
+    _write_gate(verdicts, md, junit)
+    return ABRun(pooled[0], pooled[1], verdicts)
