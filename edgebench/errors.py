@@ -22,6 +22,8 @@ class ExitStatus(enum.IntEnum):
     DEVICE = 8  # a device that cannot be reached or refuses the job
     RUNNER_FAILED = 9  # the runner process died or broke the protocol
     CONVERSION_FAILED = 10  # a converter or compression step failed
+    CELLS_FAILED = 11
+    """A sweep ran to its end but some cells failed (each stored with its error; ``--allow-failures``: 0)."""
     INTERRUPTED = 130
 
 

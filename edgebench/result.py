@@ -25,16 +25,37 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def git_commit(path: Path = Path(__file__).resolve().parent) -> dict[str, Any] | None:
-    """The edgebench checkout's commit and whether it has uncommitted changes; None outside git."""
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _git(args: list[str], cwd: Path | None) -> str | None:
+    """``git ARGS``'s output in ``cwd``; None where git is missing, slow, or ``cwd`` is no repository."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5,
+                              check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"sha": sha, "dirty": bool(dirty)}
+
+
+def git_commit(path: Path = _PACKAGE) -> dict[str, Any] | None:
+    """The edgebench checkout's commit and whether it has uncommitted changes; None when edgebench does not run
+    from its own git checkout (an installed edgebench inside a user's repository is not that repository)."""
+    top = _git(["rev-parse", "--show-toplevel"], path)
+    if top is None or Path(top).resolve() != _PACKAGE.parent:
+        return None
+    sha = _git(["rev-parse", "HEAD"], path)
+    dirty = _git(["status", "--porcelain", "--untracked-files=no"], path)
+    return {"sha": sha, "dirty": bool(dirty)} if sha and dirty is not None else None
+
+
+def user_commit(environ: Mapping[str, str], cwd: Path | None = None) -> tuple[str, str] | None:
+    """The commit of the user's code that a result belongs to, and where it was read: ``GITHUB_SHA`` (GitHub
+    Actions), else the git HEAD of ``cwd`` (default: the working directory), else None."""
+    sha = environ.get("GITHUB_SHA", "").strip()
+    if sha:
+        return sha, "GITHUB_SHA"
+    head = _git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd)
+    return (head, "git") if head else None
 
 
 class RecordError(EdgebenchError):
@@ -293,6 +314,27 @@ class Accuracy:
         return cls(data.get("output"), data.get("samples"), metrics, copy.deepcopy(data.get("outputs")))
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """What made the result, for a history that outlives the machine: the user's ``commit`` (where it was read:
+    ``commit_source`` ``GITHUB_SHA`` or ``git``, see ``user_commit``), the ``converter`` versions that made the
+    artifact (its meta.json's ``tool_versions``; empty for a model measured as it was given) and the ``runtime``
+    that ran it (its name and version, as the runner reported them). JSON: only the fields that are known;
+    results written before it have no ``provenance`` at all."""
+
+    commit: str | None = None
+    commit_source: str | None = None
+    converter: dict[str, str] = field(default_factory=dict)
+    runtime: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in asdict(self).items() if v not in (None, {})}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Provenance":
+        return cls(**_known(cls, data, "provenance"))
+
+
 @dataclass
 class Result:
     """One cell's measurement (or failure). The parts named in docs/design.md's contract are typed; ``runtime``,
@@ -322,7 +364,8 @@ class Result:
     schema_version: int = SCHEMA_VERSION
     edgebench_version: str = __version__
     created_utc: str = field(default_factory=utc_now)
-    commit: dict[str, Any] | None = None
+    commit: dict[str, Any] | None = None  # edgebench's own checkout (git_commit), None when installed
+    provenance: Provenance | None = None  # None: a result written before it; left out of the JSON then
 
     _PARTS: ClassVar[dict[str, Any]] = {}  # field → its part's class (filled below)
 
@@ -345,6 +388,8 @@ class Result:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "provenance" and value is None:
+                continue
             if f.name in self._PARTS:
                 out[f.name] = value.to_dict() if value is not None else None
             else:
@@ -382,7 +427,7 @@ class Result:
 
 
 Result._PARTS.update(model=ModelInfo, device=DeviceInfo, error=ResultError, latency_ms=Latency, memory_mb=Memory,
-                     accuracy=Accuracy, validity=Validity)
+                     accuracy=Accuracy, validity=Validity, provenance=Provenance)
 
 
 def write_results(results: list[Result], path: Path, always_list: bool = False) -> None:

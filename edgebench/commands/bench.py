@@ -7,13 +7,15 @@ from typing import Optional
 
 import typer
 
-from edgebench.pipeline.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, execute, resolve_target
 from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, Include, InputRanges, InputValues,
                                        ModelName, Shapes, Threads, environment, parse_options, parse_ranges,
                                        parse_shapes, parse_values, print_warnings, timing_options)
+from edgebench.commands.progress import Steps
 from edgebench.compress.graph import layer_selection
 from edgebench.commands.tables import result_table
 from edgebench.result import write_results
+from edgebench.store.runs import record_bench
 
 
 def bench(
@@ -46,6 +48,9 @@ def bench(
     all_layers: AllLayers = False,
     name: ModelName = None,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result JSON here."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Also file the result in this results store (the "
+                                         "SQLite file of 'edgebench sweep', created if need be) as a run of one "
+                                         "cell, named bench-MODEL."),
 ) -> None:
     """Benchmark one model or artifact on one device: latency, load and first inference, peak memory, top-1."""
     req = BenchRequest(
@@ -55,12 +60,22 @@ def bench(
         timing=timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s),
         layers=layer_selection(include, exclude, all_layers), name=name,
     )
-    console = environment(ctx).console
-    with console.status(f"benchmarking {req.model.name} on {req.device}…"):
-        result = run_bench(req)
+    env = environment(ctx)
+    console = env.console
+    converts = (fmt or recipe) is not None and req.model.suffix.lower() == ".onnx"
+    measuring = f"benchmarking {req.model.name} on {req.device}"
+    with Steps(env, f"converting {req.model.name} to {fmt or 'onnx'} {recipe or precision or 'fp32'}" if converts
+               else measuring) as steps:
+        target = resolve_target(req)
+        if converts:
+            steps.step(measuring, "cache hit" if target.cache_hit else "converted")
+        result = execute(req, target=target).result
     console.print(result_table([result]))
     print_warnings(console, result.model.warnings)
     if json_out:
         write_results([result], json_out)
         console.print(f"result written to {json_out}")
+    if store:
+        run = record_bench(store, result, req.model)
+        console.print(f"stored as run {run.id} ({run.name}) in {store}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from edgebench.commands.common import environment, store_option
+from edgebench.commands.progress import log_line
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import demo_dir
@@ -21,6 +23,7 @@ from edgebench.store.runs import load_run
 from edgebench.store.db import Store
 from edgebench.pipeline.sweep.plan import Cell, Plan
 from edgebench.pipeline.sweep.cells import cached
+from edgebench.pipeline.sweep.run import Outcome
 from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan
 
 
@@ -32,6 +35,9 @@ class ProgressEvents:
         self.overall = progress.add_task("all cells", total=len(todo))
         self.devices: dict[str, TaskID] = {
             d: progress.add_task(f"  {d}", total=sum(1 for c in todo if c.device == d)) for d in plan.profiles}
+
+    def conversion_started(self, conversion: tuple[str, str, str]) -> None:
+        pass  # the bars show cells; a conversion gets its line when it ends
 
     def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None:
         what = " ".join(conversion)
@@ -52,6 +58,51 @@ class ProgressEvents:
     def stopping(self, in_flight: int) -> None:
         self.progress.console.print(f"[yellow]interrupted:[/yellow] no new cell starts; waiting for the {in_flight} "
                                     "cell(s) in flight (finished cells are kept for --resume)")
+
+
+class LogEvents:
+    """The same events as plain lines, for a log (stdout not a terminal): each conversion's start and end with
+    its time, each cell's start, and ``cell k/N done: LABEL p50 X ms`` or ``cell k/N failed: LABEL: why``."""
+
+    def __init__(self, env: Environment, todo: list[Cell]) -> None:
+        self.env, self.total, self.finished = env, len(todo), 0
+        self._lock = threading.Lock()  # device workers report from their threads
+        self._started: dict[object, float] = {}
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            log_line(self.env, text)
+
+    def _elapsed(self, what: object) -> str:
+        return f"{self.env.clock() - self._started.pop(what, self.env.clock()):.1f} s"
+
+    def conversion_started(self, conversion: tuple[str, str, str]) -> None:
+        self._started[conversion] = self.env.clock()
+        self._line(f"conversion started: {' '.join(conversion)}")
+
+    def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None:
+        what, took = " ".join(conversion), self._elapsed(conversion)
+        self._line(f"conversion failed: {what} ({took}): {error}" if error else
+                   f"conversion {'found in the cache' if hit else 'finished'}: {what} ({took})")
+
+    def cell_started(self, cell: Cell) -> None:
+        self._started[cell.key] = self.env.clock()
+        self._line(f"cell started: {cell.label()}")
+
+    def cell_done(self, cell: Cell, result: Result) -> None:
+        took = self._elapsed(cell.key)
+        with self._lock:
+            self.finished += 1
+            k = self.finished
+        if result.ok:
+            p50 = f" p50 {result.p50:.3f} ms" if result.p50 is not None else ""
+            self._line(f"cell {k}/{self.total} done: {cell.label()}{p50} ({took})")
+        else:
+            self._line(f"cell {k}/{self.total} failed: {cell.label()}: {result.error.message if result.error else '?'}")
+
+    def stopping(self, in_flight: int) -> None:
+        self._line(f"interrupted: no new cell starts; waiting for the {in_flight} cell(s) in flight (finished cells "
+                   "are kept for --resume)")
 
 
 def conversions_table(plan: Plan, cache_dir: Path | None) -> Table:
@@ -83,8 +134,9 @@ def plan_table(plan: Plan, done: set[CellKey]) -> Table:
 
 
 def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_run: bool, json_out: Path | None,
-           cache_dir: Path | None) -> None:
-    """Show the plan, run it with progress bars, then show the results: sweep and demo alike."""
+           cache_dir: Path | None) -> tuple[int, Outcome] | None:
+    """Show the plan, run it with progress bars (plain lines in a log), then show the results: sweep and demo
+    alike. The run's id and what happened; None for a dry run."""
     console = env.console
     started = env.clock()
     plan = plan_sweep(spec)
@@ -94,11 +146,14 @@ def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_ru
         if plan.conversions:
             console.print(conversions_table(plan, cache_dir))
         if dry_run:
-            return
+            return None
         todo = [c for c in plan.cells if c.key not in done]
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
-            run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, ProgressEvents(progress, plan, todo))
+        if console.is_terminal:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=False) as progress:
+                run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, ProgressEvents(progress, plan, todo))
+        else:
+            run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, LogEvents(env, todo))
     with Store(store, create=False) as db:
         results = db.results(run_id)
     console.print(result_table(results))
@@ -111,6 +166,7 @@ def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_ru
     if outcome.interrupted:
         raise EdgebenchError(f"interrupted: finished cells are stored; continue with "
                              f"'edgebench sweep {spec} --resume {run_id}'", ExitStatus.INTERRUPTED)
+    return run_id, outcome
 
 
 def sweep(
@@ -122,9 +178,16 @@ def sweep(
     store: Path = store_option(),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every result of the run as a JSON list."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache (default .edgebench/cache)."),
+    allow_failures: bool = typer.Option(False, "--allow-failures", help="Exit 0 even when cells failed (they are "
+                                        "stored with their errors either way; default: exit status 11)."),
 ) -> None:
     """Run a sweep spec: convert each (model, recipe, format) once, measure every cell, store each at once."""
-    _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir)
+    ran = _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir)
+    if ran is not None and ran[1].failed and not allow_failures:
+        run_id, outcome = ran
+        raise EdgebenchError(f"{outcome.failed} of {len(outcome.results)} cells failed (their errors are above and in "
+                             f"the store): fix them and retry only those with 'edgebench sweep {spec} --resume "
+                             f"{run_id}', or pass --allow-failures to exit 0", ExitStatus.CELLS_FAILED)
 
 
 def copy_demo(folder: Path) -> Path:
@@ -160,9 +223,12 @@ def demo(
     env = environment(ctx)
     spec = copy_demo(folder)
     env.console.print(f"demo files (model, data, spec) in {folder}/")
-    _sweep(env, spec, store, resume=None, dry_run=False, json_out=json_out, cache_dir=None)
+    ran = _sweep(env, spec, store, resume=None, dry_run=False, json_out=json_out, cache_dir=None)
     run, results = load_run(store, None)
     md = html.with_suffix(".md")
     write_report(results, run, html, md)
     env.console.print(f"report written to {html} (summary: {md})")
+    if ran is not None and ran[1].failed:  # the demo goes on past failures (a runtime not installed …) and says so
+        env.console.print(f"[yellow]{ran[1].failed} of {len(ran[1].results)} cells failed[/yellow] (their errors "
+                          "are above and in the report)")
 

@@ -7,6 +7,7 @@ sees the same samples and is judged by the same code.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from edgebench.devices import make_transport
 from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.data.domains import integer_input_domains
-from edgebench.result import Accuracy, DeviceInfo, Memory, ModelInfo, Result, Validity, git_commit
+from edgebench.result import (Accuracy, DeviceInfo, Memory, ModelInfo, Provenance, Result, Validity, git_commit,
+                              user_commit)
 from edgebench.data.source import TensorSpec, load_onnx_info
 from edgebench.runner.job import INPUT_ROTATION, RunnerJob
 from edgebench.runner.timing import TimingRules
@@ -261,4 +263,16 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
                "input_shapes": {k: list(v) for k, v in sorted(plan.shapes.items())},
                "inputs": plan.describe(from_dataset=req.dataset is not None), **(reply.get("extra") or {})},
         commit=git_commit(),
+        provenance=provenance(target, reply["runtime"]),
     )
+
+
+def provenance(target: Target | None = None, runtime: Mapping[str, Any] | None = None) -> Provenance:
+    """The user's commit (``GITHUB_SHA``, else the working directory's git HEAD), the converter versions that
+    made the artifact (none for a model measured as given, or a cell that failed before it had one) and the
+    runtime that ran it."""
+    commit = user_commit(os.environ)
+    meta = target.meta if target is not None else None
+    return Provenance(commit=commit[0] if commit else None, commit_source=commit[1] if commit else None,
+                      converter=dict(meta.tool_versions) if meta is not None else {},
+                      runtime={k: str(v) for k in ("name", "version") if (v := (runtime or {}).get(k)) is not None})

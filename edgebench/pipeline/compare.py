@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from edgebench.artifacts.cache import effective_recipe
 from edgebench.data import accuracy
 from edgebench.pipeline.bench import BenchRequest, Outcome, execute, model_name
 from edgebench.compress.graph import LayerSelection
@@ -74,6 +75,7 @@ class Row:
     failures: list[str] = field(default_factory=list)
     cache_hit: bool | None = None
     error: str | None = None
+    error_kind: str | None = None  # the error's ExitStatus name in lower case (runtime_missing …), as results name it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,7 +90,7 @@ def failures(metrics: dict[str, Any], criteria: Criteria) -> list[str]:
         found.append(f"cosine {metrics['cosine']:.4f} < {criteria.min_cosine:g}")
     agreement = metrics.get("agreement_top1")
     if agreement is not None and not agreement >= criteria.min_agreement:
-        found.append(f"top-1 agreement {agreement:.4f} < {criteria.min_agreement:g}")
+        found.append(f"top-1 agreement {agreement:.1%} < {criteria.min_agreement * 100:g}%")
     return found
 
 
@@ -129,10 +131,17 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
             calibration: Path | None = None, cache_dir: Path | None = None,
             criteria: dict[str, Criteria] | None = None, recipe: str | None = None, task: str = "auto",
             shapes: dict[str, tuple[int, ...]] | None = None, ranges: dict[str, tuple[float, float]] | None = None,
-            values: dict[str, float] | None = None, layers: LayerSelection | None = None) -> list[Row]:
+            values: dict[str, float] | None = None, layers: LayerSelection | None = None,
+            starting: Callable[[str], None] | None = None) -> list[Row]:
     """One row per format; a format that fails to convert or run gets its error and the others go on.
     Without a dataset every format gets the same seeded random inputs (``shapes``, ``ranges``, ``values``
-    as in bench); ``shapes`` also reach the conversions."""
+    as in bench); ``shapes`` also reach the conversions. With a ``recipe``, ``precision`` is its last step.
+    ``starting(what)`` hears each step (the reference, then each format) before it runs."""
+    announce = starting or (lambda what: None)
+    if task not in accuracy.TASKS:
+        raise EdgebenchError(f"bad --task {task!r}: choose one of {', '.join(accuracy.TASKS)}", ExitStatus.USAGE)
+    if recipe is not None:
+        recipe, precision = effective_recipe(recipe, precision).canonical, None
     criteria = {**DEFAULT_CRITERIA, **(criteria or {})}
     profile = load_profile(device)
 
@@ -142,6 +151,7 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
                             output=output, recipe=steps, shapes=dict(shapes or {}), ranges=dict(ranges or {}),
                             values=dict(values or {}), capture=True, layers=layers)
 
+    announce(f"reference: {Path(model).name} fp32 onnx on {device}")
     reference = execute(request(None, None), profile)
     labels = load_npz(dataset).get("labels") if dataset is not None else None
     ref_outputs = reference.outputs or {}
@@ -153,12 +163,13 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
     plain = recipe is None and precision in (None, "fp32")
     rows = []
     for fmt in formats:
+        announce(f"{fmt} {recipe or precision or 'fp32'} on {device} (converted through the cache)")
         try:
             outcome = reference if (fmt == "onnx" and plain) else execute(request(fmt, precision, recipe), profile)
             rows.append(judge(outcome, reference, output, criteria, labels, task))
         except EdgebenchError as exc:
             rows.append(Row(fmt, precision or "fp32", recipe or precision or "fp32", status="error", passed=False,
-                            error=str(exc)))
+                            error=str(exc), error_kind=exc.status.name.lower()))
     return rows
 
 

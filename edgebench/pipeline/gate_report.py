@@ -26,7 +26,7 @@ def _value(value: float | None, unit: str) -> str:
     if unit == "B":
         return f"{value:,.0f} B"
     if unit == "%":
-        return f"{value:.2f}%"
+        return f"{value:.1f}%"
     return f"{value:.1f} {unit}"
 
 

@@ -26,6 +26,23 @@ def load_run(store_path: Path, ref: str | None) -> tuple[RunInfo, list[Result]]:
         return run, store.results(run.id)
 
 
+def record_run(store_path: Path, name: str, results: list[Result], spec: dict[str, Any] | None = None) -> RunInfo:
+    """File ``results`` (one bench, say) as one finished run named ``name`` in the store (created if need be);
+    the run as the store now holds it."""
+    with Store(store_path) as store:
+        run_id = store.create_run(name, {"name": name, **(spec or {})})
+        for result in results:
+            store.add_result(run_id, result)
+        store.finish_run(run_id)
+        return store.run(run_id)
+
+
+def record_bench(store_path: Path, result: Result, model: Path | str) -> RunInfo:
+    """File one bench ``result`` (of the model file ``model``) as a finished run of one cell named
+    ``bench-MODEL``, so single benches and sweeps share one history (``results list``, ``gate`` by run)."""
+    return record_run(store_path, f"bench-{result.model.name}", [result], {"command": "bench", "model": str(model)})
+
+
 def write_csv(results: list[Result], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:

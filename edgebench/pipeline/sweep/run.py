@@ -15,6 +15,7 @@ from typing import AbstractSet, Callable, Protocol
 
 from edgebench.artifacts.targets import Target
 from edgebench.errors import EdgebenchError
+from edgebench.pipeline.bench import provenance
 from edgebench.result import CellKey, DeviceInfo, ModelInfo, Result, ResultError
 from edgebench.pipeline.sweep.plan import Cell, Plan
 
@@ -29,6 +30,7 @@ class ResultSink(Protocol):
 class Events(Protocol):
     """What a progress display hears; called from worker threads."""
 
+    def conversion_started(self, conversion: tuple[str, str, str]) -> None: ...
     def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None: ...
     def cell_started(self, cell: Cell) -> None: ...
     def cell_done(self, cell: Cell, result: Result) -> None: ...
@@ -54,7 +56,8 @@ def error_result(plan: Plan, cell: Cell, kind: str, message: str) -> Result:
                         path=str(plan.source(cell.model))),
         device=DeviceInfo(profile=cell.device, host=profile.connection.host or "localhost",
                           accelerator=profile.accelerator),
-        status="error", error=ResultError(kind=kind, message=message), options=cell.options_dict)
+        status="error", error=ResultError(kind=kind, message=message), options=cell.options_dict,
+        provenance=provenance())
 
 
 class SweepRunner:
@@ -83,6 +86,7 @@ class SweepRunner:
         for conversion in needed:
             if self.stop.is_set():
                 return
+            self.events.conversion_started(conversion)
             try:
                 target = self.convert(self.plan, conversion)
                 hit = bool(target.cache_hit)
