@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import typer
 from typer import _click as click  # the click typer vendors: its group and command types
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from edgebench import __version__
 from edgebench.environment import Environment
@@ -44,6 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "a run."),
     "devices": ("edgebench.commands.devices:app", "Device profiles: list them, check a device, print the schema."),
     "results": ("edgebench.commands.results:app", "List, show and export the runs in the results store."),
+    "setup": ("edgebench.commands.setup:app", "Prepare the tools a conversion needs ahead of time (the ONNX → "
+              "TFLite converter)."),
 }
 
 
@@ -57,7 +59,19 @@ def load_command(name: str) -> click.Command:
         target = single
     command = typer.main.get_command(target)
     command.name = name
+    untyped_flags(command)
     return command
+
+
+def untyped_flags(command: click.Command, parent: click.Context | None = None) -> None:
+    """Typer's rich help prints ``<bool>`` beside every flag (its own --help included), as if the flag took
+    a value; an empty metavar is what it prints instead. For ``command``, its --help and its subcommands."""
+    ctx = click.Context(command, parent=parent)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    for sub in command.commands.values() if isinstance(command, TyperGroup) else ():
+        untyped_flags(sub, ctx)
 
 
 class LazyGroup(TyperGroup):
@@ -67,6 +81,7 @@ class LazyGroup(TyperGroup):
         super().__init__(**kwargs)
         for name, (_, help_text) in COMMANDS.items():
             self.add_command(TyperCommand(name, help=help_text))  # what --help and "did you mean" read
+        untyped_flags(self)
 
     def resolve_command(self, ctx: click.Context,
                         args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:

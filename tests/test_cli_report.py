@@ -100,6 +100,17 @@ def test_report_defaults_to_the_newest_run_next_to_the_store(store_path):
     assert (store_path.parent / "reports" / "run-1.html").is_file()
 
 
+def test_report_last_writes_html_and_markdown_and_says_where(store_path, real_results, capsys):
+    assert main(["report", "--last", "--store", str(store_path)]) == 0
+    html, md = store_path.parent / "reports" / "run-1.html", store_path.parent / "reports" / "run-1.md"
+    out = capsys.readouterr().out
+    assert f"HTML report written to {html}" in out and f"Markdown summary written to {md}" in out
+    top1 = next(r.accuracy.top1 for r in real_results if r.ok)
+    for text in (html.read_text(), md.read_text(), out):  # top-1 as a percentage with one decimal everywhere
+        assert f"{top1:.1%}" in text and f"{top1:.2%}" not in text
+    assert "| cell | p50 ms" in md.read_text()
+
+
 def test_report_refuses_a_run_and_last_together(store_path, capsys):
     assert main(["report", "1", "--last", "--store", str(store_path)]) == ExitStatus.USAGE
     assert "not both" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_failures_name_each_criterion_missed():
     assert failures(ok, crit) == []
     bad = {"snr_db": -1.0, "cosine": 0.45, "nonfinite": 0}
     assert failures(bad, crit) == ["SNR -1.0 dB < 15", "cosine 0.4500 < 0.98"]
-    assert failures({**ok, "agreement_top1": 0.9}, crit) == ["top-1 agreement 0.9000 < 0.95"]
+    assert failures({**ok, "agreement_top1": 0.9}, crit) == ["top-1 agreement 90.0% < 95%"]
 
 
 # --- compare on real models ---------------------------------------------------------------------------

@@ -64,12 +64,12 @@ def test_ppocr_cls_sizes_from_its_dataset_and_batches(tmp_path):
 
 def test_ppocr_cls_without_dataset_takes_shape_and_says_which_one_to_write(tmp_path, capsys):
     cls = corpus("ppocr_cls")
-    assert bench(str(cls.path)) == ExitStatus.USAGE
+    assert bench(str(cls.path)) == ExitStatus.DATA_MISMATCH
     err = one_line_error(capsys)
     assert "input 'x' [?, 3, ?, ?]: pass --shape x:1x3xD2xD3 " in err and "-1" not in err and "--dataset" in err
-    assert bench(str(cls.path), "--shape", "x:-1x3x48x192") == ExitStatus.USAGE
+    assert bench(str(cls.path), "--shape", "x:-1x3x48x192") == ExitStatus.DATA_MISMATCH
     assert "sizes above 0" in one_line_error(capsys)
-    assert bench(str(cls.path), "--shape", "x:1x1x48x192") == ExitStatus.USAGE
+    assert bench(str(cls.path), "--shape", "x:1x1x48x192") == ExitStatus.DATA_MISMATCH
     assert "keep the fixed dimensions (e.g. --shape x:1x3xD2xD3)" in one_line_error(capsys)
     out = tmp_path / "r.json"
     assert bench(str(cls.path), "--shape", "x:1x3x48x192", "--json", str(out)) == 0
@@ -100,7 +100,7 @@ def test_silero_vad_with_its_dataset_keeps_state_and_rate_per_sample(tmp_path):
 
 def test_silero_vad_random_inputs_with_shapes_and_a_fixed_rate(tmp_path, capsys):
     vad = corpus("silero_vad")
-    assert bench(str(vad.path)) == ExitStatus.USAGE
+    assert bench(str(vad.path)) == ExitStatus.DATA_MISMATCH
     assert "pass --shape input:1xD1 --shape state:2xD1x128 " in one_line_error(capsys)
     shapes = ["--shape", "input:1x576", "--shape", "state:2x1x128"]
     out = tmp_path / "given.json"
@@ -160,7 +160,7 @@ def test_an_integer_input_the_graph_cannot_bound_needs_a_range(tmp_path, capsys)
     model.ir_version = 8
     path = tmp_path / "topk.onnx"
     onnx.save(model, path)
-    assert bench(str(path)) == ExitStatus.USAGE
+    assert bench(str(path)) == ExitStatus.DATA_MISMATCH
     err = one_line_error(capsys)
     assert "input 'k' is int64" in err and "it feeds TopK" in err and "--input-range k:LOW:HIGH" in err
     out = tmp_path / "r.json"
@@ -176,7 +176,7 @@ def test_convert_and_compress_take_shape_into_the_cache_key(recipe_cache, tmp_pa
     assert main(["convert", str(cls.path), "--to", "openvino", "--shape", "x:1x3x48x192", *cache]) == 0
     metas = [json.loads(p.read_text()) for p in recipe_cache.glob("*/*/meta.json")]
     assert any(m["options"].get("shapes") == {"x": [1, 3, 48, 192]} and m["format"] == "openvino" for m in metas)
-    assert main(["convert", str(cls.path), "--to", "openvino", "--shape", "y:1x3x48x192", *cache]) == ExitStatus.USAGE
+    assert main(["convert", str(cls.path), "--to", "openvino", "--shape", "y:1x3x48x192", *cache]) == ExitStatus.DATA_MISMATCH
     assert "no input 'y'" in one_line_error(capsys)
     model = DIGITS / "digits_cnn.onnx"
     assert main(["compress", str(model), "-r", "prune:0.5", "--shape", "input:1x1x8x8", *cache]) == 0

@@ -101,7 +101,7 @@ def test_pareto_points_carry_their_figures_as_tooltips(real_results):
         r = by_options[m[1]]
         seen.add(m[1])
         assert _close(m[2], _nearest_rank_ms(r.samples_ns, 50)), (text, r.latency_ms)
-        assert abs(float(m[3]) / 100 - r.accuracy.top1) <= 5e-5
+        assert abs(float(m[3]) / 100 - r.accuracy.top1) <= 5e-4  # one decimal of a percentage
         assert bool(m[4]) == (r is fastest)
     assert seen == set(by_options)
 

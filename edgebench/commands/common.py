@@ -76,7 +76,7 @@ def parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
             ranges[name] = (0.0, 0.0)
         if not name or not ranges[name][0] < ranges[name][1]:
             raise EdgebenchError(f"bad --input-range {item!r}: write NAME:LOW:HIGH with LOW < HIGH (e.g. "
-                                 "ids:0:30522)", ExitStatus.USAGE)
+                                 "ids:0:30522)", ExitStatus.DATA_MISMATCH)
     return ranges
 
 
@@ -88,7 +88,7 @@ def parse_values(items: list[str]) -> dict[str, float]:
             values[name] = float(value)
         except ValueError:
             raise EdgebenchError(f"bad --input-value {item!r}: write NAME=VALUE (e.g. sr=16000)",
-                                 ExitStatus.USAGE) from None
+                                 ExitStatus.DATA_MISMATCH) from None
     return values
 
 

@@ -11,11 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench.artifacts import cache as artifacts
-from edgebench.data.accuracy import TASKS
 from edgebench.commands.common import (CALIBRATION_HELP, PRECISION_HELP, RECIPE_HELP, SHAPE_HELP, AllLayers, Device,
                                        Exclude, Include, InputRanges, InputValues, ModelName, Threads, environment,
                                        parse_ranges, parse_shapes, parse_values)
+from edgebench.commands.progress import Steps
 from edgebench.pipeline.compare import DEFAULT_CRITERIA, Criteria, Row, compare as run_compare, write_json
 from edgebench.compress.graph import layer_selection
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -50,8 +49,8 @@ def _defaults(key: str) -> str:
     return ", ".join(f"{p} {getattr(c, key):g}" for p, c in DEFAULT_CRITERIA.items())
 
 
-def _fmt(value: float | None, spec: str = "{:.4f}") -> str:
-    return "—" if value is None else spec.format(value)
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
 
 
 def compare(
@@ -88,20 +87,21 @@ def compare(
 ) -> None:
     """Run each format on the same data; compare every output with the fp32 ONNX reference (exit status 1
     if a format fails its precision's criteria)."""
-    if task not in TASKS:
-        raise EdgebenchError(f"bad --task {task!r}: choose one of {', '.join(TASKS)}", ExitStatus.USAGE)
     criteria = _criteria(min_snr, min_cosine, min_agreement)
-    if recipe is not None:
-        recipe = artifacts.effective_recipe(recipe, precision).canonical
-        precision = None
-    rows = run_compare(model, parse_formats(formats), dataset, precision, device, threads, output, calibration,
-                       cache_dir, criteria=criteria, recipe=recipe, task=task, shapes=parse_shapes(shape),
-                       ranges=parse_ranges(input_range), values=parse_values(input_value),
-                       layers=layer_selection(include, exclude, all_layers))
+    with Steps(environment(ctx)) as steps:
+        rows = run_compare(model, parse_formats(formats), dataset, precision, device, threads, output, calibration,
+                           cache_dir, criteria=criteria, recipe=recipe, task=task, shapes=parse_shapes(shape),
+                           ranges=parse_ranges(input_range), values=parse_values(input_value),
+                           layers=layer_selection(include, exclude, all_layers), starting=steps.step)
     environment(ctx).console.print(compare_table(rows))
     if json_out:
         write_json(rows, json_out, model, name)
     failed = [f"{r.format}/{r.recipe}" + (f" ({r.failures[0]})" if r.failures else "") for r in rows if not r.passed]
+    missing = [f"{r.format}: {r.error}" for r in rows if r.error_kind == ExitStatus.RUNTIME_MISSING.name.lower()]
+    if missing:  # not a verdict on the format: it could not run here
+        others = len(failed) - len(missing)
+        raise EdgebenchError("; ".join(missing) + (f" ({others} other format(s) failed, table above)" if others else ""),
+                             ExitStatus.RUNTIME_MISSING)
     if failed:
         raise EdgebenchError(f"{', '.join(failed)} failed the agreement check (table above): inspect the errors, or "
                              "pass --min-snr / --min-cosine / --min-agreement if the drift is acceptable",
@@ -109,7 +109,7 @@ def compare(
 
 
 def _criteria_line(criteria: dict[str, Criteria]) -> str:
-    return "; ".join(f"{p} SNR ≥ {c.min_snr_db:g} dB, cosine ≥ {c.min_cosine:g}, top-1 agreement ≥ {c.min_agreement:g}"
+    return "; ".join(f"{p} SNR ≥ {c.min_snr_db:g} dB, cosine ≥ {c.min_cosine:g}, top-1 agreement ≥ {c.min_agreement * 100:g}%"
                      for p, c in criteria.items())
 
 
@@ -122,15 +122,16 @@ def compare_table(rows: list[Row]) -> Table:
     notes: list[str] = []
     for r in rows:
         if r.status != "ok":
+            missing = r.error_kind == ExitStatus.RUNTIME_MISSING.name.lower()
             table.add_row(r.format, r.recipe, "", f"[red]error: {escape(str(r.error))}[/red]", *[""] * 5,
-                          "[red]FAIL[/red]")
+                          "[yellow]not run[/yellow]" if missing else "[red]FAIL[/red]")
             continue
         for i, (name, m) in enumerate(r.outputs.items()):
-            agree = _fmt(m.get("agreement_top1"))
+            agree = _percent(m.get("agreement_top1"))
             if m.get("agreement_top5") is not None:
-                agree += f" ({m['agreement_top5']:.4f})"
+                agree += f" ({m['agreement_top5']:.1%})"
             verdict = ("[red]FAIL[/red]" if m["failures"] else "[green]pass[/green]") if m["judged"] else "not judged"
-            table.add_row(r.format if i == 0 else "", r.recipe if i == 0 else "", escape(name), _fmt(m.get("top1")),
+            table.add_row(r.format if i == 0 else "", r.recipe if i == 0 else "", escape(name), _percent(m.get("top1")),
                           agree, f"{m['cosine']:.5f} ({m['cosine_min']:.4f})", f"{m['snr_db']:.1f}",
                           f"{m['rel_l2']:.2e}", escape(f"[abs={m['max_abs_err']:.2e}] OR [rel={m['max_rel_err']:.2e}]"),
                           verdict)

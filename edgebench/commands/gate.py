@@ -18,6 +18,7 @@ from edgebench.pipeline.bench import BenchRequest
 from edgebench.commands.common import (Batch, Dataset, Device, InputRanges, InputValues, Shapes, Threads,
                                        environment, parse_ranges, parse_shapes, parse_values, store_option,
                                        timing_options)
+from edgebench.commands.progress import Steps
 from edgebench.config import load_gate_spec
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -103,8 +104,8 @@ def ab(
     shapes, ranges, values = parse_shapes(shape), parse_ranges(input_range), parse_values(input_value)
     a, b = (BenchRequest(model=m, device=device, dataset=dataset, batch=batch, threads=threads, timing=timing,
                          name=name, shapes=shapes, ranges=ranges, values=values) for m in (baseline, candidate))
-    with env.console.status("A/B rounds…") as status:
-        pooled = run_rounds((a, b), rounds, lambda k, side, req: status.update(
+    with Steps(env) as steps:
+        pooled = run_rounds((a, b), rounds, lambda k, side, req: steps.step(
             f"round {k + 1}/{rounds}: {'AB'[side]} ({req.model.name}) on {device}"))
     env.console.print(result_table(pooled))
     if json_out:

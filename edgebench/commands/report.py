@@ -20,7 +20,8 @@ def report(
     store: Path = store_option(),
     html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here (default when neither "
                                         "--html nor --md: reports/run-ID.html next to the store)."),
-    md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown summary here."),
+    md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown summary here (default when neither "
+                                      "--html nor --md: reports/run-ID.md beside the HTML)."),
     max_accuracy_drop: float = typer.Option(0.01, min=0, max=1, help="The best cell may lose at most this much "
                                             "accuracy (a fraction: 0.01 = 1 point) against the most accurate cell."),
 ) -> None:
@@ -30,13 +31,14 @@ def report(
     info, results = load_run(store, run)
     if html is None and md is None:
         html = store.parent / "reports" / f"run-{info.id}.html"
+        md = html.with_suffix(".md")
     data = write_report(results, info, html, md, max_accuracy_drop)
     console = environment(ctx).console
     for view in data.devices:
         for cell in (c for c in view.cells if c.best):
-            acc = f", {view.metric} {cell.accuracy:.2%}" if cell.accuracy is not None else ""
+            acc = f", {view.metric} {cell.accuracy:.1%}" if cell.accuracy is not None else ""
             console.print(f"best on {view.name}: {cell.label} (p50 {cell.p50:.4g} ms{acc})")
-    for path in (html, md):
+    for what, path in (("HTML report", html), ("Markdown summary", md)):
         if path:
-            console.print(f"report written to {path}")
+            console.print(f"{what} written to {path}")
 

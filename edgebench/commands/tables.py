@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
-from edgebench.report.data import int8_slowdowns
+from edgebench.report.data import int8_slowdowns, validity_problems
 from edgebench.result import Result
 
 
 def _num(value: float | None, fmt: str = "{:.3f}") -> str:
     return "—" if value is None else fmt.format(value)
+
+
+def threads_text(result: Result) -> str:
+    """The threads asked for, or for 0 (the runtime's default) ``default (N)`` with the N the runner reported
+    the runtime used (``extra.threads_used``), where the runtime can say."""
+    asked, used = result.options.get("threads"), result.extra.get("threads_used")
+    if asked:
+        return str(asked)
+    if asked is None and used is None:
+        return ""
+    return "default" + (f" ({used})" if used is not None else "")
 
 
 def result_table(results: Sequence[Result]) -> Table:
@@ -23,27 +35,25 @@ def result_table(results: Sequence[Result]) -> Table:
     notes: list[str] = []
     for r, slower in zip(results, int8_slowdowns(results)):
         base = [str(r.model.name), str(r.model.recipe), str(r.model.format),
-                str(r.device.profile), str(r.options.get("threads", "")), str(r.batch)]
+                str(r.device.profile), threads_text(r), str(r.batch)]
         if not r.ok:
-            errors.append(f"[red]error {len(errors) + 1}[/red]: {' '.join(base[:4])}: "
-                          f"{r.error.message if r.error else 'error'}")
+            errors.append(f"[red]error {len(errors) + 1}[/red]: {escape(' '.join(base[:4]))}: "
+                          f"{escape(r.error.message) if r.error else 'error'}")
             table.add_row(*base, f"[red]error {len(errors)}[/red]", *[""] * 9)
             continue
         lat = r.latency_ms
         p50, p90, p99, robust_cv = (lat.p50, lat.p90, lat.p99, lat.robust_cv) if lat else (None,) * 4
-        flags = r.validity
-        problems = [k for k in ("min_iterations_met", "min_duration_met", "cv_ok") if flags.flag(k) is False]
-        if flags.throttled:
-            problems.append("throttled")
+        problems = validity_problems(r)
+        valid = "[yellow]no: " + escape(", ".join(problems)) + "[/yellow]" if problems else "ok"
         if slower is not None:
-            problems.append(f"{slower:.2f}× slower than fp32")
+            valid += f", [yellow]{slower:.2f}× slower than fp32[/yellow]"
             notes.append(f"[yellow]{' '.join(base[:4])}: int8 runs {slower:.2f}× slower than fp32 here; "
                          "see docs/compression.md, 'When int8 is slower than fp32'[/yellow]")
         top1 = r.accuracy.top1
         table.add_row(*base, _num(p50), _num(p90), _num(p99),
                       _num(robust_cv, "{:.1%}"), str(r.iterations), _num(r.load_ms, "{:.1f}"),
                       _num(r.first_inference_ms, "{:.2f}"), _num(r.memory_mb.peak, "{:.1f}"),
-                      _num(top1, "{:.4f}"), "ok" if not problems else "[yellow]" + ",".join(problems) + "[/yellow]")
+                      _num(top1, "{:.1%}"), valid)
     if errors or notes:
         table.caption = "\n".join(errors + notes)
         table.caption_justify = "left"

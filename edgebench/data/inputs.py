@@ -66,7 +66,7 @@ class InputPlan:
         why = f" (it {why})" if why else ""
         raise EdgebenchError(f"input {name!r} is {self.dtypes[name]} and edgebench cannot tell its valid values"
                              f"{why}: pass --input-range {name}:LOW:HIGH (e.g. {name}:0:10), --input-value "
-                             f"{name}=VALUE, or --dataset", ExitStatus.USAGE)
+                             f"{name}=VALUE, or --dataset", ExitStatus.DATA_MISMATCH)
 
     def describe(self, from_dataset: bool) -> dict[str, dict[str, Any]]:
         """Where each input's data came from, for the result: the dataset, fixed values or random ranges."""
@@ -95,7 +95,7 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
         shape = ()
     if not sep or not name or not shape or any(d <= 0 for d in shape):
         raise EdgebenchError(f"bad --shape {text!r}: write NAME:DxDx… with sizes above 0 (e.g. "
-                             "input:1x3x224x224)", ExitStatus.USAGE)
+                             "input:1x3x224x224)", ExitStatus.DATA_MISMATCH)
     return name, shape
 
 
@@ -113,7 +113,7 @@ def plan_inputs(inputs: Sequence[TensorSpec], batch: int | None = None,
     for given in list(shapes) + list(ranges or {}) + list(values or {}):
         if given not in names:
             raise EdgebenchError(f"the model has no input {given!r} (inputs: {', '.join(sorted(names))}): "
-                                 "fix the input name", ExitStatus.USAGE)
+                                 "fix the input name", ExitStatus.DATA_MISMATCH)
     batched = {spec.name for spec in inputs if _batched(spec, batch, data.get(spec.name), what)}
     resolved: dict[str, tuple[int, ...]] = {}
     bound: dict[str, int] = {}
@@ -138,7 +138,7 @@ def plan_inputs(inputs: Sequence[TensorSpec], batch: int | None = None,
     batch_sizes = {resolved[n][0] for n in batched}
     if len(batch_sizes) > 1:
         raise EdgebenchError(f"inputs disagree on the batch size ({sorted(batch_sizes)}): give every "
-                             "batched input the same first dimension", ExitStatus.USAGE)
+                             "batched input the same first dimension", ExitStatus.DATA_MISMATCH)
     origins = {**{n: "--input-range" for n in ranges or {}}, **{n: "--input-value" for n in values or {}}}
     return InputPlan({i.name: resolved[i.name] for i in inputs}, {i.name: i.dtype for i in inputs}, batched,
                      batch_sizes.pop() if batch_sizes else 1, dict(ranges or {}), dict(values or {}), origins)
@@ -151,7 +151,7 @@ def check_shapes(inputs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, .
     for name, shape in shapes.items():
         if name not in by_name:
             raise EdgebenchError(f"the model has no input {name!r} (inputs: {', '.join(sorted(by_name))}): "
-                                 "fix the input name in --shape", ExitStatus.USAGE)
+                                 "fix the input name in --shape", ExitStatus.DATA_MISMATCH)
         _checked(by_name[name], shape, None)
 
 
@@ -169,7 +169,7 @@ def _batched(spec: TensorSpec, batch: int | None, have: tuple[int, ...] | None, 
     in_batch = len(have) == rank and rank > 0
     if in_batch and batch is not None and isinstance(spec.shape[0], int) and spec.shape[0] != batch:
         raise EdgebenchError(f"input {spec.name!r} has a fixed batch of {spec.shape[0]} ({_fmt(spec.shape)}): "
-                             "drop --batch or pass a model with a dynamic batch", ExitStatus.USAGE)
+                             "drop --batch or pass a model with a dynamic batch", ExitStatus.DATA_MISMATCH)
     return in_batch
 
 
@@ -178,7 +178,7 @@ def _checked(spec: TensorSpec, shape: tuple[int, ...], batch: int | None) -> tup
     if len(shape) != len(spec.shape) or any(isinstance(d, int) and d != s for d, s in zip(spec.shape, shape)):
         raise EdgebenchError(f"--shape {spec.name}:{'x'.join(map(str, shape))} does not fit the model's "
                              f"{_fmt(spec.shape)}: give {len(spec.shape)} sizes and keep the fixed dimensions (e.g. "
-                             f"--shape {_shape_hint(spec, batch)})", ExitStatus.USAGE)
+                             f"--shape {_shape_hint(spec, batch)})", ExitStatus.DATA_MISMATCH)
     return tuple(shape)
 
 
@@ -197,7 +197,7 @@ def unsized_error(specs: Sequence[TensorSpec], batch: int | None) -> EdgebenchEr
                       if axis and not isinstance(d, int)})
     return EdgebenchError(f"dynamic dimensions need sizes: input{'s' * (len(specs) > 1)} {which}: pass {hints} "
                           f"with a size to run in place of each placeholder ({', '.join(holders)}), or --dataset to "
-                          "take them from the data", ExitStatus.USAGE)
+                          "take them from the data", ExitStatus.DATA_MISMATCH)
 
 
 def _placeholder(dim: Dim, axis: int) -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +30,27 @@ def quiet() -> Iterator[None]:
             yield
     finally:
         root.setLevel(level)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Native libraries' chatter on file descriptor 2 (LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate",
+    TensorFlow's and absl's log lines) kept out of edgebench's output: captured while the block runs and shown
+    only if it fails. The descriptor is the process's, so use it around short, single-threaded calls."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

@@ -16,7 +16,6 @@ from edgebench.result import CellKey, Result, utc_now
 from edgebench.pipeline.stats import nearest_rank
 from edgebench.store.db import RunInfo
 
-VALIDITY_FLAGS = ("min_iterations_met", "min_duration_met", "cv_ok")
 QUANTILES = tuple(range(2, 100, 2))  # the dots of a distribution strip
 
 
@@ -87,10 +86,8 @@ class Cell:
 
     @property
     def problems(self) -> list[str]:
-        """Validity flags that failed; empty for a valid measurement."""
-        flags = self.result.validity
-        found = [k.replace("_met", "").replace("_ok", "") for k in VALIDITY_FLAGS if flags.flag(k) is False]
-        return found + (["throttled"] if flags.throttled else [])
+        """Why the measurement cannot be trusted (``validity_problems``); empty for a valid one."""
+        return validity_problems(self.result)
 
     @property
     def notes(self) -> list[str]:
@@ -141,6 +138,32 @@ class ReportData:
     @property
     def errors(self) -> list[Cell]:
         return [c for c in self.cells if not c.result.ok]
+
+
+def validity_problems(result: Result) -> list[str]:
+    """Each failed validity flag in words, with the figure and the limit from the result itself (its
+    ``timing`` holds the rules it ran under): ``noisy (rCV 14.2% > 10%)``, ``too few iterations (37 < 100)``,
+    ``too short (0.41 s < 1 s)``, then ``hit max duration (10 s)`` when that is why a minimum was missed,
+    and ``throttled``. Empty for a valid measurement (or one recorded without flags)."""
+    flags, rules = result.validity, result.timing
+
+    def limit(key: str, text: str) -> str:
+        return f" ({text.format(rules[key])})" if rules.get(key) is not None else ""
+
+    found = []
+    if flags.cv_ok is False:
+        rcv = result.latency_ms.robust_cv if result.latency_ms else None
+        found.append("noisy" + (f" (rCV {rcv:.1%} > {rules['cv_threshold'] * 100:g}%)"
+                                if rcv is not None and rules.get("cv_threshold") is not None else ""))
+    if flags.min_iterations_met is False:
+        found.append("too few iterations" + limit("min_iterations", f"{result.iterations} < {{}}"))
+    if flags.min_duration_met is False:
+        found.append("too short" + limit("min_duration_s", f"{result.duration_s:.3g} s < {{:g}} s"))
+    if flags.stopped_by_max_duration and (flags.min_iterations_met is False or flags.min_duration_met is False):
+        found.append("hit max duration" + limit("max_duration_s", "{:g} s"))
+    if flags.throttled:
+        found.append("throttled")
+    return found
 
 
 def _format_options(options: dict[str, Any], keys: Sequence[str]) -> str:

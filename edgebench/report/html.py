@@ -90,7 +90,7 @@ def _row(cell: Cell) -> str:
     cols = [_n(p50, ".4g"), _n(p99, ".4g"),
             _n(robust_cv, ".1%"), str(r.iterations), _n(r.load_ms, ".1f"), _n(r.first_inference_ms, ".3g"),
             _n(r.throughput_per_s, ",.0f"), _n(r.memory_mb.peak, ".1f"),
-            f'{_kib(r.model.size_bytes)} / {_kib(r.model.gzip_bytes)}', _n(cell.accuracy, ".2%"),
+            f'{_kib(r.model.size_bytes)} / {_kib(r.model.gzip_bytes)}', _n(cell.accuracy, ".1%"),
             _validity(cell)]
     css = ' class="best"' if cell.best else ""
     return f"<tr{css}>{name}" + "".join(f"<td>{c}</td>" for c in cols) + "</tr>"
@@ -128,7 +128,7 @@ def _summary(data: ReportData) -> str:
              f'{len(data.errors)}</b></div>', f'<div class="card">devices<b>{len(data.devices)}</b></div>']
     for view in data.devices:
         for c in (c for c in view.cells if c.best):
-            acc = f", {view.metric} {c.accuracy:.2%}" if c.accuracy is not None else ""
+            acc = f", {view.metric} {c.accuracy:.1%}" if c.accuracy is not None else ""
             cards.append(f'<div class="card best">best on {escape(view.name)}<b>{escape(c.label)}</b>'
                          f'p50 {c.p50:.4g} ms{acc}</div>')
     return f'<div class="cards">{"".join(cards)}</div>'

@@ -25,7 +25,7 @@ def _row(cell: Cell) -> str:
     return (f"| {name} | {_n(p50, '.4g')} | {_n(p99, '.4g')} "
             f"| {_n(robust_cv, '.1%')} | {_n(r.memory_mb.peak, '.1f')} "
             f"| {_n(r.model.size_bytes, ',')} | {_n(r.model.gzip_bytes, ',')} "
-            f"| {_n(cell.accuracy, '.2%')} | {flags} |")
+            f"| {_n(cell.accuracy, '.1%')} | {flags} |")
 
 
 def render_markdown(data: ReportData) -> str:
@@ -45,7 +45,7 @@ def render_markdown(data: ReportData) -> str:
     if best:
         lines += ["## Best per device", ""]
         lines += [f"- **{v.name}**: {c.label}, p50 {c.p50:.4g} ms"
-                  + (f", {v.metric} {c.accuracy:.2%}" if c.accuracy is not None else "") for v, c in best]
+                  + (f", {v.metric} {c.accuracy:.1%}" if c.accuracy is not None else "") for v, c in best]
         lines += ["", f"Best: the fastest p50 within {data.drop_text} of accuracy of the model's most "
                   "accurate cell on the device.", ""]
     for view in data.devices:

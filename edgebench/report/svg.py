@@ -91,7 +91,7 @@ def pareto_svg(cells: Sequence[Cell], metric: str, width: int = 480, height: int
     for c, p50, acc in sorted(pts, key=lambda pt: (pt[0].on_front, pt[0].best)):
         cx, cy = x(p50), y(acc)
         colour = ORANGE if c.best else BLUE if c.on_front else GREY
-        tip = f"{c.label}\np50 {p50:.4g} ms, {metric} {acc / 100:.2%}" + (" — best" if c.best else "")
+        tip = f"{c.label}\np50 {p50:.4g} ms, {metric} {acc / 100:.1%}" + (" — best" if c.best else "")
         ring = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="9" fill="none" stroke="{ORANGE}" stroke-width="2"/>' \
             if c.best else ""
         body.append(f'<g><title>{escape(tip)}</title>{ring}<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" '

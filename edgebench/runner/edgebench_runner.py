@@ -184,7 +184,7 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
         "distinct_inputs": len(feeds),
         "memory_mb": memory,
         "io": backend.io(),
-        "extra": {**backend.extra_timings(), "peak_rss_reset": peak_reset},
+        "extra": {**backend.extra_timings(), "peak_rss_reset": peak_reset, "threads_used": backend.threads_used()},
     }
     if job.capture_outputs and job.outputs_npz:  # from_dict refuses a capture without outputs_npz
         all_feeds = [backend.prepare(f) for f in make_batches(arrays, job.batch, None, job.per_sample_inputs)]

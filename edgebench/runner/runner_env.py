@@ -52,6 +52,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def physical_cores() -> int | None:
+    """Distinct (package, core) pairs of the CPUs sysfs lists (Linux, x86 and Arm alike); None elsewhere."""
+    cores = {(_read(t / "physical_package_id"), _read(t / "core_id"))
+             for t in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology")}
+    return len(cores) or None
+
+
 def temperatures_c() -> dict[str, float]:
     temps: dict[str, float] = {}
     for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*")):

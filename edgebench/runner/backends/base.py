@@ -92,3 +92,8 @@ class BaseBackend:
 
     def extra_timings(self) -> dict[str, Any]:
         return {}
+
+    def threads_used(self) -> int | None:
+        """The threads the loaded model runs with: the job's, or with 0 the runtime's own default, where the
+        runtime (or its documented rule) says; None where it cannot."""
+        return None

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..runner_env import physical_cores
 from .base import BadOption, BaseBackend, RuntimeMissing
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -70,6 +71,11 @@ class Backend(BaseBackend):
         def describe(args: Any) -> list[dict[str, Any]]:
             return [{"name": a.name, "type": a.type, "shape": list(a.shape)} for a in args]
         return {"inputs": describe(self.session.get_inputs()), "outputs": describe(self.session.get_outputs())}
+
+    def threads_used(self) -> int | None:
+        # The session reports only what was set (0: the default, which the Python API does not expose);
+        # ONNX Runtime's default is one intra-op thread per physical core ("Thread management" in its docs).
+        return int(self.session.get_session_options().intra_op_num_threads) or physical_cores()
 
     def options(self) -> dict[str, Any]:
         return {**super().options(), "providers": self.session.get_providers() if self.session else None,

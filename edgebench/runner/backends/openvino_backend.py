@@ -141,6 +141,14 @@ class Backend(BaseBackend):
                     pass
         return opts
 
+    def threads_used(self) -> int | None:
+        """The compiled model's INFERENCE_NUM_THREADS (the CPU plugin's choice when the job left it at 0)."""
+        try:
+            threads = int(self.compiled.get_property("INFERENCE_NUM_THREADS"))
+        except (RuntimeError, TypeError, ValueError):  # a device without the property
+            return None
+        return threads or None
+
     def extra_timings(self) -> dict[str, Any]:
         timings = dict(self.timings)
         if self.request_ms:  # every call so far (warm-up included): the runtime's view, without Python

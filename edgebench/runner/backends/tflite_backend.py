@@ -107,6 +107,11 @@ class Backend(BaseBackend):
                     for d in details]
         return {"inputs": describe(self.inputs.values()), "outputs": describe(self.output_details)}
 
+    def threads_used(self) -> int:
+        # num_threads, or without it the interpreter's default: one thread (TFLite's CPU backend context
+        # defaults to 1 and the XNNPACK delegate then makes no thread pool).
+        return self.threads or 1
+
     def options(self) -> dict[str, Any]:
         return {**super().options(), "runtime_module": getattr(self.module, "__name__", None),
                 "xnnpack": self.backend_options.get("xnnpack", True)}
