@@ -164,7 +164,7 @@ def user_profiles_dir() -> Path:
     """The per-user profile folder (``~/.config/edgebench/profiles`` on Linux, platformdirs elsewhere)."""
     from platformdirs import user_config_dir
 
-    return Path(user_config_dir("edgebench")) / "profiles"
+    return Path(user_config_dir("edgebench", appauthor=False)) / "profiles"
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,4 @@ def test_compare_without_the_formats_runtime_exits_7_naming_the_extra(tmp_path):
     assert len(errors) == 1 and "agreement" not in errors[0], proc.stderr
     assert errors[0].startswith("edgebench: error: openvino: ") and "pip install 'edgebench[openvino]'" in errors[0]
     assert "not run" in proc.stdout and "FAIL" not in proc.stdout  # the table: no verdict on openvino
+

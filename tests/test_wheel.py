@@ -23,7 +23,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 import edgebench
 from tests.conftest import DIGITS, QUICK_TIMING, ROOT
@@ -185,27 +184,24 @@ def _check_report(html: Path, md: Path, recipes: list[str], formats: list[str]) 
     assert page.lower().startswith("<!doctype html>") and all(fmt in page for fmt in formats)
 
 
-def test_installed_demo_sweep_and_report_without_tflite(venv: Venv) -> None:
-    """The demo's own sweep from the installed package, narrowed to the formats this install converts."""
+def test_installed_demo_without_tflite_skips_its_cells_naming_the_extra(venv: Venv) -> None:
+    """`pip install edgebench[onnx,openvino]` then `edgebench demo`: the TFLite cells are skipped in the plan with
+    the extra that installs LiteRT; every other cell runs and the report is written."""
     demo = Path(_run([venv.python, "-c", "from edgebench.paths import demo_dir; print(demo_dir())"],
                      cwd=venv.work, env=venv.env).stdout.strip())
     assert demo.is_relative_to(venv.root)
-    folder = venv.work / "narrowed-demo"
-    shutil.copytree(demo, folder)
-    spec = yaml.safe_load((folder / "demo-sweep.yaml").read_text())
-    assert spec["formats"] == ["onnx", "openvino", "tflite"]
-    spec.update(formats=["onnx", "openvino"], timing={"warmup_s": 0.01, "warmup_iterations": 2,
-                                                        "min_iterations": 20, "min_duration_s": 0.05})
-    (folder / "demo-sweep.yaml").write_text(yaml.safe_dump(spec))
-    out = venv.cli("sweep", "narrowed-demo/demo-sweep.yaml", "--store", "narrowed.db", "--json", "narrowed.json")
+    recipes = ["fp32", "fp16", "int8", "prune:0.5+int8"]
+    out = venv.cli("demo", "--dir", "no-tflite", "--store", "no-tflite.db", "--html", "no-tflite.html",
+                   "--json", "no-tflite.json")
     assert "8 cells measured now (0 failed)" in out
-    for recipe in spec["recipes"]:
+    skipped = [line for line in out.splitlines() if " tflite " in line and "skipped" in line]
+    assert len(skipped) == 4 and all("pip install 'edgebench[tflite]'" in line for line in skipped), out
+    for recipe in recipes:
         for fmt in ("onnx", "openvino"):
             assert _has_row(out, recipe, fmt), (recipe, fmt)
-    results = json.loads((venv.work / "narrowed.json").read_text())
+    results = json.loads((venv.work / "no-tflite.json").read_text())
     assert len(results) == 8 and all(r["status"] == "ok" and r["samples_ns"] for r in results)
-    venv.cli("report", "--last", "--store", "narrowed.db", "--html", "narrowed.html", "--md", "narrowed.md")
-    _check_report(venv.work / "narrowed.html", venv.work / "narrowed.md", spec["recipes"], ["onnx", "openvino"])
+    _check_report(venv.work / "no-tflite.html", venv.work / "no-tflite.md", recipes, ["onnx", "openvino"])
 
 
 def _tflite_route() -> str | None:

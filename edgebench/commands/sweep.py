@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.commands.common import environment, store_option
@@ -42,7 +43,7 @@ class ProgressEvents:
     def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None:
         what = " ".join(conversion)
         if error:
-            self.progress.console.print(f"[red]conversion failed[/red] {what}: {error}")
+            self.progress.console.print(f"[red]conversion failed[/red] {escape(what)}: {escape(error)}")
         else:
             self.progress.console.print(f"{'cache hit ' if hit else 'converted '} {what}")
 
@@ -53,7 +54,8 @@ class ProgressEvents:
         self.progress.advance(self.devices[cell.device])
         self.progress.advance(self.overall)
         if not result.ok:
-            self.progress.console.print(f"[red]failed[/red] {cell.label()}: {result.error.message if result.error else None}")
+            self.progress.console.print(f"[red]failed[/red] {escape(cell.label())}: "
+                                        f"{escape(result.error.message) if result.error else None}")
 
     def stopping(self, in_flight: int) -> None:
         self.progress.console.print(f"[yellow]interrupted:[/yellow] no new cell starts; waiting for the {in_flight} "
@@ -113,7 +115,7 @@ def conversions_table(plan: Plan, cache_dir: Path | None) -> Table:
         try:
             state = "hit" if cached(plan, conversion, cache_dir) else "to convert"
         except EdgebenchError as exc:
-            state = f"[red]will fail: {exc}[/red]"
+            state = f"[red]will fail: {escape(str(exc))}[/red]"
         table.add_row(*conversion, state)
     return table
 
@@ -129,7 +131,7 @@ def plan_table(plan: Plan, done: set[CellKey]) -> Table:
                       "done (resume skips it)" if cell.key in done else "to run")
     for cell, reason in plan.skipped:
         opts = " ".join(f"{k}={v}" for k, v in cell.options)
-        table.add_row(cell.model.name, cell.recipe, cell.format, cell.device, opts, f"[yellow]skipped: {reason}[/yellow]")
+        table.add_row(cell.model.name, cell.recipe, cell.format, cell.device, opts, f"[yellow]skipped: {escape(reason)}[/yellow]")
     return table
 
 

@@ -13,6 +13,7 @@ TensorRT …) is imported by the methods that need it, so a format costs nothing
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Union
@@ -45,6 +46,13 @@ def runner_options_for(backend: type[BaseBackend]) -> type[RunnerOptions]:
     return create_model(f"{backend.runtime_name}Options", __base__=RunnerOptions, **fields)
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that is missing, or a module without a spec
+        return False
+
+
 class Format(ABC):
     name: ClassVar[str]  # as --to / --format / sweep specs spell it
     runtime: ClassVar[str]  # the runner backend that executes its artifacts (a device profile's runtimes)
@@ -52,6 +60,8 @@ class Format(ABC):
     suffixes: ClassVar[tuple[str, ...]]  # artifact file endings it recognises (empty: none of its own)
     precisions: ClassVar[tuple[str, ...]]  # what it can emit
     runner_options: ClassVar[type[RunnerOptions]] = RunnerOptions
+    # the Python modules of its runtime, any one of which runs its artifacts in this interpreter
+    runtime_modules: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def install_hint(cls, extra: str | None = None) -> str:
@@ -65,6 +75,14 @@ class Format(ABC):
             return importlib.import_module(module)
         except ImportError:
             raise EdgebenchError(f"{needed_for}: {cls.install_hint()}", ExitStatus.RUNTIME_MISSING) from None
+
+    @classmethod
+    def runtime_missing_here(cls) -> str | None:
+        """Why this interpreter cannot run the format's artifacts (none of ``runtime_modules`` is installed),
+        with the pip extra that fixes it; None when it can."""
+        if not cls.runtime_modules or any(_installed(m) for m in cls.runtime_modules):
+            return None
+        return f"{cls.runtime} is not installed here: {cls.install_hint()}"
 
     @abstractmethod
     def tool_versions(self) -> dict[str, str]:

@@ -22,6 +22,7 @@ class OnnxFormat(Format):
     name = "onnx"
     runtime = "onnxruntime"
     extra = "onnx"
+    runtime_modules = ("onnxruntime",)
     suffixes = (".onnx",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
     runner_options = runner_options_for(onnxruntime_backend.Backend)

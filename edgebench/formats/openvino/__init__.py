@@ -23,6 +23,7 @@ class OpenVinoFormat(Format):
     name = "openvino"
     runtime = "openvino"
     extra = "openvino"
+    runtime_modules = ("openvino",)
     suffixes = (".xml",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
     runner_options = runner_options_for(openvino_backend.Backend)

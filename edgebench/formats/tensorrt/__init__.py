@@ -22,6 +22,7 @@ class TensorRtFormat(Format):
     name = "tensorrt"
     runtime = "tensorrt"
     extra = "tensorrt"
+    runtime_modules = ("tensorrt",)
     suffixes = (".engine", ".plan")
     precisions = ("fp32", "fp16", "int8")
     runner_options = runner_options_for(tensorrt_backend.Backend)

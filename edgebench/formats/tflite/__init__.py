@@ -20,6 +20,7 @@ class TfliteFormat(Format):
     runtime = "tflite"
     # LiteRT, to read a .tflite on the host; the ONNX converter runs in its own environment (convert_env.py)
     extra = "tflite"
+    runtime_modules = ("ai_edge_litert", "tflite_runtime", "tensorflow")  # as the runner's backend tries them
     suffixes = (".tflite",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
     runner_options = runner_options_for(tflite_backend.Backend)

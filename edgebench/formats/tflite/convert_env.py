@@ -74,7 +74,7 @@ def tools_cache() -> Path:
     """Where prepared converter environments live: ``$EDGEBENCH_TOOLS_CACHE``, else the user cache dir."""
     from platformdirs import user_cache_dir
 
-    return Path(os.environ.get(CACHE_VAR) or user_cache_dir("edgebench")).expanduser()
+    return Path(os.environ.get(CACHE_VAR) or user_cache_dir("edgebench", appauthor=False)).expanduser()
 
 
 def env_dir() -> Path:

@@ -93,6 +93,13 @@ def _duplicates(values: list[str]) -> list[str]:
     return sorted({v for v in values if values.count(v) > 1})
 
 
+def _missing_here(fmt: str, profile: DeviceProfile) -> str | None:
+    """For a device that runs the runner in this interpreter: the format's runtime when it is not installed."""
+    if profile.connection.type != "local" or profile.python is not None:
+        return None
+    return get_format(fmt).runtime_missing_here()
+
+
 def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[str],
               canonical_recipe: Any) -> Plan:
     """Expand and check the matrix. ``canonical_recipe`` parses a recipe (raising on a bad one)
@@ -146,6 +153,10 @@ def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[s
             if runtime not in profile.runtimes:
                 plan.skipped.append((cell, f"{device} has no {runtime} (its profile's runtimes: "
                                            f"{', '.join(profile.runtimes)})"))
+                continue
+            missing = _missing_here(fmt, profile)
+            if missing:
+                plan.skipped.append((cell, missing))
                 continue
             plan.cells.append(cell)
     if not plan.cells:
