@@ -182,7 +182,7 @@ class _Silent:
     def conversion_done(self, conversion: tuple[str, str, str], hit: bool, error: str | None) -> None: ...
     def cell_started(self, cell: Cell) -> None: ...
     def cell_done(self, cell: Cell, result: Result) -> None: ...
-    def stopping(self, in_flight: int) -> None: ...
+    def stopping(self, in_flight: int, at_once: bool) -> None: ...
 
 
 def sweep(spec: PathLike | SweepSpec | Mapping[str, Any], *, store: PathLike = DEFAULT_PATH,
@@ -206,7 +206,7 @@ def sweep(spec: PathLike | SweepSpec | Mapping[str, Any], *, store: PathLike = D
 
 def runs(*, store: PathLike = DEFAULT_PATH, limit: int | None = None) -> list[RunInfo]:
     """``edgebench results list``: the store's runs, newest first, as :class:`~edgebench.store.db.RunInfo`."""
-    with Store(Path(store).expanduser(), create=False) as db:
+    with Store(Path(store).expanduser(), read_only=True) as db:
         return db.runs(limit=limit)
 
 

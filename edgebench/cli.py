@@ -8,9 +8,12 @@ only when that command runs.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 import traceback
-from typing import Any, Sequence
+from types import FrameType
+from typing import Any, Callable, Sequence
 
 import typer
 from typer import _click as click  # the click typer vendors: its group and command types
@@ -18,7 +21,8 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from edgebench import __version__
 from edgebench.environment import Environment
-from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.errors import EdgebenchError, ExitStatus, Terminated
+from edgebench.text import one_line
 
 # name: ("module:attribute", help). The attribute is a command function or, for a group, a typer.Typer;
 # the help is the command's docstring (the group's help), as --help lists it (tests/test_cli_lazy.py checks).
@@ -112,12 +116,13 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
     status; user errors print one line, no traceback."""
     env = Environment() if env is None else env
     args = list(sys.argv[1:] if argv is None else argv)
+    sigterm = _SigtermRaises()
     try:
         code = app(args=args, prog_name="edgebench", standalone_mode=False, obj=env)
     except EdgebenchError as exc:
         if "--traceback" in args:
             traceback.print_exc(file=env.stderr)
-        env.stderr.write(f"edgebench: error: {exc}\n")
+        env.stderr.write(f"edgebench: error: {one_line(str(exc))}\n")  # a board's text: no escape codes
         return exc.status
     except typer.Exit as exc:
         return ExitStatus(exc.exit_code)
@@ -126,10 +131,39 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
         show(file=env.stderr) if show else env.stderr.write(f"edgebench: error: {exc.format_message()}\n")
         return ExitStatus.USAGE
     except (typer.Abort, KeyboardInterrupt):
-        env.stderr.write("edgebench: interrupted\n")
-        return ExitStatus.INTERRUPTED
+        return _interrupted(env, sigterm.came)
+    finally:
+        sigterm.restore()
+    if code == ExitStatus.INTERRUPTED:  # typer's answer to a KeyboardInterrupt (SIGTERM's too): Exit(130), returned
+        return _interrupted(env, sigterm.came)
     # click returns the code of a typer.Exit raised inside a command (standalone_mode=False)
     return ExitStatus(code) if isinstance(code, int) else ExitStatus.OK
+
+
+def _interrupted(env: Environment, terminated: bool) -> ExitStatus:
+    env.stderr.write(f"edgebench: {'terminated (SIGTERM)' if terminated else 'interrupted'}\n")
+    return ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+
+
+class _SigtermRaises:
+    """While ``main`` runs, SIGTERM (CI's cancel) raises :class:`Terminated` in the main thread, so it unwinds as
+    Ctrl-C does (runs marked interrupted, runners stopped, temporary folders removed) instead of killing the
+    process where it stands; ``came`` says whether it did. Off the main thread no handler can be set."""
+
+    def __init__(self) -> None:
+        self.came = False
+        self._previous: Callable[[int, FrameType | None], Any] | int | None = None
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+
+    def _raise(self, signum: int, frame: FrameType | None) -> None:
+        self.came = True
+        raise Terminated()
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self._previous is None else self._previous)
 
 
 def run() -> None:

@@ -3,8 +3,9 @@ file, the field and the fix."""
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -15,6 +16,10 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import bundled_profiles_dir
 
 M = TypeVar("M", bound=BaseModel)
+
+# The most runtime threads edgebench asks for anywhere (--threads, a profile, a sweep spec): far above any
+# edge device's cores; the runner also refuses more than 4 threads per CPU of the device it runs on.
+MAX_THREADS = 1024
 
 
 class Strict(BaseModel):
@@ -111,7 +116,7 @@ class DeviceProfile(Strict):
         ["onnxruntime"], description="runtimes installed on the device (checked by `edgebench devices check`)",
         json_schema_extra=_runtimes_schema)
     accelerator: Literal["cpu", "gpu", "npu"] = Field("cpu", description="the device string passed to the runtime")
-    threads: int = Field(0, ge=0, description="0: the runtime's default")
+    threads: int = Field(0, ge=0, le=MAX_THREADS, description="0: the runtime's default")
     thermal: Thermal = Field(Thermal(), description="cool-down and throttling rules")
     env: dict[str, str] = Field(default_factory=dict, description="environment for the runner (no secrets)")
 
@@ -139,15 +144,25 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
 
 
 def load_yaml(path: Path, what: str) -> Any:
+    if path.is_dir():
+        raise EdgebenchError(f"{what} {path} is a directory: pass the YAML file in it", ExitStatus.CONFIG)
     if not path.is_file():
         raise EdgebenchError(f"{what} not found: {path} — check the path", ExitStatus.NOT_FOUND)
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise EdgebenchError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}): save the {what} as "
+                             "UTF-8 YAML", ExitStatus.CONFIG) from None
+    except RecursionError:
+        raise EdgebenchError(f"{path}: YAML nested too deeply: fix the {what}", ExitStatus.CONFIG) from None
+    except OSError as exc:
+        raise EdgebenchError(f"cannot read {what} {path} ({exc.strerror}): check its permissions",
+                             ExitStatus.CONFIG) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise EdgebenchError(f"{path}: invalid YAML{where} ({getattr(exc, 'problem', exc)}): fix the syntax",
-                             ExitStatus.CONFIG) from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise EdgebenchError(f"{path}: invalid YAML{where} ({problem}): fix the syntax", ExitStatus.CONFIG) from None
 
 
 def parse_model(model: type[M], data: Any, source: str) -> M:
@@ -187,6 +202,15 @@ class FoundProfile:
     path: Path
     source: str
     overrides: list[ProfileDir]
+    twins: list[Path] = field(default_factory=list)  # files of the same name in the same folder (x.yaml, x.yml)
+
+    @property
+    def ambiguity(self) -> str | None:
+        """Why the name is ambiguous (two files of it in one folder), None when it is not."""
+        if not self.twins:
+            return None
+        return (f"two profiles named {self.name!r} in {self.path.parent}: "
+                f"{', '.join(p.name for p in [self.path, *self.twins])}: remove or rename one")
 
 
 def profile_dirs() -> list[ProfileDir]:
@@ -209,7 +233,8 @@ def find_profiles() -> list[FoundProfile]:
     for d in profile_dirs():
         for f in d.profiles():
             by_name.setdefault(f.stem, []).append((d, f))
-    return [FoundProfile(name, hits[0][1], hits[0][0].source, [d for d, _ in hits[1:]])
+    return [FoundProfile(name, hits[0][1], hits[0][0].source, [d for d, _ in hits[1:] if d != hits[0][0]],
+                         [f for d, f in hits[1:] if d == hits[0][0]])
             for name, hits in sorted(by_name.items())]
 
 
@@ -218,18 +243,23 @@ def known_profiles() -> dict[str, Path]:
     return {p.name: p.path for p in find_profiles()}
 
 
-def load_profile(name_or_path: str) -> DeviceProfile:
-    """A profile by name (``local-cpu``) or by path to its YAML file."""
-    looks_like_path = name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path
+def load_profile(name_or_path: str, base_dir: Path | None = None) -> DeviceProfile:
+    """A profile by name (``local-cpu``) or by path to its YAML file; a relative path is relative to
+    ``base_dir`` (a sweep spec's folder, as its model paths are), default the working directory."""
+    looks_like_path = name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path or "/" in name_or_path
     if looks_like_path:
         path = Path(name_or_path).expanduser()
+        path = base_dir / path if base_dir is not None else path
     else:
-        known = known_profiles()
+        known = {p.name: p for p in find_profiles()}
         if name_or_path not in known:
             raise EdgebenchError(f"unknown device {name_or_path!r}: known devices are "
                                  f"{', '.join(known) or 'none'}; or pass a profile YAML path "
                                  "('edgebench devices list' shows the folders searched)", ExitStatus.CONFIG)
-        path = known[name_or_path]
+        ambiguity = known[name_or_path].ambiguity
+        if ambiguity:
+            raise EdgebenchError(f"device {name_or_path!r} is ambiguous: {ambiguity}", ExitStatus.CONFIG)
+        path = known[name_or_path].path
     return parse_model(DeviceProfile, load_yaml(path, "device profile"), str(path))
 
 
@@ -257,14 +287,23 @@ class SweepModel(Strict):
 
     @model_validator(mode="after")
     def _inputs_make_sense(self) -> "SweepModel":
+        from edgebench.data.inputs import MAX_DIM
+
         for name, dims in self.shapes.items():
-            if not dims or any(d <= 0 for d in dims):
-                raise ValueError(f"shapes.{name} must list sizes above 0 (e.g. [1, 3, 224, 224]), got {dims}")
+            if not dims or any(not 0 < d <= MAX_DIM for d in dims):
+                raise ValueError(f"shapes.{name} must list sizes above 0 and below 2^31 (e.g. [1, 3, 224, 224]), "
+                                 f"got {dims}")
         for name, (low, high) in self.input_ranges.items():
-            if not low < high:
-                raise ValueError(f"input_ranges.{name} must be [low, high) with low < high, got "
+            if not low < high or not math.isfinite(high - low):
+                raise ValueError(f"input_ranges.{name} must be [low, high) with finite low < high, got "
                                  f"[{low:g}, {high:g}]")
+        for name, value in self.input_values.items():
+            if not math.isfinite(value):
+                raise ValueError(f"input_values.{name} must be a finite number, got {value}")
         return self
+
+
+CELL_AXES = ("model", "recipe", "format", "device", "threads", "batch")  # what include/exclude filters match
 
 
 class SweepSpec(Strict):
@@ -280,6 +319,31 @@ class SweepSpec(Strict):
                                           "(axis → glob), e.g. [{format: tflite, device: rpi*}]")
     exclude: list[dict[str, str]] = Field(default_factory=list, description="drop cells matching one of these")
     cell_timeout_s: float = Field(900.0, gt=0, description="a cell running longer is stopped and recorded failed")
+
+    @field_validator("options")
+    @classmethod
+    def _option_values(cls, options: dict[str, list[int]]) -> dict[str, list[int]]:
+        """Each axis lists distinct values in range: threads 0 (the runtime's default) to MAX_THREADS, batch ≥ 1."""
+        low = {"threads": 0, "batch": 1}
+        for axis, values in options.items():
+            bad = [v for v in values if v < low[axis] or (axis == "threads" and v > MAX_THREADS)]
+            want = f"0 (the runtime's default) to {MAX_THREADS}" if axis == "threads" else "1 or more"
+            if bad:
+                raise ValueError(f"options.{axis} {values}: {bad[0]} is outside {want}")
+            if not values or len(set(values)) < len(values):
+                raise ValueError(f"options.{axis} {values}: list one or more distinct values")
+        return options
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _filter_axes(cls, rules: list[dict[str, str]]) -> list[dict[str, str]]:
+        """A filter naming an axis no cell has would silently match nothing (or everything)."""
+        for rule in rules:
+            unknown = sorted(set(rule) - set(CELL_AXES))
+            if unknown or not rule:
+                raise ValueError(f"filter {rule} names {'unknown axis ' + repr(unknown[0]) if unknown else 'no axis'}"
+                                 f" (axes: {', '.join(CELL_AXES)})")
+        return rules
 
 
 # --- Gate rules ---------------------------------------------------------------------------------------

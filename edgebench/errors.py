@@ -24,7 +24,16 @@ class ExitStatus(enum.IntEnum):
     CONVERSION_FAILED = 10  # a converter or compression step failed
     CELLS_FAILED = 11
     """A sweep ran to its end but some cells failed (each stored with its error; ``--allow-failures``: 0)."""
+    OUTPUT = 12
+    """An output that cannot be written (read-only, full, no permission, a file where a folder belongs …) or
+    a damaged results store (a file that is no store at all is USAGE)."""
     INTERRUPTED = 130
+    TERMINATED = 143  # SIGTERM (128 + 15), what CI sends on cancel: stopped at once, finished cells kept
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the CLI's handler: handled as Ctrl-C is (every ``except
+    KeyboardInterrupt`` catches it), except that the runners in flight are stopped at once, not awaited."""
 
 
 class EdgebenchError(Exception):

@@ -10,9 +10,12 @@ import copy
 import datetime as _dt
 import json
 import subprocess
+import functools
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, get_type_hints
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -66,14 +69,45 @@ class RecordError(EdgebenchError):
 
 
 def _known(cls: type, data: Mapping[str, Any], part: str) -> dict[str, Any]:
-    """``data``'s keys that are ``cls``'s fields; any other key is refused, naming it."""
+    """``data``'s keys that are ``cls``'s fields, each of its field's type; any other key is refused, naming it."""
     if not isinstance(data, Mapping):
         raise RecordError(f"result {part}: expected an object, got {type(data).__name__}")
     names = {f.name for f in fields(cls)}
     unknown = [k for k in data if k not in names]
     if unknown:
         raise RecordError(f"result {part}: unknown field {unknown[0]!r} (fields: {', '.join(sorted(names))})")
+    return _typed(cls, data, part)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, TypeAdapter[Any]]:
+    """A strict checker per field of the dataclass ``cls``: JSON's types as the field declares them, no "1"
+    for 1 and no 0 for False."""
+    hints, parts = get_type_hints(cls), getattr(cls, "_PARTS", {})  # a Result's parts check themselves
+    return {f.name: TypeAdapter(hints[f.name], config=ConfigDict(strict=True)) for f in fields(cls)
+            if f.name not in parts}
+
+
+def _typed(cls: type, data: Mapping[str, Any], part: str) -> dict[str, Any]:
+    """``data`` (unchanged) once each of its keys that is a field of ``cls`` holds that field's type."""
+    checks = _field_types(cls)
+    for key, value in data.items():
+        if key in checks:
+            try:
+                checks[key].validate_python(value)
+            except ValidationError as exc:
+                raise RecordError(f"result {part + ': ' if part else ''}field {_where(key, exc)}: pass a result "
+                                  "as edgebench writes it (bench/sweep --json, results export)") from None
     return dict(data)
+
+
+def _where(key: str, exc: ValidationError) -> str:
+    """The first problem ``exc`` found under ``key``, as ``'samples_ns.3': Input should be … (got 'a')``."""
+    err = exc.errors()[0]
+    where = ".".join([key, *(str(p) for p in err["loc"])])
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f" (got {repr(got)[:60]})"
+    return f"{where!r}: {err['msg']}{shown}"
 
 
 def canonical_options(options: Mapping[str, Any]) -> str:
@@ -187,7 +221,8 @@ class ModelInfo:
             raise RecordError("result model: expected an object with a name")
         typed = {*cls._ORDER, "warnings", "inputs", "outputs"}
         rest = {k: copy.deepcopy(v) for k, v in data.items() if k not in typed}
-        return cls(**{k: copy.deepcopy(v) for k, v in data.items() if k in typed}, costs=rest)
+        given = _typed(cls, {k: copy.deepcopy(v) for k, v in data.items() if k in typed}, "model")
+        return cls(**given, costs=rest)
 
 
 @dataclass(frozen=True)
@@ -311,7 +346,30 @@ class Accuracy:
         if not isinstance(data, Mapping):
             raise RecordError(f"result accuracy: expected an object, got {type(data).__name__}")
         metrics = {k: copy.deepcopy(v) for k, v in data.items() if k not in ("output", "samples", "outputs")}
+        _typed(cls, {k: v for k, v in data.items() if k in ("output", "samples", "outputs")}, "accuracy")
+        _typed(_Figures, {k: v for k, v in metrics.items() if k in _FIGURES}, "accuracy")
         return cls(data.get("output"), data.get("samples"), metrics, copy.deepcopy(data.get("outputs")))
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """The scored output's figures that gates and reports compute with (data.accuracy.score_outputs): numbers
+    where present; any other metric is open-ended."""
+
+    top1: float | None = None
+    agreement_top1: float | None = None
+    cosine: float | None = None
+    cosine_mean: float | None = None
+    cosine_min: float | None = None
+    snr_db: float | None = None
+    rel_l2: float | None = None
+    max_abs_err: float | None = None
+    mean_abs_err: float | None = None
+    max_rel_err: float | None = None
+    nonfinite: int | None = None
+
+
+_FIGURES = frozenset(f.name for f in fields(_Figures))
 
 
 @dataclass(frozen=True)
@@ -406,7 +464,7 @@ class Result:
             raise EdgebenchError(f"{source}: result schema_version {version!r}, this edgebench reads "
                                  f"{SCHEMA_VERSION}: re-run the benchmark with this version",
                                  ExitStatus.USAGE)
-        missing = [k for k in ("model", "device", "status") if k not in data]
+        missing = [k for k in ("model", "device", "status") if data.get(k) is None]
         if missing:
             raise EdgebenchError(f"{source}: not an edgebench result (missing {', '.join(missing)})",
                                  ExitStatus.USAGE)
@@ -420,10 +478,27 @@ class Result:
                 values[k] = part.from_dict(v) if part is not None and v is not None else copy.deepcopy(v)
             except (RecordError, TypeError) as exc:
                 raise EdgebenchError(f"{source}: {exc}", ExitStatus.USAGE) from None
+        try:
+            _typed(cls, {k: v for k, v in data.items() if k in names and k not in cls._PARTS}, "")
+            _typed(_PooledRounds, {k: v for k, v in (data.get("extra") or {}).items() if k == "round_sizes"}, "extra")
+        except RecordError as exc:
+            raise EdgebenchError(f"{source}: {exc}", ExitStatus.USAGE) from None
+        if data["status"] not in ("ok", "error") or any(s <= 0 for s in data.get("samples_ns") or ()):
+            what = "a latency of 0 ns or less in 'samples_ns'" if data["status"] in ("ok", "error") \
+                else f"status {data['status']!r} (not 'ok' or 'error')"
+            raise EdgebenchError(f"{source}: the result holds {what}: pass a result as edgebench writes it",
+                                 ExitStatus.USAGE)
         for k in ("memory_mb", "accuracy", "validity"):  # null where {} was meant: an empty part
             if values.get(k, ...) is None:
                 values[k] = cls._PARTS[k]()
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class _PooledRounds:
+    """What the gate reads of a pooled A/B result's ``extra`` (pipeline.gate.pool)."""
+
+    round_sizes: list[int] | None = None
 
 
 Result._PARTS.update(model=ModelInfo, device=DeviceInfo, error=ResultError, latency_ms=Latency, memory_mb=Memory,
@@ -440,11 +515,14 @@ def write_results(results: list[Result], path: Path, always_list: bool = False) 
 
 def read_results(path: Path) -> list[Result]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = data if isinstance(data, list) else [data]
+        return [Result.from_dict(item, f"{path}[{i}]") for i, item in enumerate(items)]
     except FileNotFoundError:
         raise EdgebenchError(f"result file not found: {path}", ExitStatus.NOT_FOUND) from None
+    except RecursionError:
+        raise EdgebenchError(f"{path} is not a result file (its JSON is nested too deeply): pass a file written by "
+                             "'edgebench bench --json' or 'edgebench sweep --json'", ExitStatus.USAGE) from None
     except (OSError, ValueError) as exc:
         raise EdgebenchError(f"{path} is not a JSON result file ({exc}): pass a file written by "
                              "'edgebench bench --json' or 'edgebench sweep --json'", ExitStatus.USAGE) from None
-    items = data if isinstance(data, list) else [data]
-    return [Result.from_dict(item, f"{path}[{i}]") for i, item in enumerate(items)]

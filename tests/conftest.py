@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,19 @@ DIGITS = ROOT / "edgebench" / "bundled" / "demo"
 # Short but real measurement settings for tests (docs/design.md's timing rules, just small numbers).
 QUICK_TIMING = ["--warmup-s", "0.01", "--warmup-iterations", "2", "--min-iterations", "20",
                 "--min-duration-s", "0.05", "--max-duration-s", "5"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_device_locks(tmp_path_factory: pytest.TempPathFactory):
+    """The suite's device locks (edgebench/devices/lock.py) in a folder of its own, shared by the subprocesses it
+    starts: a benchmark running elsewhere on this machine neither waits for the suite nor makes it wait."""
+    before = os.environ.get("EDGEBENCH_LOCK_DIR")
+    os.environ["EDGEBENCH_LOCK_DIR"] = str(tmp_path_factory.mktemp("device-locks"))
+    yield
+    if before is None:
+        os.environ.pop("EDGEBENCH_LOCK_DIR", None)
+    else:
+        os.environ["EDGEBENCH_LOCK_DIR"] = before
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +50,12 @@ def recipe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One artifact cache for the whole session: a (recipe, format) converted by one test is a hit for
     every later one (a TFLite conversion costs ~8 s)."""
     return tmp_path_factory.mktemp("recipe-cache")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """Mount small real disks for fault tests: ``tmpfs(size=..., name=...)`` → a ``tests.mounts.Tmpfs`` (fill it
+    up, remount it read-only); skipped with the reason where mounting is not permitted."""
+    from tests.mounts import mounted_tmpfs
+
+    yield from mounted_tmpfs(tmp_path / "mnt")

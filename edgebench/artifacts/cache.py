@@ -6,7 +6,8 @@ its output depends on (a converter's ``key_material``: the int8 scheme chosen fo
 entry is a folder ``<root>/<key[:2]>/<key>/`` holding the model file(s) and ``meta.json``. It is built
 in a temporary folder beside it and renamed
 into place, so two processes converting the same key never see a half-written entry (the loser
-discards its copy) and a failed build leaves nothing. A recipe's weight steps (prune, cluster) produce
+discards its copy) and a failed build leaves nothing. A build folder whose process was killed (``kill -9``)
+is removed by the next conversion in that cache, once untouched for STALE_BUILD_S with its process gone. A recipe's weight steps (prune, cluster) produce
 a float ONNX cached under ``<root>/weights/`` and shared by every format. ``meta.json`` records the
 original source's sha256, the canonical recipe, and cost metrics read back from the produced files,
 with ratios against the fp32 artifact of the same format. ``STATS`` counts hits and conversions.
@@ -17,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -39,6 +42,9 @@ from edgebench.data.source import require_file, sha256_file
 
 DEFAULT_ROOT = Path(".edgebench/cache")
 STATS = {"hits": 0, "conversions": 0}
+STALE_BUILD_S = 600.0  # a build folder untouched this long, its process gone, is a killed conversion's leftover
+_BUILD = re.compile(r"\.[0-9a-f]{12}-(\d+)-[^/]+")  # ".<key[:12]>-<pid>-<random>", as _materialize names them
+_swept: set[Path] = set()  # the cache roots already rid of leftovers by this process
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
     """
     c = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options)
     parsed = c.recipe
+    remove_leftovers(cache_root(c.root))
 
     def build(tmp: Path) -> dict[str, Any]:
         float_path, weights = c.source, None
@@ -168,7 +175,7 @@ def lookup(source: Path, fmt: str, precision: str | None = None, recipe: str | N
 
 def effective_recipe(recipe: str | None, precision: str | None) -> Recipe:
     """The recipe to build: ``recipe`` with ``precision`` appended when it has no precision step."""
-    parsed = parse_recipe(recipe or precision or "fp32")
+    parsed = parse_recipe(recipe if recipe is not None else precision or "fp32")  # "" is refused, not fp32
     if precision is None or precision == parsed.precision or recipe is None:
         return parsed
     if parsed.precision == "fp32":
@@ -203,7 +210,7 @@ def _materialize(entry: Path, build: Any) -> tuple[Path, bool]:
     if (entry / "meta.json").is_file():
         return entry, True
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name[:12]}-", dir=entry.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name[:12]}-{os.getpid()}-", dir=entry.parent))
     try:
         meta = build(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -216,6 +223,39 @@ def _materialize(entry: Path, build: Any) -> tuple[Path, bool]:
         return entry, False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Remove (once per process) the build folders in cache ``root`` (``<shard>/.<key>-<pid>-*``, under
+    ``weights/`` too) that a killed conversion left: untouched for STALE_BUILD_S, their process gone. Returns
+    those removed."""
+    if root in _swept:
+        return []
+    _swept.add(root)
+    removed = []
+    for tmp in [*root.glob("*/.*"), *root.glob("weights/*/.*")]:
+        match = _BUILD.fullmatch(tmp.name)
+        try:
+            if not match or not tmp.is_dir() or time.time() - tmp.stat().st_mtime < STALE_BUILD_S:  # file age
+                continue
+        except OSError:
+            continue
+        if not _process_alive(int(match.group(1))):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there: never judged dead
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def _load(entry: Path, hit: bool) -> CachedArtifact:

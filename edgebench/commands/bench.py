@@ -10,7 +10,8 @@ import typer
 from edgebench.pipeline.bench import BenchRequest, execute, resolve_target
 from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, Include, InputRanges, InputValues,
                                        ModelName, Shapes, Threads, environment, parse_options, parse_ranges,
-                                       parse_shapes, parse_values, print_warnings, timing_options)
+                                       parse_shapes, parse_values, print_warnings, timing_options, writable_file,
+                                       writable_folder)
 from edgebench.commands.progress import Steps
 from edgebench.compress.graph import layer_selection
 from edgebench.commands.tables import result_table
@@ -26,7 +27,7 @@ def bench(
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Compress the .onnx first (through the cache), "
                                          "e.g. prune:0.5+int8; with --format, for that format."),
     calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (int8 needs it)."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, callback=writable_folder, help="Artifact cache (default .edgebench/cache)."),
     device: Device = "local-cpu",
     dataset: Dataset = None,
     batch: Batch = None,
@@ -47,8 +48,8 @@ def bench(
     exclude: Exclude = [],
     all_layers: AllLayers = False,
     name: ModelName = None,
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result JSON here."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Also file the result in this results store (the "
+    json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the result JSON here."),
+    store: Optional[Path] = typer.Option(None, "--store", callback=writable_file, help="Also file the result in this results store (the "
                                          "SQLite file of 'edgebench sweep', created if need be) as a run of one "
                                          "cell, named bench-MODEL."),
 ) -> None:

@@ -3,6 +3,7 @@ the parsing of those options. Command modules import this module, never each oth
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,10 +11,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgebench.config import TimingSpec
+from edgebench.config import MAX_THREADS, TimingSpec
 from edgebench.data.inputs import parse_shape
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import check_writable
 from edgebench.store.db import DEFAULT_PATH
 
 # The layer options of every command that takes a recipe, and the model name of those that make results.
@@ -36,7 +38,18 @@ CONVERT_SHAPE_HELP = ("Sizes for dynamic dims, NAME:1x3x224x224 (repeatable), fo
 Device = Annotated[str, typer.Option("--device", "-d", help="Device profile name or YAML path.")]
 Dataset = Annotated[Optional[Path], typer.Option(help=".npz with one array per input (+ optional labels).")]
 Batch = Annotated[Optional[int], typer.Option(min=1, help="Batch size for a dynamic first dimension.")]
-Threads = Annotated[Optional[int], typer.Option(min=0, help="Runtime threads (0: runtime default).")]
+
+
+def _threads_in_range(threads: Optional[int]) -> Optional[int]:
+    """--threads up to MAX_THREADS: a count past any device's cores is a typo, refused before any work."""
+    if threads is not None and threads > MAX_THREADS:
+        raise EdgebenchError(f"--threads {threads} is more than edgebench's limit of {MAX_THREADS}: pick at most the "
+                             "device's CPU count (0: the runtime's default)", ExitStatus.USAGE)
+    return threads
+
+
+Threads = Annotated[Optional[int], typer.Option(min=0, callback=_threads_in_range,
+                                                help="Runtime threads (0: runtime default).")]
 Shapes = Annotated[list[str], typer.Option(help=SHAPE_HELP)]
 InputRanges = Annotated[list[str], typer.Option(help=RANGE_HELP)]
 InputValues = Annotated[list[str], typer.Option(help=VALUE_HELP)]
@@ -51,8 +64,32 @@ def environment(ctx: typer.Context) -> Environment:
     return ctx.ensure_object(Environment)
 
 
-def store_option() -> Path:
-    return typer.Option(DEFAULT_PATH, "--store", help="Results store (SQLite file written by 'edgebench sweep').")
+def store_option(write: bool = False) -> Path:
+    """``--store``; a command that writes to it (``write``) checks it can before any work."""
+    return typer.Option(DEFAULT_PATH, "--store", callback=writable_file if write else None,
+                        help="Results store (SQLite file written by 'edgebench sweep').")
+
+
+def check_output(path: Optional[Path], what: str, directory: bool = False) -> Optional[Path]:
+    """``path`` (None: nothing asked for) checked to be writable as a file, or a folder, before any converting
+    or measuring: a read-only disk, a full one, no permission, a parent that is a file, a file where a folder
+    belongs, a device or /proc entry, a symbolic link loop is one line (exit status 12), nothing left behind."""
+    return None if path is None else check_writable(path, what, directory)
+
+
+def _option_name(param: typer.CallbackParam) -> str:
+    return max(param.opts, key=len) if param.opts else str(param.name)
+
+
+def writable_file(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """Typer callback of an option naming a file the command writes (``--json``, ``--md`` …): checked as the
+    command line is read."""
+    return value if ctx.resilient_parsing else check_output(value, _option_name(param))
+
+
+def writable_folder(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """Typer callback of an option naming a folder the command writes into (``--out``, ``--cache-dir``)."""
+    return value if ctx.resilient_parsing else check_output(value, _option_name(param), directory=True)
 
 
 def print_warnings(console: Console, lines: list[str]) -> None:
@@ -74,9 +111,9 @@ def parse_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
             ranges[name] = (float(low), float(high))
         except ValueError:
             ranges[name] = (0.0, 0.0)
-        if not name or not ranges[name][0] < ranges[name][1]:
+        if not name or not ranges[name][0] < ranges[name][1] or not all(map(math.isfinite, ranges[name])):
             raise EdgebenchError(f"bad --input-range {item!r}: write NAME:LOW:HIGH with LOW < HIGH (e.g. "
-                                 "ids:0:30522)", ExitStatus.DATA_MISMATCH)
+                                 "ids:0:30522), both finite", ExitStatus.DATA_MISMATCH)
     return ranges
 
 
@@ -87,8 +124,10 @@ def parse_values(items: list[str]) -> dict[str, float]:
         try:
             values[name] = float(value)
         except ValueError:
-            raise EdgebenchError(f"bad --input-value {item!r}: write NAME=VALUE (e.g. sr=16000)",
-                                 ExitStatus.DATA_MISMATCH) from None
+            values[name] = math.nan
+        if not name or not math.isfinite(values[name]):
+            raise EdgebenchError(f"bad --input-value {item!r}: write NAME=VALUE with a finite number (e.g. sr=16000)",
+                                 ExitStatus.DATA_MISMATCH)
     return values
 
 
@@ -100,6 +139,8 @@ def parse_options(items: list[str]) -> dict[str, object]:
         if not sep or not key:
             raise EdgebenchError(f"bad --option {item!r}: write KEY=VALUE (e.g. graph_optimization_level=basic)",
                                  ExitStatus.USAGE)
+        if key in options:
+            raise EdgebenchError(f"--option {key} is given twice: keep one", ExitStatus.USAGE)
         parts = [int(v) if v.lstrip("-").isdigit() else v for v in value.split(",")]
         options[key] = parts if "," in value or key.endswith("providers") else parts[0]
     return options

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from edgebench.commands.common import (CALIBRATION_HELP, PRECISION_HELP, RECIPE_HELP, SHAPE_HELP, AllLayers, Device,
                                        Exclude, Include, InputRanges, InputValues, ModelName, Threads, environment,
-                                       parse_ranges, parse_shapes, parse_values)
+                                       parse_ranges, parse_shapes, parse_values, writable_file, writable_folder)
 from edgebench.commands.progress import Steps
 from edgebench.pipeline.compare import DEFAULT_CRITERIA, Criteria, Row, compare as run_compare, write_json
 from edgebench.compress.graph import layer_selection
@@ -72,7 +72,7 @@ def compare(
                                           "agreement apply), values (embeddings, maps, states: cosine and SNR "
                                           "only) or auto (read from the output and labels)."),
     calibration: Optional[Path] = typer.Option(None, help=CALIBRATION_HELP),
-    cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache directory."),
+    cache_dir: Optional[Path] = typer.Option(None, callback=writable_folder, help="Artifact cache directory."),
     min_snr: list[str] = typer.Option([], help="SNR in dB an output needs, [PRECISION:]DB (repeatable; "
                                                f"defaults {_defaults('min_snr_db')})."),
     min_cosine: list[str] = typer.Option([], help="Cosine an output needs, [PRECISION:]VALUE (repeatable; "
@@ -83,7 +83,7 @@ def compare(
     exclude: Exclude = [],
     all_layers: AllLayers = False,
     name: ModelName = None,
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the rows as JSON here."),
 ) -> None:
     """Run each format on the same data; compare every output with the fp32 ONNX reference (exit status 1
     if a format fails its precision's criteria)."""

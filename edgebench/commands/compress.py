@@ -4,7 +4,6 @@ shared values) and that the produced files kept the pruning and clustering."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +14,11 @@ from rich.table import Table
 from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.cache import CachedArtifact
 from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta, Preservation
-from edgebench.commands.common import CONVERT_SHAPE_HELP, AllLayers, environment, parse_shapes, print_warnings
+from edgebench.commands.common import (CONVERT_SHAPE_HELP, AllLayers, environment, parse_shapes, print_warnings,
+                                       writable_file, writable_folder)
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
+from edgebench.files import atomic_write_text, copy_folder
 from edgebench.formats import parse_formats
 from edgebench.data.inputs import check_shapes
 from edgebench.data.source import load_onnx_info
@@ -57,15 +58,16 @@ def compress(
     recipe: str = typer.Option(..., "--recipe", "-r", help="Steps joined by '+', e.g. prune:0.8+cluster:16+int8."),
     calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (needed by int8)."),
     to: str = typer.Option("onnx", "--to", help="Formats to produce, comma-separated: onnx,openvino,tflite,tensorrt."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also copy each artifact (with meta.json) to "
+    out: Optional[Path] = typer.Option(None, "--out", callback=writable_folder, help="Also copy each artifact (with meta.json) to "
                                        "OUT/FORMAT-RECIPE/."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
+    cache_dir: Optional[Path] = typer.Option(None, callback=writable_folder,
+                                             help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
     include: list[str] = typer.Option([], help="Only layers whose node or weight name matches (fnmatch)."),
     exclude: list[str] = typer.Option([], help="Leave layers whose node or weight name matches (fnmatch)."),
     all_layers: AllLayers = False,
     seed: int = typer.Option(0, help="Seed of the clustering inits."),
     shape: list[str] = typer.Option([], help=CONVERT_SHAPE_HELP),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the metrics as JSON here."),
 ) -> None:
     """Compress a model with a recipe in each format; print size, gzip size, ratios vs fp32, sparsity,
     unique values and whether the produced file kept the pruning/clustering."""
@@ -83,17 +85,15 @@ def compress(
         where = cached.main
         if out is not None:
             folder = out / f"{fmt}-{slug(parsed)}"
-            shutil.rmtree(folder, ignore_errors=True)
-            shutil.copytree(cached.path, folder)
+            copy_folder(cached.path, folder, "--out")
             where = folder / cached.meta.main
         rows.append((fmt, cached, where))
     console.print(compress_table(rows))
     # of the float model all formats share
     print_warnings(console, weight_warnings(rows[0][1].meta.weight_steps) if rows else [])
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         metas = [(c.meta.to_dict(), where) for _, c, where in rows]
-        json_out.write_text(json.dumps([{**{k: m.get(k) for k in JSON_FIELDS}, "path": str(where)}
+        atomic_write_text(json_out, json.dumps([{**{k: m.get(k) for k in JSON_FIELDS}, "path": str(where)}
                                         for m, where in metas], indent=2, sort_keys=True))
         console.print(f"metrics written to {json_out}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -11,10 +10,12 @@ from rich.table import Table
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.commands.common import (CALIBRATION_HELP, CONVERT_SHAPE_HELP, PRECISION_HELP, RECIPE_HELP, AllLayers,
-                                       Exclude, Include, environment, parse_shapes, print_warnings)
+                                       Exclude, Include, environment, parse_shapes, print_warnings,
+                                       writable_folder)
 from edgebench.compress.graph import layer_selection
 from edgebench.compress.weights import slug, weight_warnings
 from edgebench.data.inputs import check_shapes
+from edgebench.files import copy_folder
 from edgebench.formats import parse_formats
 from edgebench.data.source import load_onnx_info
 
@@ -31,9 +32,10 @@ def convert(
     to: str = typer.Option(..., "--to", help="Formats, comma-separated: onnx,openvino,tflite,tensorrt."),
     precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help=RECIPE_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also copy each artifact (with meta.json) to OUT/FORMAT-RECIPE/."),
+    out: Optional[Path] = typer.Option(None, "--out", callback=writable_folder, help="Also copy each artifact (with meta.json) to OUT/FORMAT-RECIPE/."),
     calibration: Optional[Path] = typer.Option(None, help=CALIBRATION_HELP),
-    cache_dir: Optional[Path] = typer.Option(None, help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
+    cache_dir: Optional[Path] = typer.Option(None, callback=writable_folder,
+                                             help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
     shape: list[str] = typer.Option([], help=CONVERT_SHAPE_HELP),
     include: Include = [],
     exclude: Exclude = [],
@@ -55,8 +57,7 @@ def convert(
         where = cached.path
         if out is not None:
             where = out / f"{fmt}-{slug(parsed)}"
-            shutil.rmtree(where, ignore_errors=True)
-            shutil.copytree(cached.path, where)
+            copy_folder(cached.path, where, "--out")
         table.add_row(fmt, meta.precision, ", ".join(meta.files), _size(meta.size_bytes), _size(meta.gzip_bytes),
                       f"{meta.gzip_ratio:.2f}" if meta.gzip_ratio else "—", f"{meta.convert_s:.2f}",
                       "hit" if cached.hit else "converted", str(where))

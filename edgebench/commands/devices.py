@@ -11,9 +11,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench.commands.common import environment
+from edgebench.commands.common import environment, print_warnings, writable_file
 from edgebench.config import DeviceProfile, find_profiles, load_profile, profile_dirs, user_profiles_dir
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.text import one_line
+from edgebench.files import atomic_write_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Device profiles: list them, check a device, print the schema.")
@@ -30,18 +32,29 @@ def list_devices(ctx: typer.Context) -> None:
     for col in ("type", "host", "accelerator", "runtimes"):
         table.add_column(col)
     table.add_column("file", overflow="fold")
+    warnings: list[str] = []
+    named: dict[str, Path] = {}  # each profile's `name:` field and the file that has it
     for found in find_profiles():
         source = found.source + (f" (overrides {', '.join(d.source for d in found.overrides)})"
                                  if found.overrides else "")
+        if found.ambiguity:
+            warnings.append(found.ambiguity)
         try:
             p = load_profile(str(found.path))
         except EdgebenchError as exc:
-            table.add_row(found.name, source, "[red]invalid[/red]", escape(str(exc)), "", "", str(found.path))
+            table.add_row(escape(found.name), source, "[red]invalid[/red]", escape(one_line(str(exc))), "", "",
+                          escape(str(found.path)))
+            warnings.append(f"skipped an invalid profile: {one_line(str(exc))}")
             continue
+        if p.name in named:
+            warnings.append(f"profiles {named[p.name]} and {found.path} both have name: {p.name}: their results "
+                            "would be stored as one device; rename one")
+        named.setdefault(p.name, found.path)
         host = p.connection.host or "localhost"
-        table.add_row(found.name, source, p.connection.type, host, p.accelerator, ", ".join(p.runtimes),
-                      str(found.path))
+        table.add_row(escape(found.name), source, p.connection.type, escape(host), p.accelerator,
+                      ", ".join(p.runtimes), escape(str(found.path)))
     console.print(table)
+    print_warnings(console, warnings)
     console.print("folders searched, first match wins:")
     for d in profile_dirs():
         count = len(d.profiles())
@@ -111,12 +124,13 @@ def check(
 
 @app.command("schema")
 def schema(ctx: typer.Context,
-           out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write it here instead of stdout.")) -> None:
+           out: Optional[Path] = typer.Option(None, "--out", "-o", callback=writable_file,
+                                              help="Write it here instead of stdout.")) -> None:
     """JSON schema of a device profile, generated from the model (for editors' YAML validation)."""
     env = environment(ctx)
     text = json.dumps(DeviceProfile.model_json_schema(), indent=2) + "\n"
     if out:
-        out.write_text(text)
+        atomic_write_text(out, text)
         env.console.print(f"schema written to {out}")
     else:
         env.stdout.write(text)

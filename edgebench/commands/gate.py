@@ -17,7 +17,7 @@ from edgebench.pipeline.ab import gate_pair, run_rounds
 from edgebench.pipeline.bench import BenchRequest
 from edgebench.commands.common import (Batch, Dataset, Device, InputRanges, InputValues, Shapes, Threads,
                                        environment, parse_ranges, parse_shapes, parse_values, store_option,
-                                       timing_options)
+                                       timing_options, writable_file)
 from edgebench.commands.progress import Steps
 from edgebench.config import load_gate_spec
 from edgebench.environment import Environment
@@ -64,8 +64,9 @@ def gate(
     candidate: str = typer.Option(..., "--candidate", "-c", help="Candidate results, same forms."),
     store: Path = store_option(),
     rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP),
-    md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown report here."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (one testcase per cell × metric)."),
+    md: Optional[Path] = typer.Option(None, "--md", callback=writable_file, help="Write the Markdown report here."),
+    junit: Optional[Path] = typer.Option(None, "--junit", callback=writable_file,
+                                         help="Write JUnit XML here (one testcase per cell × metric)."),
 ) -> None:
     """Fail (exit 1) when the candidate regresses latency, memory, size or accuracy against the baseline."""
     report = _gate_input(lambda: run_gate(load_results(baseline, store), load_results(candidate, store),
@@ -91,11 +92,11 @@ def ab(
     min_duration_s: float = typer.Option(0.5, min=0, help="Measure at least this long, each run."),
     max_duration_s: float = typer.Option(10.0, min=0.001, help="Stop measuring after this long, each run."),
     rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP),
-    md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown report here."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here."),
+    md: Optional[Path] = typer.Option(None, "--md", callback=writable_file, help="Write the Markdown report here."),
+    junit: Optional[Path] = typer.Option(None, "--junit", callback=writable_file, help="Write JUnit XML here."),
     name: Optional[str] = typer.Option(None, help="The model's name in both results (A and B are two versions of "
                                        "it); default: each file's name by bench's rule."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the two pooled results here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the two pooled results here."),
 ) -> None:
     """Run A, B, A, B … on one device so drift and heat hit both alike, then gate the pooled samples."""
     env = environment(ctx)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.status import Status
 
 from edgebench.environment import Environment
+from edgebench.text import one_line
 
 
 def log_line(env: Environment, text: str) -> None:
@@ -51,7 +52,7 @@ class Steps:
         elif exc is None:
             self._end("done")
         else:
-            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            why = one_line(str(exc)) or type(exc).__name__
             self._end(f"failed: {why}" if not isinstance(exc, KeyboardInterrupt) else "interrupted")
 
     def _begin(self, text: str) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgebench.commands.common import environment, store_option
+from edgebench.commands.common import check_output, environment, store_option, writable_file
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.report import write_report
 from edgebench.store.runs import load_run
@@ -18,9 +18,9 @@ def report(
     run: Optional[str] = typer.Argument(None, help="Run id or name (default: the newest run)."),
     last: bool = typer.Option(False, "--last", help="Report the newest run."),
     store: Path = store_option(),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here (default when neither "
+    html: Optional[Path] = typer.Option(None, "--html", callback=writable_file, help="Write the HTML report here (default when neither "
                                         "--html nor --md: reports/run-ID.html next to the store)."),
-    md: Optional[Path] = typer.Option(None, "--md", help="Write the Markdown summary here (default when neither "
+    md: Optional[Path] = typer.Option(None, "--md", callback=writable_file, help="Write the Markdown summary here (default when neither "
                                       "--html nor --md: reports/run-ID.md beside the HTML)."),
     max_accuracy_drop: float = typer.Option(0.01, min=0, max=1, help="The best cell may lose at most this much "
                                             "accuracy (a fraction: 0.01 = 1 point) against the most accurate cell."),
@@ -32,6 +32,7 @@ def report(
     if html is None and md is None:
         html = store.parent / "reports" / f"run-{info.id}.html"
         md = html.with_suffix(".md")
+        check_output(html, "the HTML report"), check_output(md, "the Markdown summary")
     data = write_report(results, info, html, md, max_accuracy_drop)
     console = environment(ctx).console
     for view in data.devices:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgebench.commands.common import environment, store_option
+from edgebench.commands.common import environment, store_option, writable_file
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.commands.tables import result_table
 from edgebench.result import write_results
@@ -24,7 +24,7 @@ def list_runs(ctx: typer.Context, store: Path = store_option(),
               limit: int = typer.Option(20, min=1, help="Show at most this many runs, newest first.")) -> None:
     """List the runs in the store, newest first."""
     console = environment(ctx).console
-    with Store(store, create=False) as db:
+    with Store(store, read_only=True) as db:
         runs = db.runs(limit=limit)
     if not runs:
         console.print(f"{store} holds no runs yet")
@@ -53,8 +53,8 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="Run id or name
 
 @app.command("export")
 def export(ctx: typer.Context, run: str = typer.Argument(..., help="Run id or name (see 'edgebench results list')."),
-           csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one flat row per cell here."),
-           json_out: Optional[Path] = typer.Option(None, "--json", help="Write the list of full results here."),
+           csv_out: Optional[Path] = typer.Option(None, "--csv", callback=writable_file, help="Write one flat row per cell here."),
+           json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the list of full results here."),
            store: Path = store_option()) -> None:
     """Export one run as CSV (a flat view) and/or JSON (full results with raw samples)."""
     if csv_out is None and json_out is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench.commands.common import environment, store_option
+from edgebench.commands.common import environment, store_option, writable_file, writable_folder
 from edgebench.commands.progress import log_line
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -26,6 +27,14 @@ from edgebench.pipeline.sweep.plan import Cell, Plan
 from edgebench.pipeline.sweep.cells import cached
 from edgebench.pipeline.sweep.run import Outcome
 from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan
+
+
+def stopping_text(in_flight: int, at_once: bool) -> str:
+    if at_once:
+        return (f"no new cell starts; stopping the runners of the {in_flight} cell(s) in flight (finished cells are "
+                "kept for --resume)")
+    return (f"no new cell starts; waiting for the {in_flight} cell(s) in flight (finished cells are kept for "
+            "--resume; Ctrl-C again stops them now)")
 
 
 class ProgressEvents:
@@ -57,9 +66,9 @@ class ProgressEvents:
             self.progress.console.print(f"[red]failed[/red] {escape(cell.label())}: "
                                         f"{escape(result.error.message) if result.error else None}")
 
-    def stopping(self, in_flight: int) -> None:
-        self.progress.console.print(f"[yellow]interrupted:[/yellow] no new cell starts; waiting for the {in_flight} "
-                                    "cell(s) in flight (finished cells are kept for --resume)")
+    def stopping(self, in_flight: int, at_once: bool) -> None:
+        self.progress.console.print(f"[yellow]{'stopping' if at_once else 'interrupted'}:[/yellow] "
+                                    f"{stopping_text(in_flight, at_once)}")
 
 
 class LogEvents:
@@ -102,9 +111,8 @@ class LogEvents:
         else:
             self._line(f"cell {k}/{self.total} failed: {cell.label()}: {result.error.message if result.error else '?'}")
 
-    def stopping(self, in_flight: int) -> None:
-        self._line(f"interrupted: no new cell starts; waiting for the {in_flight} cell(s) in flight (finished cells "
-                   "are kept for --resume)")
+    def stopping(self, in_flight: int, at_once: bool) -> None:
+        self._line(f"{'stopping' if at_once else 'interrupted'}: {stopping_text(in_flight, at_once)}")
 
 
 def conversions_table(plan: Plan, cache_dir: Path | None) -> Table:
@@ -135,8 +143,14 @@ def plan_table(plan: Plan, done: set[CellKey]) -> Table:
     return table
 
 
+def resume_command(spec: Path, run_id: int, store: Path, cache_dir: Path | None) -> str:
+    """The command that continues run ``run_id``: the same store and cache, so it finds the run and its artifacts."""
+    words = ["edgebench", "sweep", str(spec), "--resume", str(run_id), "--store", str(store)]
+    return shlex.join(words + (["--cache-dir", str(cache_dir)] if cache_dir is not None else []))
+
+
 def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_run: bool, json_out: Path | None,
-           cache_dir: Path | None) -> tuple[int, Outcome] | None:
+           cache_dir: Path | None, device_wait_s: float | None = None) -> tuple[int, Outcome] | None:
     """Show the plan, run it with progress bars (plain lines in a log), then show the results: sweep and demo
     alike. The run's id and what happened; None for a dry run."""
     console = env.console
@@ -153,10 +167,11 @@ def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_ru
         if console.is_terminal:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=False) as progress:
-                run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, ProgressEvents(progress, plan, todo))
+                run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, ProgressEvents(progress, plan, todo),
+                                           spec, device_wait_s)
         else:
-            run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, LogEvents(env, todo))
-    with Store(store, create=False) as db:
+            run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, LogEvents(env, todo), spec, device_wait_s)
+    with Store(store, read_only=True) as db:
         results = db.results(run_id)
     console.print(result_table(results))
     console.print(f"run {run_id}: {len(outcome.results)} cells measured now ({outcome.failed} failed), "
@@ -166,8 +181,9 @@ def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_ru
         write_results(results, json_out, always_list=True)
         console.print(f"results written to {json_out}")
     if outcome.interrupted:
-        raise EdgebenchError(f"interrupted: finished cells are stored; continue with "
-                             f"'edgebench sweep {spec} --resume {run_id}'", ExitStatus.INTERRUPTED)
+        raise EdgebenchError(f"{'terminated (SIGTERM)' if outcome.terminated else 'interrupted'}: finished cells are "
+                             f"stored; continue with '{resume_command(spec, run_id, store, cache_dir)}'",
+                             ExitStatus.TERMINATED if outcome.terminated else ExitStatus.INTERRUPTED)
     return run_id, outcome
 
 
@@ -177,19 +193,26 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id (or name): finished cells are "
                                          "skipped, failed ones retried."),
-    store: Path = store_option(),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every result of the run as a JSON list."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Artifact cache (default .edgebench/cache)."),
+    store: Path = store_option(write=True),
+    json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file,
+                                            help="Write every result of the run as a JSON list."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", callback=writable_folder,
+                                             help="Artifact cache (default .edgebench/cache)."),
     allow_failures: bool = typer.Option(False, "--allow-failures", help="Exit 0 even when cells failed (they are "
                                         "stored with their errors either way; default: exit status 11)."),
+    device_wait: Optional[float] = typer.Option(None, "--device-wait", min=0, metavar="SECONDS",
+                                                help="How long to wait for a device another edgebench process is "
+                                                "measuring on (default $EDGEBENCH_DEVICE_WAIT_S, else no limit; 0: "
+                                                "refuse at once); its cells then fail naming the holder."),
 ) -> None:
     """Run a sweep spec: convert each (model, recipe, format) once, measure every cell, store each at once."""
-    ran = _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir)
+    ran = _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir, device_wait)
     if ran is not None and ran[1].failed and not allow_failures:
         run_id, outcome = ran
         raise EdgebenchError(f"{outcome.failed} of {len(outcome.results)} cells failed (their errors are above and in "
-                             f"the store): fix them and retry only those with 'edgebench sweep {spec} --resume "
-                             f"{run_id}', or pass --allow-failures to exit 0", ExitStatus.CELLS_FAILED)
+                             f"the store): fix them and retry only those with "
+                             f"'{resume_command(spec, run_id, store, cache_dir)}', or pass --allow-failures to exit 0",
+                             ExitStatus.CELLS_FAILED)
 
 
 def copy_demo(folder: Path) -> Path:
@@ -214,9 +237,11 @@ def copy_demo(folder: Path) -> Path:
 
 def demo(
     ctx: typer.Context,
-    store: Path = typer.Option(Path(".edgebench/results.db"), "--store", help="Results store."),
-    html: Path = typer.Option(Path(".edgebench/reports/demo.html"), "--html", help="Where to write the report."),
-    json_out: Path = typer.Option(Path(".edgebench/demo/results.json"), "--json", help="Where to write the results."),
+    store: Path = store_option(write=True),
+    html: Path = typer.Option(Path(".edgebench/reports/demo.html"), "--html", callback=writable_file,
+                              help="Where to write the report."),
+    json_out: Path = typer.Option(Path(".edgebench/demo/results.json"), "--json", callback=writable_file,
+                                  help="Where to write the results."),
     folder: Path = typer.Option(Path("edgebench-demo"), "--dir",
                                 help="Where the demo's model, data and spec are copied to (kept for use by hand)."),
 ) -> None:

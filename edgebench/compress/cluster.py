@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgebench.compress.graph import Graph, LayerSelection, select_layers
+from edgebench.errors import EdgebenchError, ExitStatus
 
 MAX_ITERATIONS = 100
 SAMPLE_FOR_INIT = 100_000  # kmeans++ on a sample: its cost is K passes over the data
@@ -63,14 +64,23 @@ def kmeans_1d(values: np.ndarray, k: int, init: str = "density", seed: int = 0) 
 def cluster_weights(graph: Graph, k: int, init: str = "density", selection: LayerSelection = LayerSelection(),
                     seed: int = 0) -> dict[str, int]:
     """Cluster every selected layer's weights; returns each layer's number of distinct values afterwards."""
+    layers = select_layers(graph, selection, f"cluster:{k}")
+    # distinct non-zero values of each layer, and how many shared values clustering gives it (zero is one of
+    # the K values of a sparse layer)
+    distinct = {layer.node: int(np.unique(graph.arrays[layer.weight][graph.arrays[layer.weight] != 0]).size)
+                for layer in layers}
+    shared = {layer.node: k - 1 if not (graph.arrays[layer.weight] != 0).all() else k for layer in layers}
+    if all(distinct[n] <= shared[n] for n in distinct):
+        most = max(distinct, key=lambda n: distinct[n])
+        raise EdgebenchError(f"cluster:{k} would change nothing: every layer it touches holds at most {k} distinct "
+                             f"values already (the most: {distinct[most]} in {most!r}); pick K well below that (e.g. "
+                             "cluster:16)", ExitStatus.USAGE)
     result = {}
-    for layer in select_layers(graph, selection, f"cluster:{k}"):
+    for layer in layers:
         w = graph.arrays[layer.weight]
         nonzero = w != 0
-        shared = k - 1 if not nonzero.all() else k  # zero is one of the K values of a sparse layer
-        values = w[nonzero]
-        if np.unique(values).size > shared:
-            centroids, labels = kmeans_1d(values, shared, init, seed)
+        if distinct[layer.node] > shared[layer.node]:
+            centroids, labels = kmeans_1d(w[nonzero], shared[layer.node], init, seed)
             clustered = np.zeros_like(w)
             clustered[nonzero] = centroids[labels].astype(w.dtype)
             graph.set(layer.weight, clustered)

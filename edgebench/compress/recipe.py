@@ -10,7 +10,7 @@ Grammar (case-insensitive, steps joined by ``+``)::
 
     fp32 | fp16 | int8[:minmax|percentile|entropy] | int8-dynamic
     prune:S | prune-layer:S | prune-filters:S        S in (0, 1)
-    cluster:K[:density|linear|kmeans++|random]        K >= 2
+    cluster:K[:density|linear|kmeans++|random]        2 <= K <= 65536
 
 In YAML a recipe is the same string or a list of steps, each a string (``"cluster:16"``) or a one-key
 mapping (``{cluster: 16}``, ``{cluster: {k: 16, init: linear}}``, ``{int8: {calibration: entropy}}``).
@@ -29,6 +29,8 @@ PRUNE_KINDS = ("prune", "prune-layer", "prune-filters")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 CLUSTER_INITS = ("density", "linear", "kmeans++", "random")
 KNOWN = (*PRECISIONS, *PRUNE_KINDS, "cluster")
+# More shared values than this need an index wider than 16 bits, as wide as the fp16 weight it replaces.
+MAX_CLUSTERS = 2**16
 _HELP = ("steps: fp32, fp16, int8[:minmax|percentile|entropy], int8-dynamic, prune:S, prune-layer:S, "
          "prune-filters:S, cluster:K[:density|linear|kmeans++|random], joined by '+'")
 
@@ -128,6 +130,9 @@ def _parse_step(text: str) -> Step:
         if k < 2:
             raise _bad(f"cluster count K={k} in {text!r} is below 2: one shared value cannot represent a layer; "
                        "use K >= 2 (e.g. cluster:16)")
+        if k > MAX_CLUSTERS:
+            raise _bad(f"cluster count K={k} in {text!r} is above {MAX_CLUSTERS}: an index that wide saves nothing over "
+                       "fp16 weights; use 2 <= K <= 256 for real savings (e.g. cluster:16)")
         init = args[1] if len(args) == 2 else "density"
         if init not in CLUSTER_INITS:
             raise _bad(f"unknown cluster init {init!r} in {text!r}: use one of {', '.join(CLUSTER_INITS)}")
@@ -194,6 +199,8 @@ def parse_recipe(recipe: Union[str, list[Any], "Recipe", None]) -> Recipe:
         return Recipe(())
     items = [_step_text(i) for i in recipe] if isinstance(recipe, list) else _split(str(recipe))
     text = "+".join(items)
+    if not text.strip():
+        raise _bad(f"the recipe is empty: give at least one step (fp32 for the model as it is); {_HELP}")
     if not items or any(not i.strip() for i in items):
         raise _bad(f"recipe {text!r} has an empty step: {_HELP}")
     steps = [_parse_step(i) for i in items]

@@ -165,6 +165,16 @@ def agreement(outputs: np.ndarray, reference: np.ndarray, kind: str | None = Non
     return result
 
 
+def _check_labels(name: str, out: np.ndarray, labels: np.ndarray) -> None:
+    """Labels naming a class past the output's score row would read as a top-1 of 0 (or hide that the
+    output is class scores): a ValueError, for a model whose class count only its outputs show."""
+    scores = _squeezed(np.asarray(out))
+    if scores.ndim == 2 and scores.shape[1] >= 2 and len(labels) and int(np.max(labels)) >= scores.shape[1]:
+        raise ValueError(f"label {int(np.max(labels))} is past the {scores.shape[1]} class scores of output {name!r} "
+                         f"(classes 0 to {scores.shape[1] - 1}): fix the labels, or score the output that holds the "
+                         "class scores (--output)")
+
+
 def score_outputs(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray] | None, scored: str,
                   labels: np.ndarray | None = None, task: str = "auto") -> dict[str, dict[str, Any]]:
     """Every output's metrics, in the model's order. Labels and ``task`` belong to the ``scored`` output
@@ -173,6 +183,8 @@ def score_outputs(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarra
     found: dict[str, dict[str, Any]] = {}
     for name, out in outputs.items():
         mine = labels if name == scored else None
+        if mine is not None:
+            _check_labels(name, out, mine)
         ref = None if reference is None else reference.get(name)
         kind = output_kind(ref if ref is not None else out, mine, task if name == scored else "auto")
         metrics: dict[str, Any] = agreement(out, ref, kind) if ref is not None else {"kind": kind}

@@ -11,17 +11,22 @@ a default; an integer input with none of these is refused rather than fed values
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.data.domains import InputDomain
-from edgebench.data.source import Dim, TensorSpec, require_file
+from edgebench.data.npz import ArrayHeader, load_arrays, read_headers
+from edgebench.data.source import Dim, TensorSpec
 
 DEFAULT_RANDOM_BATCHES = 8
+T = TypeVar("T")
+MAX_DIM = 2**31 - 1  # the largest size a --shape may give (converters and runtimes keep sizes in int32)
+MAX_FEED_BYTES = 2 * 1024**3  # one feed (a batch of every input) larger than this is refused up front
 
 
 @dataclass
@@ -93,8 +98,8 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
         shape = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
     except ValueError:
         shape = ()
-    if not sep or not name or not shape or any(d <= 0 for d in shape):
-        raise EdgebenchError(f"bad --shape {text!r}: write NAME:DxDx… with sizes above 0 (e.g. "
+    if not sep or not name or not shape or any(not 0 < d <= MAX_DIM for d in shape):
+        raise EdgebenchError(f"bad --shape {text!r}: write NAME:DxDx… with sizes above 0 and below 2^31 (e.g. "
                              "input:1x3x224x224)", ExitStatus.DATA_MISMATCH)
     return name, shape
 
@@ -139,9 +144,28 @@ def plan_inputs(inputs: Sequence[TensorSpec], batch: int | None = None,
     if len(batch_sizes) > 1:
         raise EdgebenchError(f"inputs disagree on the batch size ({sorted(batch_sizes)}): give every "
                              "batched input the same first dimension", ExitStatus.DATA_MISMATCH)
+    _check_feed_size(inputs, resolved)
     origins = {**{n: "--input-range" for n in ranges or {}}, **{n: "--input-value" for n in values or {}}}
     return InputPlan({i.name: resolved[i.name] for i in inputs}, {i.name: i.dtype for i in inputs}, batched,
                      batch_sizes.pop() if batch_sizes else 1, dict(ranges or {}), dict(values or {}), origins)
+
+
+def _check_feed_size(inputs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Refuse sizes whose one feed could not be held in memory (a typo'd --shape or --batch) before numpy
+    tries to allocate it."""
+    sizes = {i.name: math.prod(shapes[i.name]) * _itemsize(i.dtype) for i in inputs}
+    if sum(sizes.values()) > MAX_FEED_BYTES:
+        name = max(sizes, key=lambda n: sizes[n])
+        raise EdgebenchError(f"one feed at these sizes holds {sum(sizes.values()) / 1024**3:,.1f} GiB (input {name!r} "
+                             f"is {list(shapes[name])}), more than edgebench's limit of {MAX_FEED_BYTES // 1024**3} "
+                             "GiB: lower --shape or --batch", ExitStatus.DATA_MISMATCH)
+
+
+def _itemsize(dtype: str) -> int:
+    try:
+        return np.dtype(dtype).itemsize or 1
+    except TypeError:  # a dtype numpy does not know (a string tensor): count a pointer
+        return 8
 
 
 def check_shapes(inputs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]]) -> None:
@@ -228,15 +252,44 @@ def random_inputs(plan: InputPlan, seed: int = 0, batches: int = DEFAULT_RANDOM_
         if dt.kind not in "fiub":
             raise EdgebenchError(f"input {name!r} has dtype {dtype}, which random inputs cannot make: "
                                  "pass --dataset", ExitStatus.DATA_MISMATCH)
+        _check_fits(plan, name, dt)
         if name in plan.values:
             arrays[name] = np.full(shape, plan.values[name], dtype=dt)
             continue
         low, high = plan.value_range(name)
-        if dt.kind == "f":
-            arrays[name] = rng.uniform(low, high, size=shape).astype(dt)
-        else:
-            arrays[name] = rng.integers(int(low), int(high), size=shape, endpoint=False).astype(dt)
+        try:
+            if dt.kind == "f":
+                arrays[name] = rng.uniform(low, high, size=shape).astype(dt)
+            else:
+                arrays[name] = rng.integers(int(low), int(high), size=shape, endpoint=False).astype(dt)
+        except MemoryError:
+            raise EdgebenchError(f"random inputs of shape {list(shape)} for {name!r} do not fit in this machine's "
+                                 "memory: lower --shape or --batch, or pass --dataset", ExitStatus.DATA_MISMATCH) from None
     return arrays
+
+
+def _check_fits(plan: InputPlan, name: str, dt: np.dtype[Any]) -> None:
+    """A fixed value or random range the input's dtype cannot hold (int8 with 0:1000, a range holding no
+    integer) is refused, naming the input, rather than wrapped around or left to a numpy traceback."""
+    if dt.kind == "f":
+        top = float(np.finfo(dt).max)
+        low, high = (plan.values[name],) * 2 if name in plan.values else plan.value_range(name)
+        if not -top <= low <= high <= top or not math.isfinite(high - low):
+            raise EdgebenchError(f"the values [{low:g}, {high:g}] given for input {name!r} do not fit its {dt} "
+                                 f"(±{top:g}): fix --input-range or --input-value", ExitStatus.DATA_MISMATCH)
+        return
+    lo, hi = (0, 1) if dt.kind == "b" else (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+    if name in plan.values:
+        value = plan.values[name]
+        if not lo <= value <= hi:
+            raise EdgebenchError(f"--input-value {name}={value:g} does not fit the input's {dt} (values {lo} to {hi}):"
+                                 " pick a value in that range", ExitStatus.DATA_MISMATCH)
+        return
+    low, high = plan.value_range(name)
+    if int(low) >= int(high) or int(low) < lo or int(high) - 1 > hi:
+        raise EdgebenchError(f"the range [{low:g}, {high:g}) of input {name!r} does not fit its {dt} (values {lo} to "
+                             f"{hi}, and the range must hold an integer): fix --input-range {name}:LOW:HIGH",
+                             ExitStatus.DATA_MISMATCH)
 
 
 @dataclass
@@ -249,20 +302,21 @@ class Dataset:
         return min(len(a) for a in self.arrays.values())
 
 
-def load_npz(path: str | Path, what: str = "dataset") -> dict[str, np.ndarray]:
-    p = require_file(path, what)
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ValueError as exc:
-        raise EdgebenchError(f"{what} {p} holds object arrays ({exc}): save plain numeric arrays",
-                             ExitStatus.DATA_MISMATCH) from None
-    except (OSError, EOFError) as exc:
-        raise EdgebenchError(f"{what} {p} is not a readable .npz ({exc}): save it with numpy.savez",
-                             ExitStatus.DATA_MISMATCH) from None
+Classes = tuple[str, int]  # the scored output's name and its number of class scores
 
 
-def _keyed(raw: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+def scored_classes(outputs: Sequence[TensorSpec], output: str | None = None) -> Classes | None:
+    """How many classes the labels of a dataset may name: the fixed size of the scored output (``output``,
+    default the first) when it is one score row per sample ([N, C] or [N, 1, 1, C], C ≥ 2); None when the
+    model does not say (a dynamic size, or no such output)."""
+    spec = next((o for o in outputs if o.name == output), None) if output else next(iter(outputs), None)
+    if spec is None:
+        return None
+    rest = [d for d in spec.shape[1:] if d != 1]
+    return (spec.name, rest[0]) if len(rest) == 1 and isinstance(rest[0], int) and rest[0] >= 2 else None
+
+
+def _keyed(raw: dict[str, T], names: list[str]) -> dict[str, T]:
     """A single-input model's data may be saved under ``inputs``."""
     if len(names) == 1 and names[0] not in raw and "inputs" in raw:
         raw[names[0]] = raw.pop("inputs")
@@ -272,48 +326,106 @@ def _keyed(raw: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray
 def plan_dataset(path: str | Path, inputs: Sequence[TensorSpec], batch: int | None = None,
                  shapes: Mapping[str, tuple[int, ...]] | None = None,
                  ranges: Mapping[str, tuple[float, float]] | None = None,
-                 values: Mapping[str, float] | None = None, what: str = "dataset") -> tuple[InputPlan, Dataset]:
+                 values: Mapping[str, float] | None = None, what: str = "dataset",
+                 outputs: Sequence[TensorSpec] = (), output: str | None = None,
+                 labels: bool = True) -> tuple[InputPlan, Dataset]:
     """Plan the inputs from a dataset (dynamic dimensions that ``shapes`` leaves open come from its
-    arrays) and load it, refused unless it fits."""
+    arrays) and load it, refused unless it fits; the planning reads only the arrays' headers. ``outputs``
+    and ``output``: the model's outputs and the scored one, whose class count bounds the labels;
+    ``labels`` False: the labels are not read (a calibration set's)."""
     names = [i.name for i in inputs]
-    raw = _keyed(load_npz(path, what), names)
+    headers = _keyed(read_headers(path, what), names)
     plan = plan_inputs(inputs, batch, shapes, ranges, values,
-                       data={k: v.shape for k, v in raw.items() if k in names}, what=what)
-    return plan, load_dataset(path, plan, what, raw)
+                       data={k: v.shape for k, v in headers.items() if k in names}, what=what)
+    return plan, load_dataset(path, plan, what, headers, scored_classes(outputs, output), labels)
 
 
 def load_dataset(path: str | Path, plan: InputPlan, what: str = "dataset",
-                 raw: dict[str, np.ndarray] | None = None) -> Dataset:
-    """Read an .npz (unless ``raw`` holds it already) and refuse it, naming the input, unless every array
-    fits the plan."""
+                 headers: dict[str, ArrayHeader] | None = None, classes: Classes | None = None,
+                 labels: bool = True) -> Dataset:
+    """Read an .npz and refuse it, naming the array, unless every array fits the plan (checked on the
+    headers, before any data is read), every float holds finite values, and the labels (``labels``) are
+    one integer class index per sample, in [0, C) where ``classes`` gives C."""
     names = list(plan.shapes)
-    raw = _keyed(load_npz(path, what) if raw is None else raw, names)
-    arrays = {}
+    headers = _keyed(read_headers(path, what) if headers is None else headers, names)
     for name in names:
-        if name not in raw:
-            have = ", ".join(sorted(k for k in raw if k != "labels")) or "nothing"
-            raise EdgebenchError(f"{what} {path} has no array for input {name!r} (it has: {have}): "
-                                 "save one array per model input, keyed by the input's name",
-                                 ExitStatus.DATA_MISMATCH)
-        arr = raw[name]
-        if arr.dtype != np.dtype(plan.dtypes[name]):
-            raise EdgebenchError(f"{what} array {name!r} is {arr.dtype} but the model's input is "
-                                 f"{plan.dtypes[name]}: convert it (array.astype('{plan.dtypes[name]}'))",
-                                 ExitStatus.DATA_MISMATCH)
-        want = plan.sample_shape(name)
-        if arr.ndim == 0 or tuple(arr.shape[1:]) != want:
-            raise EdgebenchError(f"{what} array {name!r} has samples of shape {list(arr.shape[1:])} but the "
-                                 f"model's input {name!r} takes {list(want)} per sample: reshape the data or "
-                                 "pass --shape for dynamic dimensions", ExitStatus.DATA_MISMATCH)
-        if len(arr) == 0:
-            raise EdgebenchError(f"{what} array {name!r} holds no samples", ExitStatus.DATA_MISMATCH)
-        arrays[name] = arr
-    lengths = {len(a) for a in arrays.values()}
+        _check_array(path, name, headers, plan, what)
+    lengths = {len(headers[n]) for n in names}
     if len(lengths) > 1:
         raise EdgebenchError(f"{what} {path}: arrays hold different sample counts {sorted(lengths)}: "
                              "give every input the same number of samples", ExitStatus.DATA_MISMATCH)
-    labels = raw.get("labels")
-    if labels is not None and len(labels) != lengths.pop():
-        raise EdgebenchError(f"{what} {path}: {len(labels)} labels for {len(next(iter(arrays.values())))} "
-                             "samples: give one label per sample", ExitStatus.DATA_MISMATCH)
-    return Dataset(Path(path), arrays, labels)
+    wanted = {n: headers[n] for n in names}
+    if labels and "labels" in headers and "labels" not in names:  # a model input named labels is an input
+        _check_labels_header(path, headers["labels"], lengths.pop(), what)
+        wanted["labels"] = headers["labels"]
+    arrays = load_arrays(path, wanted, what)
+    for name in names:
+        _check_finite(path, name, arrays[name], what)
+    found = arrays.pop("labels") if "labels" in wanted and "labels" not in names else None
+    if found is not None:
+        _check_label_values(path, found, classes, what)
+    return Dataset(Path(path), arrays, found)
+
+
+def _check_array(path: str | Path, name: str, headers: Mapping[str, ArrayHeader], plan: InputPlan, what: str) -> None:
+    if name not in headers:
+        have = ", ".join(sorted(k for k in headers if k != "labels")) or "nothing"
+        raise EdgebenchError(f"{what} {path} has no array for input {name!r} (it has: {have}): "
+                             "save one array per model input, keyed by the input's name", ExitStatus.DATA_MISMATCH)
+    header = headers[name]
+    if header.dtype != np.dtype(plan.dtypes[name]):
+        raise EdgebenchError(f"{what} array {name!r} is {header.dtype} but the model's input is "
+                             f"{plan.dtypes[name]}: convert it (array.astype('{plan.dtypes[name]}'))",
+                             ExitStatus.DATA_MISMATCH)
+    want = plan.sample_shape(name)
+    if not header.shape or header.shape[1:] != want:
+        raise EdgebenchError(f"{what} array {name!r} has samples of shape {list(header.shape[1:])} but the "
+                             f"model's input {name!r} takes {list(want)} per sample: reshape the data or "
+                             "pass --shape for dynamic dimensions", ExitStatus.DATA_MISMATCH)
+    if len(header) == 0:
+        raise EdgebenchError(f"{what} array {name!r} holds no samples: save at least one",
+                             ExitStatus.DATA_MISMATCH)
+
+
+def _check_labels_header(path: str | Path, header: ArrayHeader, samples: int, what: str) -> None:
+    if len(header.shape) != 1:
+        raise EdgebenchError(f"{what} {path}: labels have the shape {list(header.shape)}: save one integer class "
+                             f"index per sample, shape [{samples}] (one-hot or score rows: labels.argmax(axis=1))",
+                             ExitStatus.DATA_MISMATCH)
+    if header.dtype.kind not in "iu":
+        raise EdgebenchError(f"{what} {path}: labels are {header.dtype}, not integer class indices: save them as "
+                             "integers (labels.astype('int64'), after checking they are whole numbers)",
+                             ExitStatus.DATA_MISMATCH)
+    if len(header) != samples:
+        raise EdgebenchError(f"{what} {path}: {len(header)} labels for {samples} samples: give one label per "
+                             "sample", ExitStatus.DATA_MISMATCH)
+
+
+def _check_label_values(path: str | Path, labels: np.ndarray, classes: Classes | None, what: str) -> None:
+    negative = np.flatnonzero(labels < 0)
+    if len(negative):
+        i = int(negative[0])
+        raise EdgebenchError(f"{what} {path}: label {int(labels[i])} of sample {i} is negative ({len(negative)} "
+                             "labels are): class indices count from 0 — fix the labels", ExitStatus.DATA_MISMATCH)
+    if classes is None:
+        return
+    output, count = classes
+    above = np.flatnonzero(labels >= count)
+    if len(above):
+        i = int(above[0])
+        raise EdgebenchError(f"{what} {path}: label {int(labels[i])} of sample {i} is outside the {count} classes "
+                             f"of output {output!r} (0 to {count - 1}; {len(above)} labels are outside): fix the "
+                             "labels, or score the output that holds the class scores (--output)",
+                             ExitStatus.DATA_MISMATCH)
+
+
+def _check_finite(path: str | Path, name: str, array: np.ndarray, what: str) -> None:
+    """NaN or Inf inputs make accuracy meaningless and break calibration (a NaN range): refuse them."""
+    if array.dtype.kind not in "fc" or bool(np.isfinite(array).all()):
+        return
+    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    samples = np.flatnonzero(bad)
+    every = " (every sample)" if len(samples) == len(array) else ""
+    raise EdgebenchError(f"{what} {path}: array {name!r} holds NaN or Inf values in {len(samples)} of "
+                         f"{len(array)} samples{every}, first sample {int(samples[0])}: replace or drop those "
+                         "samples (numpy.isfinite(array).all() must hold)", ExitStatus.DATA_MISMATCH)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
 from edgebench.config import DeviceProfile
-from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.devices.reply import read_reply
 from edgebench.runner.job import RunnerJob
-
-RUNNER_KINDS = {
-    "runtime_missing": ExitStatus.RUNTIME_MISSING,
-    "invalid_model": ExitStatus.INVALID_MODEL,
-    "data_mismatch": ExitStatus.DATA_MISMATCH,
-    "usage": ExitStatus.USAGE,
-    "config": ExitStatus.CONFIG,
-}
 
 
 class Transport(ABC):
@@ -64,23 +55,5 @@ def describe_exit(returncode: int | None) -> str:
 
 
 def parse_reply(stdout: str, stderr: str, returncode: int | None, device: str) -> dict[str, Any]:
-    """The runner's one JSON object, or an EdgebenchError saying why there is none."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    payload: Any = None
-    if lines:
-        try:
-            payload = json.loads(lines[-1])
-        except ValueError:
-            payload = None
-    if not isinstance(payload, dict):
-        tail = (stderr.strip().splitlines() or ["no output"])[-1][:300]
-        hint = ("the device may have run out of memory (check dmesg) or the process was killed"
-                if returncode is None or returncode < 0 else "check the device's python and numpy")
-        raise EdgebenchError(f"the runner on {device} died ({describe_exit(returncode)}) without a result; "
-                             f"last stderr line: {tail!r}: {hint}", ExitStatus.RUNNER_FAILED)
-    if payload.get("status") != "ok":
-        error = payload.get("error") or {}
-        kind = str(error.get("kind", "runner_failed"))
-        message = str(error.get("message", "unknown error"))
-        raise EdgebenchError(f"runner on {device}: {message}", RUNNER_KINDS.get(kind, ExitStatus.RUNNER_FAILED))
-    return payload
+    """The runner's one JSON object, checked (devices.reply), or an EdgebenchError saying why there is none."""
+    return read_reply(stdout, stderr, returncode, device, describe_exit(returncode))

@@ -6,13 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from edgebench.devices.base import Transport, parse_reply
+from edgebench.devices.lock import device_lock
+from edgebench.devices.stop import STOP, Stopped, kill_group
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.paths import runner_dir
 from edgebench.runner.job import RunnerJob
+from edgebench.runner.lifeline import PARENT_ENV
 
 
 class LocalTransport(Transport):
@@ -22,7 +26,8 @@ class LocalTransport(Transport):
                          str((out_dir / "outputs.npz").resolve()))
         job_path = out_dir / "job.json"
         job_path.write_text(json.dumps(job.to_dict(), indent=1))
-        proc = self._run(str(runner_dir() / "edgebench_runner.py"), [str(job_path)], timeout_s)
+        with device_lock(self.profile):  # one measurement at a time on this device, across processes
+            proc = self._run(str(runner_dir() / "edgebench_runner.py"), [str(job_path)], timeout_s)
         return parse_reply(proc.stdout, proc.stderr, proc.returncode, self.profile.name)
 
     def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int]:
@@ -30,17 +35,36 @@ class LocalTransport(Transport):
         return proc.stdout, proc.stderr, proc.returncode
 
     def _run(self, script: str, args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+        """Run the script in its own session (a terminal's Ctrl-C reaches edgebench, which decides), killed with
+        everything it started when it runs past ``timeout_s``, when edgebench stops, or on any exception here."""
         python = os.path.expanduser(self.profile.python) if self.profile.python else sys.executable
-        env = {**os.environ, **self.profile.env, "PYTHONDONTWRITEBYTECODE": "1"}
+        # PARENT_ENV: the runner exits if this process is gone by the time it starts (runner/lifeline.py)
+        env = {**os.environ, **self.profile.env, "PYTHONDONTWRITEBYTECODE": "1", PARENT_ENV: str(os.getpid())}
         try:
-            return subprocess.run([python, script, *args], capture_output=True, text=True, timeout=timeout_s,
-                                  env=env)
+            proc = subprocess.Popen([python, script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=env, start_new_session=True)
         except FileNotFoundError:
             raise EdgebenchError(f"python for device {self.profile.name!r} not found: {python}; fix "
                                  "'python' in its profile", ExitStatus.CONFIG) from None
         except PermissionError:
             raise EdgebenchError(f"python for device {self.profile.name!r} is not executable: {python}; fix "
                                  "'python' in its profile", ExitStatus.CONFIG) from None
-        except subprocess.TimeoutExpired:
-            raise EdgebenchError(f"the runner on {self.profile.name} ran past {timeout_s:.0f} s and was stopped: "
-                                 "lower --max-duration-s or raise the job timeout", ExitStatus.RUNNER_FAILED) from None
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    out, err = proc.communicate(timeout=0.2)  # returns as soon as the runner ends
+                    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+                except subprocess.TimeoutExpired:
+                    pass
+                if STOP.is_set():
+                    raise Stopped(self.profile.name)
+                elapsed = time.monotonic() - started
+                if elapsed > timeout_s:
+                    raise EdgebenchError(
+                        f"the runner on {self.profile.name} ran for {elapsed:.0f} s, past its {timeout_s:.0f} s time "
+                        "limit, and was stopped: lower --max-duration-s or raise the job timeout (cell_timeout_s)",
+                        ExitStatus.RUNNER_FAILED)
+        except BaseException:
+            kill_group(proc)
+            raise

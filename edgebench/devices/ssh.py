@@ -23,8 +23,10 @@ import paramiko
 
 from edgebench.config import DeviceProfile
 from edgebench.devices.base import Transport, parse_reply
+from edgebench.devices.lock import device_lock
+from edgebench.devices.stop import STOP, Stopped
 from edgebench.devices.ssh_connect import Session, Unreachable, open_session
-from edgebench.devices.ssh_remote import FINALIZE, PREPARE, runner_tree
+from edgebench.devices.ssh_remote import FINALIZE, PREPARE, STALE_JOB_S, runner_tree
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import atomic_write
 from edgebench.runner.job import RunnerJob
@@ -72,7 +74,8 @@ class SSHTransport(Transport):
     def run_job(self, job: RunnerJob, files: dict[str, Path], out_dir: Path, timeout_s: float) -> dict[str, Any]:
         attempts: list[str] = []  # each attempt gets its own job folder; earlier ones are removed first, so a
         # runner orphaned by a drop can never write into the folder whose outputs are fetched
-        return self._retrying(lambda: self._run_once(job, files, out_dir, timeout_s, attempts))
+        with device_lock(self.profile):  # one measurement at a time on this board, across processes
+            return self._retrying(lambda: self._run_once(job, files, out_dir, timeout_s, attempts))
 
     def run_script(self, script: str, args: list[str], timeout_s: float) -> tuple[str, str, int | None]:
         def once() -> tuple[str, str, int | None]:
@@ -122,16 +125,23 @@ class SSHTransport(Transport):
                 sftp = self._sftp()
                 sftp.putfo(io.BytesIO(json.dumps(job.to_dict(), indent=1).encode()), f"{job_dir}/job.json")
             runner = f"{wd}/runner/{runner_tree()[0]}/edgebench_runner.py"
-            out, err, rc = self._exec(self._python_cmd(runner, [f"{job_dir}/job.json"], timeout_s), timeout_s + 30)
-            if rc == 124:
-                raise EdgebenchError(f"the runner on {self.label} ran past {timeout_s:.0f} s and was stopped: lower "
-                                     "--max-duration-s or raise the job timeout", ExitStatus.RUNNER_FAILED)
+            started = time.monotonic()
+            out, err, rc = self._exec(self._python_cmd(runner, [f"{job_dir}/job.json"], timeout_s,
+                                                       pid_file=f"{job_dir}/pid"), timeout_s + 30)
+            elapsed = time.monotonic() - started
+            if rc == 124 and elapsed >= self._limit_s(timeout_s) - 1:  # `timeout` stopped it: when, which limit
+                raise self._timed_out(elapsed, timeout_s)
             reply = parse_reply(out, err, rc, self.label)
             if "outputs" in reply:
                 self._fetch(f"{job_dir}/outputs.npz", out_dir / "outputs.npz")
             return reply
         except (Dropped, Unreachable):
             raise  # the next attempt removes this job folder first
+        except (Stopped, KeyboardInterrupt):  # edgebench is stopping: the runner on the board goes too
+            with contextlib.suppress(Dropped, EdgebenchError):
+                self._exec(f"kill -TERM $(cat {shlex.quote(job_dir)}/pid 2>/dev/null) 2>/dev/null; true", 15,
+                           stoppable=False)
+            raise
         finally:
             if self.profile.cleanup == "job" and self._session is not None and self._session.active():
                 with contextlib.suppress(Dropped):
@@ -143,7 +153,7 @@ class SSHTransport(Transport):
         what is missing."""
         tree_hash, tree = runner_tree()
         args = {"workdir": self.profile.workdir, "blobs": [[d, n] for d, n, _ in blobs], "runner": tree_hash,
-                "job": job_id, "stale": stale or []}
+                "job": job_id, "stale": stale or [], "stale_job_s": STALE_JOB_S}
         state = self._python_json(PREPARE, args)
         wd = state["workdir"]
         missing = set(state["missing"])
@@ -173,12 +183,28 @@ class SSHTransport(Transport):
                 raise Dropped(f"upload verification failed for {', '.join(bad)}")
         return state
 
-    def _python_cmd(self, script: str, args: list[str], timeout_s: float) -> str:
+    def _limit_s(self, timeout_s: float) -> int:
+        """The time limit a remote command runs under: the job's, or the profile's command_timeout_s if lower."""
+        return max(1, math.ceil(min(timeout_s, self.profile.connection.command_timeout_s)))
+
+    def _timed_out(self, elapsed_s: float, timeout_s: float) -> EdgebenchError:
+        limit = self._limit_s(timeout_s)
+        cause = ("the profile's connection.command_timeout_s" if self.profile.connection.command_timeout_s < timeout_s
+                 else "the job's timeout (the sweep's cell_timeout_s, else twice --max-duration-s + 300 s)")
+        fix = ("raise connection.command_timeout_s in the profile" if limit < timeout_s else
+               "lower --max-duration-s or raise the job timeout")
+        return EdgebenchError(f"the runner on {self.label} was stopped after {elapsed_s:.0f} s by its {limit} s time "
+                              f"limit ({cause}): {fix}", ExitStatus.RUNNER_FAILED)
+
+    def _python_cmd(self, script: str, args: list[str], timeout_s: float, pid_file: str | None = None) -> str:
+        """The shell command that runs ``script`` under ``timeout``; with ``pid_file``, its pid is written there
+        first (the shell execs, so it is the pid of what runs) so that it can be stopped from another command."""
         env = {**self.profile.env, "PYTHONDONTWRITEBYTECODE": "1"}
         run = " ".join(["env", *(shlex.quote(f"{k}={v}") for k, v in env.items()), shlex.quote(self.python),
                         shlex.quote(script), *map(shlex.quote, args)])
-        limit = max(1, math.ceil(min(timeout_s, self.profile.connection.command_timeout_s)))
-        return (f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 10 {limit} {run}; "
+        limit = self._limit_s(timeout_s)
+        pid = f"echo $$ > {shlex.quote(pid_file)}; " if pid_file else ""
+        return (f"{pid}if command -v timeout >/dev/null 2>&1; then exec timeout -k 10 {limit} {run}; "
                 f"else exec {run}; fi")
 
     def _python_json(self, code: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -193,8 +219,9 @@ class SSHTransport(Transport):
                                  "check 'workdir' in the profile and the free disk space", ExitStatus.DEVICE)
         return json.loads(out.strip().splitlines()[-1])
 
-    def _exec(self, command: str, timeout_s: float) -> tuple[str, str, int | None]:
-        """Run one command; stdout and stderr are drained together so neither can fill up and stall it."""
+    def _exec(self, command: str, timeout_s: float, stoppable: bool = True) -> tuple[str, str, int | None]:
+        """Run one command; stdout and stderr are drained together so neither can fill up and stall it. When
+        edgebench stops (``stoppable``), the wait ends with :class:`Stopped`."""
         try:
             transport = self._client().get_transport()
             if transport is None:
@@ -216,6 +243,9 @@ class SSHTransport(Transport):
                     break
                 if chan.closed or not chan.get_transport().is_active():
                     raise Dropped("the connection closed while a command ran")
+                if stoppable and STOP.is_set():
+                    chan.close()
+                    raise Stopped(self.profile.name)
                 if time.monotonic() > deadline:
                     chan.close()
                     raise EdgebenchError(f"a command on {self.label} got no answer within {timeout_s:.0f} s: check "
@@ -239,7 +269,7 @@ class SSHTransport(Transport):
                 sftp.remove(f"{job_dir}/{name}")
             sftp.rmdir(job_dir)
         except (OSError, paramiko.SSHException):
-            self._exec(f"rm -rf {shlex.quote(job_dir)}", 60)
+            self._exec(f"rm -rf {shlex.quote(job_dir)}", 60, stoppable=False)
 
     def _sftp(self) -> paramiko.SFTPClient:
         client = self._client()

@@ -24,9 +24,14 @@ def sha(p):
     return h.hexdigest()
 """
 
-# argv[1]: {"workdir", "blobs": [[sha256, name]], "runner": hash, "job": id or null, "stale": [job ids]}
+STALE_JOB_S = 600.0  # a job folder untouched this long, its runner gone, is a leftover
+
+# argv[1]: {"workdir", "blobs": [[sha256, name]], "runner": hash, "job": id or null, "stale": [job ids],
+#           "stale_job_s": seconds}
 # Prints {"workdir": absolute, "missing": [sha256 …], "runner": bool}. Upload leftovers (".part-" files
-# untouched for a minute: their writer is gone) are removed so nothing half-written stays behind.
+# untouched for a minute: their writer is gone) are removed so nothing half-written stays behind, and so are
+# job folders a lost connection or a killed host left (untouched for STALE_JOB_S and no live runner in them:
+# a job writes its runner's pid first, and its outputs when it ends, so a folder in use is never that old).
 PREPARE = r"""
 import hashlib, json, os, shutil, sys, time
 a = json.loads(sys.argv[1])
@@ -48,6 +53,25 @@ for digest, name in a["blobs"]:
 os.makedirs(os.path.join(wd, "runner"), exist_ok=True)
 for old in a.get("stale", []):
     shutil.rmtree(os.path.join(wd, "jobs", old), ignore_errors=True)
+jobs = os.path.join(wd, "jobs")
+for old in os.listdir(jobs) if os.path.isdir(jobs) else []:
+    d = os.path.join(jobs, old)
+    try:
+        if time.time() - os.path.getmtime(d) < a["stale_job_s"]:  # file age: wall clock vs mtime, as above
+            continue
+        try:
+            with open(os.path.join(d, "pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            pid = 0  # the job never started its runner
+        if pid > 0:
+            os.kill(pid, 0)
+            continue  # its runner still runs
+    except ProcessLookupError:
+        pass
+    except OSError:
+        continue  # gone meanwhile, or a live process that is not ours
+    shutil.rmtree(d, ignore_errors=True)
 if a.get("job"):
     os.makedirs(os.path.join(wd, "jobs", a["job"]))
 runner = os.path.isfile(os.path.join(wd, "runner", a["runner"], ".complete"))

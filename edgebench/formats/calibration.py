@@ -1,5 +1,6 @@
 """The calibration set of a static int8 conversion, whatever the format: required, checked against the
-source model's inputs (naming a misfit input) and cut into feeds."""
+source model's inputs (naming a misfit input), refused if it holds NaN or Inf (a calibrator would take a
+NaN range, or fail inside the quantizer) and cut into feeds."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def calibration_feeds(inputs: Sequence[TensorSpec], calibration: Path, shapes: S
     dimensions take ``shapes`` (--shape), else the sizes of the set's own arrays. ``pooled``: a free dynamic
     batch is filled with up to CALIBRATION_BATCH samples a feed (onnxruntime's calibrators); otherwise each
     feed is one batch of the plan (NNCF counts its ``subset_size`` in feeds)."""
-    plan, data = plan_dataset(calibration, inputs, shapes=shapes, what="calibration set")
+    plan, data = plan_dataset(calibration, inputs, shapes=shapes, what="calibration set", labels=False)
     if not plan.batched:  # every input is one whole sample: feed them one by one
         for i in range(len(data)):
             yield {name: np.asarray(arr[i]) for name, arr in data.arrays.items()}

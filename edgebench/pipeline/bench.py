@@ -20,7 +20,8 @@ from edgebench.data import accuracy
 from edgebench.compress.graph import LayerSelection
 from edgebench.compress.weights import requested
 from edgebench.config import DeviceProfile, TimingSpec, load_profile
-from edgebench.data.inputs import InputPlan, check_shapes, load_npz, plan_dataset, plan_inputs, random_inputs
+from edgebench.data.inputs import InputPlan, check_shapes, plan_dataset, plan_inputs, random_inputs
+from edgebench.data.npz import load_npz
 from edgebench.devices import make_transport
 from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -80,7 +81,7 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Tar
     profile = profile or load_profile(req.device)
     if target is None:
         target = resolve_target(req)
-    plan, arrays, labels = prepare_inputs(req, source_tensor_specs(target.inputs))
+    plan, arrays, labels = prepare_inputs(req, source_tensor_specs(target.inputs), source_tensor_specs(target.outputs))
     capture = req.capture if req.capture is not None else req.dataset is not None
     threads = req.threads if req.threads is not None else profile.threads
     names = {t.source_name: t.name for t in target.inputs}
@@ -115,8 +116,12 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Tar
 
 def resolve_target(req: BenchRequest) -> Target:
     """The artifact ``req`` measures: the model as it is, or converted through the artifact cache."""
-    if req.shapes and (req.format or req.recipe) and Path(req.model).suffix.lower() == ".onnx":
-        check_shapes(load_onnx_info(req.model).inputs, req.shapes)  # a bad --shape: refused before converting
+    if (req.shapes or req.dataset) and (req.format or req.recipe) and Path(req.model).suffix.lower() == ".onnx":
+        info = load_onnx_info(req.model)
+        check_shapes(info.inputs, req.shapes)  # a bad --shape: refused before converting
+        if req.dataset is not None:  # so is a dataset that does not fit, holds NaN or has stray labels
+            plan_dataset(req.dataset, info.inputs, req.batch, req.shapes, req.ranges, req.values,
+                         outputs=info.outputs, output=req.output)
     return resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir,
                    shapes=conversion_shapes(req.model, req.format, req.dataset, req.calibration, req.shapes),
                    selection=req.layers)
@@ -138,12 +143,13 @@ def conversion_shapes(model: Path, fmt: str | None, dataset: Path | None, calibr
     return {**shapes, **{name: plan.shapes[name] for name in open_inputs}}
 
 
-def prepare_inputs(req: BenchRequest, specs: tuple[TensorSpec, ...]
+def prepare_inputs(req: BenchRequest, specs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...] = ()
                    ) -> tuple[InputPlan, dict[str, np.ndarray], np.ndarray | None]:
     """The plan and the sample arrays: the dataset's (its arrays settle dynamic dimensions --shape leaves
     open), or seeded random data whose integer inputs take the values the source graph shows as valid."""
     if req.dataset is not None:
-        plan, data = plan_dataset(req.dataset, specs, req.batch, req.shapes, req.ranges, req.values)
+        plan, data = plan_dataset(req.dataset, specs, req.batch, req.shapes, req.ranges, req.values,
+                                  outputs=outputs, output=req.output)
         return plan, data.arrays, data.labels
     plan = plan_inputs(specs, req.batch, req.shapes, req.ranges, req.values)
     open_integers = [n for n, dt in plan.dtypes.items()
@@ -156,7 +162,11 @@ def prepare_inputs(req: BenchRequest, specs: tuple[TensorSpec, ...]
 def _read_outputs(reply: dict[str, Any], out_dir: Path) -> dict[str, np.ndarray] | None:
     if "outputs" not in reply:
         return None
-    return load_npz(out_dir / "outputs.npz", "runner outputs")
+    if not (out_dir / "outputs.npz").is_file():
+        raise EdgebenchError("the runner broke the protocol: its reply names captured outputs but no outputs.npz "
+                             "came back: remove the profile's workdir on the device so that edgebench pushes its "
+                             "runner again", ExitStatus.RUNNER_FAILED)
+    return load_npz(out_dir / "outputs.npz", "runner outputs", limited=False)
 
 
 def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels: np.ndarray | None,
@@ -170,7 +180,10 @@ def score(outputs: dict[str, np.ndarray] | None, output_names: list[str], labels
         raise EdgebenchError(f"the model has no output {name!r} (outputs: {', '.join(outputs)}): fix --output",
                              ExitStatus.USAGE)
     common = reference if reference is None else {k: v for k, v in reference.items() if k in outputs}
-    measured = accuracy.score_outputs(outputs, common, name, labels)
+    try:
+        measured = accuracy.score_outputs(outputs, common, name, labels)
+    except ValueError as exc:  # labels that do not fit the scores the run returned
+        raise EdgebenchError(f"dataset: {exc}", ExitStatus.DATA_MISMATCH) from None
     scores: dict[str, Any] = {"output": name, "samples": int(len(outputs[name])),
                               **{k: v for k, v in measured[name].items() if k != "shape"}}
     if common:

@@ -26,8 +26,9 @@ from edgebench.data import accuracy
 from edgebench.pipeline.bench import BenchRequest, Outcome, execute, model_name
 from edgebench.compress.graph import LayerSelection
 from edgebench.config import TimingSpec, load_profile
-from edgebench.data.inputs import load_npz
+from edgebench.data.npz import load_npz
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats.calibration import calibration_batches
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
         raise EdgebenchError(f"bad --task {task!r}: choose one of {', '.join(accuracy.TASKS)}", ExitStatus.USAGE)
     if recipe is not None:
         recipe, precision = effective_recipe(recipe, precision).canonical, None
+    if calibration is not None and effective_recipe(recipe, precision).precision == "int8":
+        next(calibration_batches(model, calibration, shapes))  # a misfit set (or NaN in it) refused before any run
     criteria = {**DEFAULT_CRITERIA, **(criteria or {})}
     profile = load_profile(device)
 

@@ -83,7 +83,7 @@ def load_results(ref: str, store: Path | None = None) -> list[Result]:
     if not Path(store_path).is_file():
         raise EdgebenchError(f"{ref!r} is neither a result file nor a run in a store ({store_path} does not exist): "
                              "pass a JSON file from 'edgebench bench/sweep --json', or --store PATH", ExitStatus.USAGE)
-    with Store(store_path, create=False) as db:
+    with Store(store_path, read_only=True) as db:
         return db.results(db.run(ref).id)
 
 

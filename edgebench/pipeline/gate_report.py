@@ -7,9 +7,11 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.pipeline.gate import Check, GateReport
+from edgebench.text import markdown_text, printable
 
 COLOURS = {"pass": "green", "improved": "cyan", "regression": "red", "error": "red",
            "inconclusive": "yellow", "missing": "yellow"}
@@ -78,7 +80,7 @@ def gate_table(report: GateReport) -> Table:
     for h in HEADERS:
         table.add_column(h, justify="right" if h in ("baseline", "candidate", "change", "p") else "left")
     for check in report.checks:
-        row = _row(check)
+        row = [escape(printable(text)) for text in _row(check)]  # names are the user's: not markup, no codes
         colour = COLOURS.get(check.verdict, "white") if check.failed or check.verdict in ("pass", "improved") \
             else "yellow"
         row[8] = f"[{colour}]{label(check)}[/{colour}]"
@@ -88,17 +90,17 @@ def gate_table(report: GateReport) -> Table:
 
 def gate_markdown(report: GateReport, title: str = "edgebench gate") -> str:
     """GitHub-flavoured Markdown; regressions and errors first so they are seen without scrolling."""
-    lines = [f"### {'❌' if report.failed else '✅'} {title}: {summary_line(report)}", ""]
+    lines = [f"### {'❌' if report.failed else '✅'} {markdown_text(title)}: {summary_line(report)}", ""]
     lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for check in sorted(report.checks, key=lambda c: ORDER.get(label(c), 9)):
         row = _row(check)
         row[8] = f"{ICONS.get(check.verdict, '') if check.failed or check.verdict in ('pass', 'improved') else '⚠️'} "\
             f"{label(check)}"
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        lines.append("| " + " | ".join(markdown_text(cell) for cell in row) + " |")  # no HTML, no open <!--
     for heading, cells in (("Baseline cells missing from the candidate", report.missing_cells),
                            ("New cells without a baseline", report.new_cells)):
         if cells:
-            lines += ["", f"**{heading}:**", *[f"- `{c}`" for c in cells]]
+            lines += ["", f"**{heading}:**", *[f"- {markdown_text(c)}" for c in cells]]
     return "\n".join(lines) + "\n"
 
 

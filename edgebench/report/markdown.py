@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgebench.report.data import Cell, ReportData
+from edgebench.text import markdown_text
 
 
 def _n(value: float | None, spec: str) -> str:
@@ -10,7 +11,8 @@ def _n(value: float | None, spec: str) -> str:
 
 
 def _cell_text(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Names and messages (a model's, a device's, a board's error) as literal text: no HTML, no open comment."""
+    return markdown_text(text)
 
 
 def _row(cell: Cell) -> str:
@@ -20,7 +22,7 @@ def _row(cell: Cell) -> str:
         return f"| {name} | error: {_cell_text(cell.error)} |" + " |" * 7
     lat = r.latency_ms
     p50, p99, robust_cv = (lat.p50, lat.p99, lat.robust_cv) if lat else (None, None, None)
-    flags = ", ".join(cell.problems + cell.notes) or "valid"
+    flags = _cell_text(", ".join(cell.problems + cell.notes) or "valid")
     name = f"**{name}**" if cell.best else name
     return (f"| {name} | {_n(p50, '.4g')} | {_n(p99, '.4g')} "
             f"| {_n(robust_cv, '.1%')} | {_n(r.memory_mb.peak, '.1f')} "
@@ -29,35 +31,36 @@ def _row(cell: Cell) -> str:
 
 
 def render_markdown(data: ReportData) -> str:
-    lines = [f"# {data.title}", ""]
+    lines = [f"# {_cell_text(data.title)}", ""]
     run = data.run
     if run:
         commit = f", commit {run.commit['sha'][:10]}{' (dirty)' if run.commit['dirty'] else ''}" if run.commit else ""
-        lines += [f"Run {run.id} `{run.name}`: {run.status}, started {run.created_utc}, edgebench "
+        lines += [f"Run {run.id} {_cell_text(run.name)}: {run.status}, started {run.created_utc}, edgebench "
                   f"{run.edgebench_version}{commit}.", ""]
     cells = data.cells
     lines += [f"{len(cells)} cells, {len(cells) - len(data.errors)} ok, {len(data.errors)} errors, "
-              f"{len(data.devices)} device(s)." + (f" Options: {data.common_options}." if data.common_options else ""),
+              f"{len(data.devices)} device(s)."
+              + (f" Options: {_cell_text(data.common_options)}." if data.common_options else ""),
               ""]
     if not data.devices:
         return "\n".join(lines + ["This run has no results yet.", ""])
     best = [(v, c) for v in data.devices for c in v.cells if c.best]
     if best:
         lines += ["## Best per device", ""]
-        lines += [f"- **{v.name}**: {c.label}, p50 {c.p50:.4g} ms"
+        lines += [f"- **{_cell_text(v.name)}**: {_cell_text(c.label)}, p50 {c.p50:.4g} ms"
                   + (f", {v.metric} {c.accuracy:.1%}" if c.accuracy is not None else "") for v, c in best]
         lines += ["", f"Best: the fastest p50 within {data.drop_text} of accuracy of the model's most "
                   "accurate cell on the device.", ""]
     for view in data.devices:
-        metric = view.metric or "accuracy"
-        lines += [f"## {view.name}", "",
+        metric = _cell_text(view.metric or "accuracy")
+        lines += [f"## {_cell_text(view.name)}", "",
                   f"| cell | p50 ms | p99 ms | robust CV | peak MB | size B | gzip B | {metric} | validity |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         lines += [_row(c) for c in view.cells]
         lines.append("")
     if data.errors:
         lines += ["## Errors", ""]
-        lines += [f"- {_cell_text(c.label)} on {c.result.device.profile}: {_cell_text(c.error)}"
+        lines += [f"- {_cell_text(c.label)} on {_cell_text(c.result.device.profile)}: {_cell_text(c.error)}"
                   for c in data.errors]
         lines.append("")
     return "\n".join(lines)

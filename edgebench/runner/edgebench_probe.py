@@ -23,6 +23,7 @@ if not __package__:  # run as a plain file (on a device, without edgebench): thi
     sys.modules[__package__] = types.ModuleType(__package__)
     sys.modules[__package__].__path__ = [str(Path(__file__).resolve().parent)]
 
+from .lifeline import die_with_parent  # noqa: E402
 from .runner_env import cpu_model, frequency_mhz, temperatures_c  # noqa: E402
 
 # name: (pip package, code printing a JSON object with at least "version")
@@ -93,6 +94,7 @@ def disk_free_mb(path: str) -> float | None:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     workdir = argv[0] if argv else "~"
     report = {
         "python": platform.python_version(), "executable": sys.executable, "hostname": platform.node(),

@@ -29,7 +29,8 @@ if not __package__:  # run as a plain file (on a device, without edgebench): thi
 from . import thermal  # noqa: E402
 from .backends.base import BaseBackend, BadOption, RuntimeMissing  # noqa: E402
 from .job import SCHEMA_VERSION, JobError, RunnerJob  # noqa: E402
-from .runner_env import environment, peak_rss_mb, reset_peak_rss  # noqa: E402
+from .lifeline import die_with_parent  # noqa: E402
+from .runner_env import environment, peak_rss_mb, reset_peak_rss, thread_limit  # noqa: E402
 from .timing import measure  # noqa: E402
 
 
@@ -133,8 +134,14 @@ def stage(kind: str, prefix: str = "") -> Iterator[None]:
     except BadOption as exc:
         raise RunnerError("usage", f"bad runtime option: {exc}") from exc
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RunnerError(kind, f"{prefix}{first[:400]}") from exc
+        raise RunnerError(kind, f"{prefix}{one_line(str(exc)) or type(exc).__name__}") from exc
+
+
+def one_line(text: str, limit: int = 1500) -> str:
+    """A runtime's whole message on one line (its cause is often on the last line): lines joined with "; ",
+    blanks squeezed; past ``limit`` characters its start and its end."""
+    flat = "; ".join(line for line in (" ".join(part.split()) for part in text.splitlines()) if line)
+    return flat if len(flat) <= limit else f"{flat[:limit // 2]} … {flat[-limit // 2:]}"
 
 
 def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> dict[str, Any]:
@@ -147,6 +154,9 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
         heat = thermal.cool_down(job.thermal)
     except thermal.SensorUnreadable as exc:
         raise RunnerError("config", str(exc)) from exc
+    if not 0 <= job.threads <= thread_limit():
+        raise RunnerError("usage", f"threads {job.threads} is outside 0 (the runtime's default) to {thread_limit()}, "
+                                   f"4 per CPU of {job.device_name}: lower --threads (or the spec's threads)")
     env_before = environment()
     backend = load_backend(job.backend)(job)
 
@@ -207,6 +217,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     # Runtimes print to stdout; keep fd 1 for our one JSON object and send everything else to stderr.
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
@@ -221,7 +232,7 @@ def main(argv: list[str]) -> int:
             payload = {"status": "error", "error": {"kind": exc.kind, "message": str(exc)}}
         except Exception as exc:  # reported to the host, which decides what the user sees
             payload = {"status": "error", "error": {"kind": "runner_failed",
-                       "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                       "message": one_line(f"{type(exc).__name__}: {exc}"),
                        "traceback": traceback.format_exc()}}
     payload["schema_version"] = SCHEMA_VERSION
     out.write(json.dumps(_jsonable(payload)) + "\n")

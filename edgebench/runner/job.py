@@ -73,6 +73,9 @@ class RunnerJob:
         rotation = _get(data, "rotation", int)
         if rotation is not None and rotation < 1:
             raise JobError(f"job field 'rotation' is {rotation}: at least 1 distinct feed")
+        batch = _get(data, "batch", int)
+        if batch is not None and batch < 1:
+            raise JobError(f"job field 'batch' is {batch}: at least 1 sample per feed")
         if data.get("capture_outputs") and not data.get("outputs_npz"):
             raise JobError("the job captures outputs but names no outputs_npz")
         return cls(
@@ -82,7 +85,7 @@ class RunnerJob:
             device_name=_get(data, "device_name", str) or "this device", threads=_get(data, "threads", int) or 0,
             backend_options=_get(data, "backend_options", dict) or {},
             timing=TimingRules.from_dict(_get(data, "timing", dict) or {}),
-            batch=_get(data, "batch", int) or 1, per_sample_inputs=tuple(_get(data, "per_sample_inputs", list) or ()),
+            batch=batch or 1, per_sample_inputs=tuple(_get(data, "per_sample_inputs", list) or ()),
             rotation=rotation, capture_outputs=bool(_get(data, "capture_outputs", bool)),
             thermal=_get(data, "thermal", dict) or {},
         )

@@ -59,6 +59,16 @@ def physical_cores() -> int | None:
     return len(cores) or None
 
 
+def thread_limit() -> int:
+    """The most threads a job may ask of a runtime here: 4 per CPU this process may run on. More is a typo
+    (``--threads 100000`` had a runtime start threads for minutes while its memory grew by gigabytes)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return 4 * cpus
+
+
 def temperatures_c() -> dict[str, float]:
     temps: dict[str, float] = {}
     for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*")):

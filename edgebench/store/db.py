@@ -5,26 +5,36 @@ each result is its own transaction, the journal is WAL with ``synchronous=FULL``
 :meth:`Store.finished_cells` what not to run again. The full Result JSON (raw ``samples_ns`` included)
 is kept, so reports and gates recompute every figure from samples rather than from stored aggregates.
 A "run" is one invocation of a sweep (or of anything else that records results); it needs no SweepSpec.
+
+Reading commands open the store read-only (a CI artifact on a read-only disk lists, reports and gates); a
+writing one checks up front that it can write. A full disk, a read-only one or a damaged file is one
+:class:`EdgebenchError` naming the file and the fix, never an ``sqlite3`` traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import check_writable, mount_point
 from edgebench.result import CellKey, Result, git_commit, utc_now
 
 DEFAULT_PATH = Path(".edgebench/results.db")
 SCHEMA_VERSION = 1  # PRAGMA user_version
 APPLICATION_ID = 0x45424E43  # "EBNC": PRAGMA application_id marks the file as edgebench's
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+# SQLite's primary result codes (sqlite3.SQLITE_* only from Python 3.11 on)
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL = 5, 6, 8, 10, 11, 13
+SQLITE_CANTOPEN, SQLITE_NOTADB = 14, 26
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -73,39 +83,91 @@ class RunInfo:
 
 class Store:
     """Thread-safe: worker threads of one sweep share the connection under a lock; other processes
-    reach the same file through SQLite's own locking (WAL, busy timeout)."""
+    reach the same file through SQLite's own locking (WAL, busy timeout). ``read_only`` opens an existing
+    store for reading only (``create`` is then moot): nothing is written, not even its journal settings."""
 
-    def __init__(self, path: Path | str = DEFAULT_PATH, create: bool = True, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path | str = DEFAULT_PATH, create: bool = True, busy_timeout_s: float = 30.0,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        create = create and not read_only
+        if self.path.is_dir():
+            raise EdgebenchError(f"results store {self.path} is a directory: pass a file with --store PATH",
+                                 ExitStatus.USAGE)
         if not self.path.exists():
             if not create:
                 raise EdgebenchError(f"no results store at {self.path}: run 'edgebench sweep' first or pass "
                                      "--store PATH", ExitStatus.NOT_FOUND)
+        if not read_only:
+            check_writable(self.path, "the results store")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif self.path.is_dir():
-            raise EdgebenchError(f"results store {self.path} is a directory: pass a file with --store PATH",
-                                 ExitStatus.USAGE)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = self._connect(busy_timeout_s)
         try:
             self._open(create)
         except BaseException:
             self._conn.close()
             raise
 
+    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        # mode=ro reads a store that another process may be writing; on a read-only or full disk SQLite cannot
+        # make the WAL index a reader needs (no writer has it open: a writer would have made it), and
+        # immutable=1 reads the file as it is.
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+        for query in ("?mode=ro", "?immutable=1"):
+            conn = sqlite3.connect(uri + query, uri=True, timeout=busy_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if _error_code(exc) not in (SQLITE_CANTOPEN, SQLITE_IOERR) or query == "?immutable=1":
+                    raise self._fault(exc, "open") from None
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     def _refuse(self, why: str) -> EdgebenchError:
+        if "malformed" in why:
+            return EdgebenchError(f"{self.path} is a damaged results store ({why}): restore it from a copy, or "
+                                  "move it away and start a new one with --store PATH", ExitStatus.OUTPUT)
         return EdgebenchError(f"{self.path} is not an edgebench results store ({why}): pass another file "
                               "with --store PATH, or move this one away", ExitStatus.USAGE)
 
+    def _fault(self, exc: sqlite3.DatabaseError, doing: str) -> EdgebenchError:
+        """The one line for an SQLite error met while ``doing`` something with the store."""
+        code = _error_code(exc)
+        where = f"cannot {doing} the results store {self.path}"
+        if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            return self._refuse(str(exc))
+        if code == SQLITE_FULL:
+            why = f"the disk mounted at {mount_point(self.path)} is full"
+            fix = "free space there"
+        elif code == SQLITE_READONLY:
+            why, fix = "it is read-only", "make it writable or pass another --store PATH"
+        elif code in (SQLITE_BUSY, SQLITE_LOCKED):
+            why, fix = "another process holds its lock", "wait for it to finish, or pass another --store PATH"
+        elif code in (SQLITE_IOERR, SQLITE_CANTOPEN):
+            why = f"{exc} on the disk mounted at {mount_point(self.path)} ({_disk_state(self.path.parent)})"
+            fix = "free space there or make it writable, or pass another --store PATH"
+        else:
+            raise exc  # an edgebench bug (SQL, a constraint): keep its traceback
+        return EdgebenchError(f"{where}: {why}: {fix}", ExitStatus.OUTPUT)
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise self._fault(exc, doing) from None
+
     def _open(self, create: bool) -> None:
         conn = self._conn
-        try:
+        with self._guard("open"):
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise self._refuse(str(exc)) from None
         if app_id == 0 and tables == 0 and version == 0:
             if not create:
                 raise self._refuse("the database is empty")
@@ -116,9 +178,12 @@ class Store:
             raise EdgebenchError(f"{self.path} was written by a newer edgebench (store schema {version}, this "
                                  f"edgebench {__version__} reads {SCHEMA_VERSION}): upgrade edgebench or pass "
                                  "another --store", ExitStatus.USAGE)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        if self.read_only:
+            return
+        with self._guard("open"):
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
 
     def _initialise(self) -> None:
         with self._transaction() as conn:
@@ -130,17 +195,28 @@ class Store:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, doing: str = "write to") -> Iterator[sqlite3.Connection]:
         """One write transaction under the lock: BEGIN IMMEDIATE takes SQLite's write lock up front (so
-        the busy timeout applies), COMMIT on success, ROLLBACK on any exception."""
-        with self._lock:
+        the busy timeout applies), COMMIT on success, ROLLBACK on any exception (SQLite may have rolled
+        back already, after a full disk say)."""
+        if self.read_only:
+            raise EdgebenchError(f"cannot {doing} the results store {self.path}: it was opened read-only",
+                                 ExitStatus.OUTPUT)
+        with self._lock, self._guard(doing):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows of one query, under the lock; a damaged file is one line."""
+        with self._lock, self._guard("read"):
+            return self._conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -155,7 +231,7 @@ class Store:
     # --- runs ---------------------------------------------------------------------------------------
     def create_run(self, name: str, spec: dict[str, Any]) -> int:
         commit = git_commit()
-        with self._transaction() as conn:
+        with self._transaction("add a run to") as conn:
             cur = conn.execute(
                 "INSERT INTO runs (name, created_utc, status, spec, edgebench_version, commit_sha, commit_dirty) "
                 "VALUES (?, ?, 'running', ?, ?, ?, ?)",
@@ -168,7 +244,7 @@ class Store:
         if status not in RUN_STATUSES:
             raise ValueError(f"run status {status!r} is not one of {RUN_STATUSES}")
         self.run(run_id)
-        with self._transaction() as conn:
+        with self._transaction(f"mark run {run_id} {status} in") as conn:
             conn.execute("UPDATE runs SET status = ?, finished_utc = ? WHERE id = ?", (status, utc_now(), run_id))
 
     _RUN_QUERY = ("SELECT r.id, r.name, r.created_utc, r.finished_utc, r.status, r.spec, r.edgebench_version, "
@@ -185,9 +261,7 @@ class Store:
     def runs(self, limit: int | None = None) -> list[RunInfo]:
         """Newest first."""
         sql = self._RUN_QUERY + "GROUP BY r.id ORDER BY r.id DESC" + (" LIMIT ?" if limit else "")
-        with self._lock:
-            rows = self._conn.execute(sql, (limit,) if limit else ()).fetchall()
-        return [self._run_info(row) for row in rows]
+        return [self._run_info(row) for row in self._read(sql, (limit,) if limit else ())]
 
     def last_run(self) -> RunInfo | None:
         runs = self.runs(limit=1)
@@ -201,9 +275,8 @@ class Store:
             where, arg = "WHERE r.id = ? ", int(text)
         else:
             where, arg = "WHERE r.name = ? ", text
-        with self._lock:
-            row = self._conn.execute(self._RUN_QUERY + where + "GROUP BY r.id ORDER BY r.id DESC LIMIT 1",
-                                     (arg,)).fetchone()
+        rows = self._read(self._RUN_QUERY + where + "GROUP BY r.id ORDER BY r.id DESC LIMIT 1", (arg,))
+        row = rows[0] if rows else None
         if row is None:
             recent = self.runs(limit=5)
             listing = "; ".join(r.describe() for r in recent) if recent else "the store has no runs yet"
@@ -223,7 +296,7 @@ class Store:
         top1 = result.accuracy.top1
         payload = json.dumps(result.to_dict(), separators=(",", ":"))
         self.run(run_id)
-        with self._transaction() as conn:
+        with self._transaction("store a result in") as conn:
             conn.execute(
                 "INSERT INTO results (run_id, model, recipe, format, device, options, status, error, p50_ms, "
                 "top1, result, created_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -239,13 +312,32 @@ class Store:
         sql = "SELECT model, recipe, format, device, options FROM results WHERE run_id = ?"
         if not include_errors:
             sql += " AND status = 'ok'"
-        with self._lock:
-            return {CellKey(*row) for row in self._conn.execute(sql, (run_id,))}
+        return {CellKey(*row) for row in self._read(sql, (run_id,))}
 
     def results(self, run_id: int) -> list[Result]:
         """In the order the cells finished."""
         self.run(run_id)
-        with self._lock:
-            rows = self._conn.execute("SELECT id, result FROM results WHERE run_id = ? ORDER BY id",
-                                      (run_id,)).fetchall()
+        rows = self._read("SELECT id, result FROM results WHERE run_id = ? ORDER BY id", (run_id,))
         return [Result.from_dict(json.loads(text), f"{self.path} result {rid}") for rid, text in rows]
+
+
+_MESSAGES = {"database or disk is full": SQLITE_FULL, "attempt to write a readonly database": SQLITE_READONLY,
+             "database disk image is malformed": SQLITE_CORRUPT, "file is not a database": SQLITE_NOTADB,
+             "disk I/O error": SQLITE_IOERR, "unable to open database file": SQLITE_CANTOPEN,
+             "database is locked": SQLITE_BUSY, "database table is locked": SQLITE_LOCKED}
+
+
+def _error_code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of ``exc`` (Python 3.10 has only the message to go by)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else _MESSAGES.get(str(exc), 0)
+
+
+def _disk_state(folder: Path) -> str:
+    """Whether the disk holding ``folder`` is full or read-only, as far as the OS tells."""
+    try:
+        if os.statvfs(folder).f_bavail == 0:
+            return "it is full"
+    except OSError:
+        pass
+    return "it is read-only" if not os.access(folder, os.W_OK) else "it may be failing"

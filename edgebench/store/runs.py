@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import atomic_write
 from edgebench.result import Result
 from edgebench.store.db import RunInfo, Store
 
 
 def load_run(store_path: Path, ref: str | None) -> tuple[RunInfo, list[Result]]:
     """The run named by id or name (None: the newest) and its results; errors name the fix."""
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         if ref is None:
             run = store.last_run()
             if run is None:
@@ -44,11 +45,14 @@ def record_bench(store_path: Path, result: Result, model: Path | str) -> RunInfo
 
 
 def write_csv(results: list[Result], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(flat_row(r) for r in results)
+    """One flat row per cell, written atomically (no half file on a full disk)."""
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(flat_row(r) for r in results)
+
+    atomic_write(path, write)
 
 
 CSV_COLUMNS = ("model", "recipe", "format", "precision", "device", "options", "status", "error", "p50_ms", "p90_ms",

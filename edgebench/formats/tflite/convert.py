@@ -21,7 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from edgebench.data.inputs import load_npz, plan_inputs
+from edgebench.data.inputs import plan_inputs
+from edgebench.data.npz import load_npz
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.calibration import require_calibration
 from edgebench.formats.tensors import Artifact, TensorIO, channel_last

@@ -132,7 +132,7 @@ def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[s
                 raise EdgebenchError(f"{source}: model {model.name!r} {what} not found: {p} — fix the path "
                                      "(relative paths are relative to the spec file)", ExitStatus.NOT_FOUND)
     for ref in spec.devices:
-        profile = load_profile(ref)
+        profile = load_profile(ref, base_dir)  # a profile path, like a model path, is relative to the spec
         if profile.name in plan.profiles:
             raise EdgebenchError(f"{source}: devices {ref!r} and another entry are both profile "
                                  f"{profile.name!r}: list each device once", ExitStatus.CONFIG)

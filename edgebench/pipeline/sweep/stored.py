@@ -3,8 +3,13 @@ to do, each result stored as soon as it is measured, under its planned cell key.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shlex
 from pathlib import Path
+from typing import Any
 
+from edgebench.config import SweepSpec
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import CellKey, Result
 from edgebench.store.db import Store
@@ -21,14 +26,49 @@ def plan_sweep(spec_path: Path) -> Plan:
 
 def resume_point(store: Store, plan: Plan, resume: str | None) -> tuple[int | None, set[CellKey]]:
     """The run ``resume`` names (None: a new run, not yet created) and its cells already measured without
-    error; a run of another sweep is refused."""
+    error; a run of another sweep is refused, and so is one made from another version of this spec (resuming
+    would mix two specs' cells, timing rules or data in one run)."""
     if resume is None:
         return None, set()
     run = store.run(resume)
     if run.spec.get("name") != plan.spec.name:
         raise EdgebenchError(f"run {run.id} was sweep {run.spec.get('name')!r}, not {plan.spec.name!r}: resume it "
                              "with its own spec", ExitStatus.USAGE)
+    changed = spec_changes(run.spec, plan.spec)
+    if changed:
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise EdgebenchError(f"run {run.id} was made from another version of sweep {plan.spec.name!r} (changed: "
+                             f"{shown}): resume it with the spec it was made from, or run this spec as a new run "
+                             "(without --resume)", ExitStatus.CONFIG)
     return run.id, set(store.finished_cells(run.id, include_errors=False))
+
+
+def spec_changes(stored: dict[str, Any], spec: SweepSpec) -> list[str]:
+    """What differs between the spec a run was made from (as stored, with the defaults of fields it predates
+    filled in) and ``spec``: ``field: old → new``, one per changed field."""
+    try:
+        old: Any = SweepSpec.model_validate(stored).model_dump(mode="json")
+    except ValueError:  # a spec from another edgebench version that no longer parses: compared as stored
+        old = stored
+    new = json.loads(json.dumps(spec.model_dump(mode="json"), sort_keys=True, default=str))
+    return _diff(json.loads(json.dumps(old, sort_keys=True, default=str)), new, "")
+
+
+def _diff(old: Any, new: Any, where: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in sorted({*old, *new}, key=str)
+                for c in _diff(old.get(k, "(unset)"), new.get(k, "(unset)"), f"{where}.{k}" if where else str(k))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and old != new \
+            and all(isinstance(v, dict) for v in old + new):
+        return [c for i, (a, b) in enumerate(zip(old, new)) for c in _diff(a, b, f"{where}[{i}]")]
+    if old == new:
+        return []
+    return [f"{where}: {_short(old)} → {_short(new)}"]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _KeyedSink:
@@ -42,13 +82,30 @@ class _KeyedSink:
 
 
 def run_plan(plan: Plan, store: Store, run_id: int | None, done: set[CellKey], cache_dir: Path | None,
-             events: Events) -> tuple[int, Outcome]:
+             events: Events, spec_path: Path | None = None, device_wait_s: float | None = None) -> tuple[int, Outcome]:
     """Convert and measure the cells not in ``done`` into run ``run_id`` (None: a new run); the run's id and
-    what happened. An interrupted run is marked so and keeps its finished cells for a resume."""
+    what happened. An interrupted run is marked so and keeps its finished cells for a resume. A cell the store
+    could not take (a full or read-only disk) stops the sweep and raises, the run marked failed if the store
+    still takes that, never finished; the message says how to resume (``spec_path`` in the command).
+    ``device_wait_s``: how long a device another process measures on is waited for (None: no limit)."""
     if run_id is None:
         run_id = store.create_run(plan.spec.name, plan.spec.model_dump(mode="json"))
     runner = SweepRunner(plan, _KeyedSink(store), run_id, convert=lambda p, conv: convert_cell(p, conv, cache_dir),
-                         bench=lambda p, cell, target: bench_cell(p, cell, cache_dir, target), events=events, done=done)
-    outcome = runner.run()
+                         bench=lambda p, cell, target: bench_cell(p, cell, cache_dir, target), events=events, done=done,
+                         device_wait_s=device_wait_s)
+    try:
+        outcome = runner.run()
+    except BaseException as exc:  # a bug re-raised once the workers ended, or a signal past the sweep's handling
+        with contextlib.suppress(EdgebenchError):
+            store.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+        raise
+    if outcome.store_error is not None:
+        with contextlib.suppress(EdgebenchError):
+            store.finish_run(run_id, "failed")
+        lost = ", ".join(c.label() for c in outcome.unstored)
+        resume = ["edgebench", "sweep", str(spec_path or "SPEC"), "--resume", str(run_id), "--store", str(store.path)]
+        resume += ["--cache-dir", str(cache_dir)] if cache_dir is not None else []
+        raise EdgebenchError(f"{outcome.store_error}; not stored: {lost}; run {run_id} is not finished: continue it "
+                             f"with '{shlex.join(resume)}'", ExitStatus.OUTPUT)
     store.finish_run(run_id, "interrupted" if outcome.interrupted else "finished")
     return run_id, outcome

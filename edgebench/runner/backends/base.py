@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..runner_env import thread_limit
+
 if TYPE_CHECKING:
     from ..job import RunnerJob
 
@@ -50,6 +52,11 @@ class BaseBackend:
         if unknown:
             raise BadOption(f"{self.runtime_name} takes no {', '.join(unknown)} (it takes "
                             f"{', '.join(sorted(self.option_types)) or 'none'})")
+        limit = thread_limit()
+        for key, value in self.backend_options.items():
+            if key.endswith("threads") and not (isinstance(value, int) and 0 <= value <= limit):
+                raise BadOption(f"{key} {value!r} is outside 0 (the runtime's default) to {limit}, 4 per CPU of "
+                                f"{self.device_name}")
         self.check_options()
         self.is_open = True
 
