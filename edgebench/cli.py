@@ -126,6 +126,13 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
         return exc.status
     except typer.Exit as exc:
         return ExitStatus(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a command or group given nothing: its help
+        exc.show(file=env.stderr)
+        return ExitStatus.USAGE
+    except click.exceptions.UsageError as exc:  # click's own: one line too, naming the command's --help as the fix
+        where = exc.ctx.command_path if exc.ctx is not None else "edgebench"
+        env.stderr.write(f"edgebench: error: {one_line(exc.format_message()).rstrip('.')}: see '{where} --help'\n")
+        return ExitStatus.USAGE
     except typer.TyperException as exc:
         show = getattr(exc, "show", None)
         show(file=env.stderr) if show else env.stderr.write(f"edgebench: error: {exc.format_message()}\n")

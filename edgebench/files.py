@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat
+import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import Callable, Iterable
@@ -138,8 +141,9 @@ def check_writable(path: Path, what: str, directory: bool = False) -> Path:
         info = None
     except OSError as exc:
         if exc.errno == errno.ENOTDIR:
-            blocker = next(p for p in path.parents if p.is_file())
-            raise refuse(f"{blocker} is a file, not a folder", "pass a path inside a folder") from None
+            blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+            kind = "a file" if blocker.is_file() else "a device or other special file"
+            raise refuse(f"{blocker} is {kind}, not a folder", "pass a path inside a folder") from None
         raise write_error(path, what, exc) from None
     if info is None and os.path.islink(path):
         raise refuse("it is a symbolic link to nothing", "remove the link or pass another path")
@@ -164,3 +168,56 @@ def check_writable(path: Path, what: str, directory: bool = False) -> Path:
     if info is not None and not os.access(path, os.W_OK):
         raise refuse("it is read-only", "make it writable or pass another path")
     return path
+
+
+STALE_S = 600.0  # a work folder untouched this long, its process gone, is a killed process's leftover
+_TEMP = re.compile(r"edgebench-[a-z0-9]+-(\d+)-[^/]+")  # temp_prefix(what) + mkdtemp's random part
+_swept_temp = False  # whether this process has rid the temp folder of leftovers
+
+
+def temp_prefix(what: str) -> str:
+    """The name prefix of this process's temp folder for ``what`` (``edgebench-<what>-<pid>-``): the pid lets a
+    later start tell the leftover of a killed process. The first one a process asks for first removes such
+    leftovers (:func:`remove_stale_temp`)."""
+    remove_stale_temp()
+    return f"edgebench-{what}-{os.getpid()}-"
+
+
+def remove_stale_temp() -> list[Path]:
+    """Remove (once per process) the folders (:func:`temp_prefix`) in the system temp folder that an edgebench
+    killed with ``kill -9`` left: untouched for STALE_S, their process gone. Returns those removed."""
+    global _swept_temp
+    if _swept_temp:
+        return []
+    _swept_temp = True
+    return remove_stale(Path(tempfile.gettempdir()).glob("edgebench-*"), _TEMP)
+
+
+def remove_stale(candidates: Iterable[Path], name: re.Pattern[str]) -> list[Path]:
+    """Remove the folders among ``candidates`` whose name fits ``name`` (its group 1: the pid of the process that
+    made it), untouched for STALE_S, their process gone. Returns those removed."""
+    removed = []
+    for folder in candidates:
+        match = name.fullmatch(folder.name)
+        try:
+            if not match or not folder.is_dir() or time.time() - folder.stat().st_mtime < STALE_S:
+                continue
+        except OSError:
+            continue
+        if not process_alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on Windows always True: ``os.kill(pid, 0)`` would end it there)."""
+    if sys.platform == "win32":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True

@@ -18,11 +18,13 @@ def printable(text: str) -> str:
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
 
 
-def one_line(text: str) -> str:
+def one_line(text: str, limit: int = 1500) -> str:
     """``text`` made printable, its lines joined with ``"; "`` and runs of blanks made one space: the whole
-    message (an error's cause is often on its last line), on the one line the error contract promises."""
+    message (an error's cause is often on its last line), on the one line the error contract promises; past
+    ``limit`` characters its start and its end (where a converter or runtime puts the cause)."""
     lines = (" ".join(line.split()) for line in printable(text).splitlines())
-    return "; ".join(line for line in lines if line)
+    flat = "; ".join(line for line in lines if line)
+    return flat if len(flat) <= limit else f"{flat[:limit // 2]} … {flat[-(limit // 2):]}"
 
 
 def markdown_text(text: str) -> str:

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from edgebench.cli import main
-from edgebench.result import Result, user_commit
+from edgebench.commits import user_commit
+from edgebench.result import Result
 from edgebench.store.db import Store
 from tests.conftest import DIGITS, QUICK_TIMING
 

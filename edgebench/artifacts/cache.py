@@ -7,7 +7,7 @@ entry is a folder ``<root>/<key[:2]>/<key>/`` holding the model file(s) and ``me
 in a temporary folder beside it and renamed
 into place, so two processes converting the same key never see a half-written entry (the loser
 discards its copy) and a failed build leaves nothing. A build folder whose process was killed (``kill -9``)
-is removed by the next conversion in that cache, once untouched for STALE_BUILD_S with its process gone. A recipe's weight steps (prune, cluster) produce
+is removed by the next conversion in that cache, once untouched for STALE_S (files.py) with its process gone. A recipe's weight steps (prune, cluster) produce
 a float ONNX cached under ``<root>/weights/`` and shared by every format. ``meta.json`` records the
 original source's sha256, the canonical recipe, and cost metrics read back from the produced files,
 with ratios against the fp32 artifact of the same format. ``STATS`` counts hits and conversions.
@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -35,14 +34,13 @@ from edgebench.compress.weights import apply_weight_steps
 from edgebench.compress.recipe import Recipe, parse_recipe
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import Artifact, check_precision, convert
-from edgebench.formats.calibration import calibration_batches, require_calibration
+from edgebench.formats.calibration import check_calibration, require_calibration
 from edgebench.formats.readback import Preservation, costs, verify
-from edgebench.files import gzip_bytes, raw_bytes
+from edgebench.files import gzip_bytes, raw_bytes, remove_stale
 from edgebench.data.source import require_file, sha256_file
 
 DEFAULT_ROOT = Path(".edgebench/cache")
 STATS = {"hits": 0, "conversions": 0}
-STALE_BUILD_S = 600.0  # a build folder untouched this long, its process gone, is a killed conversion's leftover
 _BUILD = re.compile(r"\.[0-9a-f]{12}-(\d+)-[^/]+")  # ".<key[:12]>-<pid>-<random>", as _materialize names them
 _swept: set[Path] = set()  # the cache roots already rid of leftovers by this process
 
@@ -110,7 +108,9 @@ def _conversion(source: Path, fmt: str, precision: str | None, recipe: str | Non
     source_sha = sha256_file(source)
     calib_sha = sha256_file(require_file(calibration, "calibration")) if calibration else None
     if parsed.precision == "int8":
-        next(calibration_batches(source, require_calibration(calibration), shapes))  # a misfit set named before work
+        require_calibration(calibration)
+    if calibration is not None:  # a misfit set, or NaN in it (a TFLite conversion's sample too), named before work
+        check_calibration(source, calibration, parsed.precision == "int8", shapes)
     layers: dict[str, Any] = {} if selection == LayerSelection() else {"layers": asdict(selection)}
     if seed and parsed.find("cluster"):
         layers["seed"] = seed
@@ -227,35 +227,12 @@ def _materialize(entry: Path, build: Any) -> tuple[Path, bool]:
 
 def remove_leftovers(root: Path) -> list[Path]:
     """Remove (once per process) the build folders in cache ``root`` (``<shard>/.<key>-<pid>-*``, under
-    ``weights/`` too) that a killed conversion left: untouched for STALE_BUILD_S, their process gone. Returns
+    ``weights/`` too) that a killed conversion left: untouched for STALE_S, their process gone. Returns
     those removed."""
     if root in _swept:
         return []
     _swept.add(root)
-    removed = []
-    for tmp in [*root.glob("*/.*"), *root.glob("weights/*/.*")]:
-        match = _BUILD.fullmatch(tmp.name)
-        try:
-            if not match or not tmp.is_dir() or time.time() - tmp.stat().st_mtime < STALE_BUILD_S:  # file age
-                continue
-        except OSError:
-            continue
-        if not _process_alive(int(match.group(1))):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there: never judged dead
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
+    return remove_stale([*root.glob("*/.*"), *root.glob("weights/*/.*")], _BUILD)
 
 
 def _load(entry: Path, hit: bool) -> CachedArtifact:

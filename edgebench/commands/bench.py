@@ -9,9 +9,9 @@ import typer
 
 from edgebench.pipeline.bench import BenchRequest, execute, resolve_target
 from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, Include, InputRanges, InputValues,
-                                       ModelName, Shapes, Threads, environment, parse_options, parse_ranges,
-                                       parse_shapes, parse_values, print_warnings, timing_options, writable_file,
-                                       writable_folder)
+                                       ModelName, Shapes, Threads, check_default_cache, environment, parse_options,
+                                       parse_ranges, parse_shapes, parse_values, print_warnings, timing_options,
+                                       writable_file, writable_folder)
 from edgebench.commands.progress import Steps
 from edgebench.compress.graph import layer_selection
 from edgebench.commands.tables import result_table
@@ -64,6 +64,8 @@ def bench(
     env = environment(ctx)
     console = env.console
     converts = (fmt or recipe) is not None and req.model.suffix.lower() == ".onnx"
+    if converts:
+        check_default_cache(cache_dir)
     measuring = f"benchmarking {req.model.name} on {req.device}"
     with Steps(env, f"converting {req.model.name} to {fmt or 'onnx'} {recipe or precision or 'fp32'}" if converts
                else measuring) as steps:

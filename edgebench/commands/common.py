@@ -92,6 +92,15 @@ def writable_folder(ctx: typer.Context, param: typer.CallbackParam, value: Optio
     return value if ctx.resilient_parsing else check_output(value, _option_name(param), directory=True)
 
 
+def check_default_cache(cache_dir: Optional[Path]) -> None:
+    """Without ``--cache-dir`` (its callback checks that one), the default artifact cache ($EDGEBENCH_CACHE, else
+    .edgebench/cache) checked like any output before a command that converts does any work."""
+    if cache_dir is None:
+        from edgebench.artifacts.cache import cache_root  # the cache's modules load only when a command converts
+
+        check_output(cache_root(), "the artifact cache (another: --cache-dir or $EDGEBENCH_CACHE)", directory=True)
+
+
 def print_warnings(console: Console, lines: list[str]) -> None:
     """Warnings (a recipe that got less than it asked …), one line each, after the table."""
     for line in lines:

@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgebench.commands.common import (CALIBRATION_HELP, PRECISION_HELP, RECIPE_HELP, SHAPE_HELP, AllLayers, Device,
-                                       Exclude, Include, InputRanges, InputValues, ModelName, Threads, environment,
-                                       parse_ranges, parse_shapes, parse_values, writable_file, writable_folder)
+                                       Exclude, Include, InputRanges, InputValues, ModelName, Threads,
+                                       check_default_cache, environment, parse_ranges, parse_shapes, parse_values,
+                                       writable_file, writable_folder)
 from edgebench.commands.progress import Steps
 from edgebench.pipeline.compare import DEFAULT_CRITERIA, Criteria, Row, compare as run_compare, write_json
 from edgebench.compress.graph import layer_selection
@@ -88,6 +89,7 @@ def compare(
     """Run each format on the same data; compare every output with the fp32 ONNX reference (exit status 1
     if a format fails its precision's criteria)."""
     criteria = _criteria(min_snr, min_cosine, min_agreement)
+    check_default_cache(cache_dir)
     with Steps(environment(ctx)) as steps:
         rows = run_compare(model, parse_formats(formats), dataset, precision, device, threads, output, calibration,
                            cache_dir, criteria=criteria, recipe=recipe, task=task, shapes=parse_shapes(shape),

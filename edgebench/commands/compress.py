@@ -14,8 +14,8 @@ from rich.table import Table
 from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.cache import CachedArtifact
 from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta, Preservation
-from edgebench.commands.common import (CONVERT_SHAPE_HELP, AllLayers, environment, parse_shapes, print_warnings,
-                                       writable_file, writable_folder)
+from edgebench.commands.common import (CONVERT_SHAPE_HELP, AllLayers, check_default_cache, environment, parse_shapes,
+                                       print_warnings, writable_file, writable_folder)
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
 from edgebench.files import atomic_write_text, copy_folder
@@ -72,6 +72,7 @@ def compress(
     """Compress a model with a recipe in each format; print size, gzip size, ratios vs fp32, sparsity,
     unique values and whether the produced file kept the pruning/clustering."""
     console = environment(ctx).console
+    check_default_cache(cache_dir)
     parsed = artifacts.effective_recipe(recipe, None)
     formats = parse_formats(to)
     shapes = parse_shapes(shape)

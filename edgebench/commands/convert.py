@@ -10,8 +10,8 @@ from rich.table import Table
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.commands.common import (CALIBRATION_HELP, CONVERT_SHAPE_HELP, PRECISION_HELP, RECIPE_HELP, AllLayers,
-                                       Exclude, Include, environment, parse_shapes, print_warnings,
-                                       writable_folder)
+                                       Exclude, Include, check_default_cache, environment, parse_shapes,
+                                       print_warnings, writable_folder)
 from edgebench.compress.graph import layer_selection
 from edgebench.compress.weights import slug, weight_warnings
 from edgebench.data.inputs import check_shapes
@@ -43,6 +43,7 @@ def convert(
 ) -> None:
     """Convert a model into deployment formats; a conversion already in the cache is not repeated."""
     console = environment(ctx).console
+    check_default_cache(cache_dir)
     shapes = parse_shapes(shape)
     check_shapes(load_onnx_info(model).inputs, shapes)  # a bad model or --shape: refused before converting
     parsed = artifacts.effective_recipe(recipe, precision)

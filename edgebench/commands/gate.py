@@ -1,8 +1,9 @@
 """`edgebench gate` (compare two result files) and `edgebench ab` (paired, interleaved A/B runs).
 
-Exit status: 0 pass, 1 regression, 2 the gate's own input is wrong (a result file, a run, the rules). CI
-reads 2 as "the gate itself is broken" and 1 as "the change is bad", so an error in that input is exit 2
-whatever its kind. The runs of ``ab`` are measurements like ``bench``: their errors keep their own status
+Exit status: 0 pass, 1 regression, 2 the gate's own input is wrong (a result file, a run, the rules), 12 a
+results store that cannot be read (damaged). CI reads 2 as "the gate itself is broken" and 1 as "the change
+is bad", so an error in that input is exit 2 whatever its kind; a damaged store keeps the 12 every command
+gives it. The runs of ``ab`` are measurements like ``bench``: their errors keep their own status
 (3 a model not found, 7 a runtime missing, 8 a device …).
 """
 
@@ -33,11 +34,12 @@ T = TypeVar("T")
 
 
 def _gate_input(load: Callable[[], T]) -> T:
-    """``load()``, any error of it exit 2: the gate's own input is wrong."""
+    """``load()``, any error of it exit 2 (the gate's own input is wrong) but a damaged results store (12)."""
     try:
         return load()
     except EdgebenchError as exc:
-        raise EdgebenchError(str(exc), ExitStatus.USAGE) from None
+        raise EdgebenchError(str(exc), ExitStatus.OUTPUT if exc.status == ExitStatus.OUTPUT else ExitStatus.USAGE
+                             ) from None
 
 
 def _emit(env: Environment, report: GateReport, md: Path | None, junit: Path | None) -> None:

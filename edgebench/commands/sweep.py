@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench.commands.common import environment, store_option, writable_file, writable_folder
+from edgebench.commands.common import check_default_cache, environment, store_option, writable_file, writable_folder
 from edgebench.commands.progress import log_line
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -156,6 +156,8 @@ def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_ru
     console = env.console
     started = env.clock()
     plan = plan_sweep(spec)
+    if plan.conversions:
+        check_default_cache(cache_dir)
     with Store(store) as db:
         run_id, done = resume_point(db, plan, resume)
         console.print(plan_table(plan, done))
@@ -231,7 +233,7 @@ def copy_demo(folder: Path) -> Path:
                                      "--dir or move it away", ExitStatus.USAGE)
     except OSError as exc:
         raise EdgebenchError(f"cannot copy the demo files into {folder}: {exc.strerror or exc}; pass a writable "
-                             "--dir", ExitStatus.USAGE) from None
+                             "--dir", ExitStatus.OUTPUT) from None
     return folder / "demo-sweep.yaml"
 
 
@@ -242,7 +244,7 @@ def demo(
                               help="Where to write the report."),
     json_out: Path = typer.Option(Path(".edgebench/demo/results.json"), "--json", callback=writable_file,
                                   help="Where to write the results."),
-    folder: Path = typer.Option(Path("edgebench-demo"), "--dir",
+    folder: Path = typer.Option(Path("edgebench-demo"), "--dir", callback=writable_folder,
                                 help="Where the demo's model, data and spec are copied to (kept for use by hand)."),
 ) -> None:
     """Run the bundled demo sweep (digits CNN × fp32/fp16/int8/prune+int8 × onnx/openvino/tflite on this CPU)

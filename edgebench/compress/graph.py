@@ -28,6 +28,7 @@ import numpy as np
 
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import atomic_write
+from edgebench.text import one_line
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger")
 INTEGER_OPS = ("MatMulInteger", "ConvInteger")  # dynamic quantization: integer weight, zero point at input 3
@@ -421,6 +422,6 @@ def save_model(model: Any, path: str | Path) -> Path:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise EdgebenchError(f"the compressed model fails the ONNX checker ({str(exc).splitlines()[0][:200]}): "
+        raise EdgebenchError(f"the compressed model fails the ONNX checker ({one_line(str(exc), 600)}): "
                              "report this with the recipe", ExitStatus.CONVERSION_FAILED) from None
     return atomic_write(path, lambda tmp: onnx.save(model, str(tmp)))

@@ -316,6 +316,13 @@ def scored_classes(outputs: Sequence[TensorSpec], output: str | None = None) -> 
     return (spec.name, rest[0]) if len(rest) == 1 and isinstance(rest[0], int) and rest[0] >= 2 else None
 
 
+def check_output(outputs: Sequence[TensorSpec], output: str | None) -> None:
+    """Refuse, before anything runs, an ``output`` to score (--output) that is none of the model's ``outputs``."""
+    if output is not None and output not in {o.name for o in outputs}:
+        raise EdgebenchError(f"the model has no output {output!r} (its outputs: {', '.join(o.name for o in outputs)}"
+                             "): pass one of them to --output (or the spec's output)", ExitStatus.DATA_MISMATCH)
+
+
 def _keyed(raw: dict[str, T], names: list[str]) -> dict[str, T]:
     """A single-input model's data may be saved under ``inputs``."""
     if len(names) == 1 and names[0] not in raw and "inputs" in raw:
@@ -360,7 +367,7 @@ def load_dataset(path: str | Path, plan: InputPlan, what: str = "dataset",
         wanted["labels"] = headers["labels"]
     arrays = load_arrays(path, wanted, what)
     for name in names:
-        _check_finite(path, name, arrays[name], what)
+        check_finite(path, name, arrays[name], what)
     found = arrays.pop("labels") if "labels" in wanted and "labels" not in names else None
     if found is not None:
         _check_label_values(path, found, classes, what)
@@ -419,7 +426,7 @@ def _check_label_values(path: str | Path, labels: np.ndarray, classes: Classes |
                              ExitStatus.DATA_MISMATCH)
 
 
-def _check_finite(path: str | Path, name: str, array: np.ndarray, what: str) -> None:
+def check_finite(path: str | Path, name: str, array: np.ndarray, what: str) -> None:
     """NaN or Inf inputs make accuracy meaningless and break calibration (a NaN range): refuse them."""
     if array.dtype.kind not in "fc" or bool(np.isfinite(array).all()):
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.text import one_line
 
 Dim = Union[int, str, None]  # a fixed size, a symbolic name, or unknown
 
@@ -82,7 +83,7 @@ def load_onnx_info(path: str | Path) -> ModelInfo:
         model = onnx.load(str(p), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
         raise EdgebenchError(f"{p} is not a readable ONNX model ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else 'truncated or not ONNX'}): "
+                             f"{one_line(str(exc), 300) or 'truncated or not ONNX'}): "
                              "re-export the model or pass the right file", ExitStatus.INVALID_MODEL) from None
     if model.ir_version <= 0 or len(model.graph.node) == 0:
         raise EdgebenchError(f"{p} is not an ONNX model (no graph inside): pass an .onnx file exported "
@@ -90,8 +91,8 @@ def load_onnx_info(path: str | Path) -> ModelInfo:
     try:
         onnx.checker.check_model(str(p))
     except (onnx.checker.ValidationError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgebenchError(f"{p} fails the ONNX checker ({first[:300]}): re-export the model",
+        why = one_line(str(exc), 600) or type(exc).__name__
+        raise EdgebenchError(f"{p} fails the ONNX checker ({why}): re-export the model",
                              ExitStatus.INVALID_MODEL) from None
     initializers = {i.name for i in model.graph.initializer}
     inputs = tuple(_tensor_spec(v) for v in model.graph.input if v.name not in initializers)

@@ -9,7 +9,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from edgebench.data.inputs import plan_dataset
+from edgebench.data.inputs import check_finite, plan_dataset
+from edgebench.data.npz import load_npz
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.data.source import TensorSpec, load_onnx_info
 
@@ -44,6 +45,19 @@ def calibration_feeds(inputs: Sequence[TensorSpec], calibration: Path, shapes: S
     for start in range(0, stop, step):
         yield {name: (arr[start:start + step] if name in plan.batched else np.asarray(arr[(start // step) % len(arr)]))
                for name, arr in data.arrays.items()}
+
+
+def check_calibration(model: Path, calibration: Path, int8: bool, shapes: Shapes | None = None) -> None:
+    """Refuse a calibration set before any work: for ``int8``, unless it fits the model and holds no NaN or Inf
+    (its first feed made); for another precision (a TFLite conversion takes the shapes it fixes, and its
+    sample, from the set) when the arrays of the model's inputs hold NaN or Inf."""
+    if int8:
+        next(calibration_batches(model, calibration, shapes))
+        return
+    names = [s.name for s in load_onnx_info(model).inputs]
+    for name, arr in load_npz(calibration, "calibration set").items():
+        if name in names or (name == "inputs" and len(names) == 1):  # one input's data may be saved as inputs
+            check_finite(calibration, name, arr, "calibration set")
 
 
 def require_calibration(calibration: Path | None) -> Path:

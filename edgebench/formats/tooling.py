@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from edgebench.text import one_line
+
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
@@ -53,14 +55,15 @@ def quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of a tool's message, the temporary and cache paths it may name cut to file names
-    (node names such as ``/conv1/Conv`` are left as they are)."""
-    text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+def tool_message(exc: BaseException, limit: int = 600) -> str:
+    """A tool's whole message on one line (its cause is often on the last line; past ``limit`` characters its
+    start and end), the temporary and cache paths it may name cut to file names (node names such as
+    ``/conv1/Conv`` are left as they are)."""
+    text = one_line(str(exc), limit) or type(exc).__name__
     ours = (tempfile.gettempdir(), "/.edgebench/", "/edgebench-")
 
     def short(m: re.Match[str]) -> str:
         path = m.group(0)
         return Path(path).name if path.startswith(ours[0]) or any(o in path for o in ours[1:]) else path
 
-    return re.sub(r"(?<![\w.])/[^\s'\"():,]+", short, text)[:limit]
+    return re.sub(r"(?<![\w.])/[^\s'\"():,]+", short, text)

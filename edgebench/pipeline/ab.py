@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Callable
 
 from edgebench.pipeline.bench import BenchRequest, model_name, run_bench
-from edgebench.config import GateSpec
+from edgebench.config import GateSpec, load_profile
+from edgebench.devices.lock import device_lock
 from edgebench.pipeline.gate import GateReport, compare, pool
 from edgebench.result import Result
 
@@ -14,13 +15,16 @@ from edgebench.result import Result
 def run_rounds(pair: tuple[BenchRequest, BenchRequest], rounds: int,
                starting: Callable[[int, int, BenchRequest], None] | None = None) -> tuple[Result, Result]:
     """Run A then B, ``rounds`` times; A's and B's pooled results. ``starting(round, side, request)`` is
-    called before each run (side 0 is A)."""
+    called before each run (side 0 is A). A's device is held across every round (each run takes its lock
+    again, re-entrant), so no other edgebench process measures on it between A and B."""
     runs: tuple[list[Result], list[Result]] = ([], [])
-    for k in range(rounds):
-        for side, req in enumerate(pair):
-            if starting is not None:
-                starting(k, side, req)
-            runs[side].append(run_bench(req))
+    profiles = [load_profile(req.device) for req in pair]
+    with device_lock(profiles[0]):
+        for k in range(rounds):
+            for side, req in enumerate(pair):
+                if starting is not None:
+                    starting(k, side, req)
+                runs[side].append(run_bench(req, profiles[side]))
     return pool(runs[0]), pool(runs[1])
 
 

@@ -20,14 +20,15 @@ from edgebench.data import accuracy
 from edgebench.compress.graph import LayerSelection
 from edgebench.compress.weights import requested
 from edgebench.config import DeviceProfile, TimingSpec, load_profile
-from edgebench.data.inputs import InputPlan, check_shapes, plan_dataset, plan_inputs, random_inputs
+from edgebench.data.inputs import InputPlan, check_output, check_shapes, plan_dataset, plan_inputs, random_inputs
 from edgebench.data.npz import load_npz
 from edgebench.devices import make_transport
 from edgebench.devices.thermal import throttle_reasons
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import temp_prefix
 from edgebench.data.domains import integer_input_domains
-from edgebench.result import (Accuracy, DeviceInfo, Memory, ModelInfo, Provenance, Result, Validity, git_commit,
-                              user_commit)
+from edgebench.commits import git_commit, user_commit
+from edgebench.result import Accuracy, DeviceInfo, Memory, ModelInfo, Provenance, Result, Validity
 from edgebench.data.source import TensorSpec, load_onnx_info
 from edgebench.runner.job import INPUT_ROTATION, RunnerJob
 from edgebench.runner.timing import TimingRules
@@ -65,10 +66,12 @@ class BenchRequest:
 
 @dataclass
 class Outcome:
-    """A finished job: the Result plus the outputs (source names and layout), for comparisons."""
+    """A finished job: the Result plus the outputs (source names and layout) and the dataset's labels (checked;
+    a model input named ``labels`` is an input, not labels), for comparisons."""
     result: Result
     outputs: dict[str, np.ndarray] | None
     target: Target
+    labels: np.ndarray | None = None
 
 
 def run_bench(req: BenchRequest, profile: DeviceProfile | None = None) -> Result:
@@ -81,6 +84,7 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Tar
     profile = profile or load_profile(req.device)
     if target is None:
         target = resolve_target(req)
+    check_output(source_tensor_specs(target.outputs), req.output)  # before the run, not after it
     plan, arrays, labels = prepare_inputs(req, source_tensor_specs(target.inputs), source_tensor_specs(target.outputs))
     capture = req.capture if req.capture is not None else req.dataset is not None
     threads = req.threads if req.threads is not None else profile.threads
@@ -98,7 +102,7 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Tar
         capture_outputs=capture,
         thermal=profile.thermal.model_dump(),
     )
-    work = Path(tempfile.mkdtemp(prefix="edgebench-job-"))
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix("job")))
     try:
         inputs_path = work / "inputs.npz"
         np.savez(inputs_path, **to_artifact_inputs(arrays, target.inputs))  # type: ignore[arg-type]  # numpy's stub
@@ -109,16 +113,18 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Tar
         if outputs is not None:
             outputs = from_artifact_outputs(outputs, target.outputs)
         result = build_result(req, profile, target, plan, reply, threads, outputs, labels)
-        return Outcome(result, outputs, target)
+        return Outcome(result, outputs, target, labels)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def resolve_target(req: BenchRequest) -> Target:
     """The artifact ``req`` measures: the model as it is, or converted through the artifact cache."""
-    if (req.shapes or req.dataset) and (req.format or req.recipe) and Path(req.model).suffix.lower() == ".onnx":
+    if (req.shapes or req.dataset or req.output) and (req.format or req.recipe) and \
+            Path(req.model).suffix.lower() == ".onnx":
         info = load_onnx_info(req.model)
-        check_shapes(info.inputs, req.shapes)  # a bad --shape: refused before converting
+        check_shapes(info.inputs, req.shapes)  # a bad --shape or --output: refused before converting
+        check_output(info.outputs, req.output)
         if req.dataset is not None:  # so is a dataset that does not fit, holds NaN or has stray labels
             plan_dataset(req.dataset, info.inputs, req.batch, req.shapes, req.ranges, req.values,
                          outputs=info.outputs, output=req.output)

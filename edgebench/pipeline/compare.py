@@ -26,9 +26,8 @@ from edgebench.data import accuracy
 from edgebench.pipeline.bench import BenchRequest, Outcome, execute, model_name
 from edgebench.compress.graph import LayerSelection
 from edgebench.config import TimingSpec, load_profile
-from edgebench.data.npz import load_npz
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.formats.calibration import calibration_batches
+from edgebench.formats.calibration import check_calibration
 
 
 @dataclass(frozen=True)
@@ -143,8 +142,8 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
         raise EdgebenchError(f"bad --task {task!r}: choose one of {', '.join(accuracy.TASKS)}", ExitStatus.USAGE)
     if recipe is not None:
         recipe, precision = effective_recipe(recipe, precision).canonical, None
-    if calibration is not None and effective_recipe(recipe, precision).precision == "int8":
-        next(calibration_batches(model, calibration, shapes))  # a misfit set (or NaN in it) refused before any run
+    if calibration is not None:  # a misfit set (or NaN in it) refused before any run
+        check_calibration(model, calibration, effective_recipe(recipe, precision).precision == "int8", shapes)
     criteria = {**DEFAULT_CRITERIA, **(criteria or {})}
     profile = load_profile(device)
 
@@ -156,7 +155,7 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
 
     announce(f"reference: {Path(model).name} fp32 onnx on {device}")
     reference = execute(request(None, None), profile)
-    labels = load_npz(dataset).get("labels") if dataset is not None else None
+    labels = reference.labels  # as bench read them: a model input named labels stays an input
     ref_outputs = reference.outputs or {}
     scored = output or next(iter(ref_outputs))
     if task == "classify" and accuracy.output_kind(ref_outputs[scored], labels, task) != accuracy.CLASSES:

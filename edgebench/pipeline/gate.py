@@ -76,15 +76,21 @@ def load_results(ref: str, store: Path | None = None) -> list[Result]:
     ``sweep --json`` and ``results export --json`` write), or a run id/name in the results store."""
     path = Path(ref).expanduser()
     if path.exists() or ref.endswith(".json") or os.sep in ref:
-        return read_results(path)
-    from edgebench.store.db import DEFAULT_PATH, Store
+        results = read_results(path)
+    else:
+        from edgebench.store.db import DEFAULT_PATH, Store
 
-    store_path = store or DEFAULT_PATH
-    if not Path(store_path).is_file():
-        raise EdgebenchError(f"{ref!r} is neither a result file nor a run in a store ({store_path} does not exist): "
-                             "pass a JSON file from 'edgebench bench/sweep --json', or --store PATH", ExitStatus.USAGE)
-    with Store(store_path, read_only=True) as db:
-        return db.results(db.run(ref).id)
+        store_path = store or DEFAULT_PATH
+        if not Path(store_path).is_file():
+            raise EdgebenchError(f"{ref!r} is neither a result file nor a run in a store ({store_path} does not "
+                                 "exist): pass a JSON file from 'edgebench bench/sweep --json', or --store PATH",
+                                 ExitStatus.USAGE)
+        with Store(store_path, read_only=True) as db:
+            results = db.results(db.run(ref).id)
+    if not results:  # a gate over nothing would pass, whatever changed
+        raise EdgebenchError(f"{ref} holds no results: pass a file or run with at least one measured cell",
+                             ExitStatus.USAGE)
+    return results
 
 
 def cell_label(result: Result) -> str:

@@ -26,7 +26,8 @@ from typing import Any, Iterator
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import check_writable, mount_point
-from edgebench.result import CellKey, Result, git_commit, utc_now
+from edgebench.commits import git_commit
+from edgebench.result import CellKey, Result, utc_now
 
 DEFAULT_PATH = Path(".edgebench/results.db")
 SCHEMA_VERSION = 1  # PRAGMA user_version
@@ -126,12 +127,14 @@ class Store:
                 conn.close()
                 if _error_code(exc) not in (SQLITE_CANTOPEN, SQLITE_IOERR) or query == "?immutable=1":
                     raise self._fault(exc, "open") from None
+            except UnicodeDecodeError:  # SQLite's message quotes the damaged schema's bytes
+                conn.close()
+                raise self._damaged("its schema is not text") from None
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _refuse(self, why: str) -> EdgebenchError:
         if "malformed" in why:
-            return EdgebenchError(f"{self.path} is a damaged results store ({why}): restore it from a copy, or "
-                                  "move it away and start a new one with --store PATH", ExitStatus.OUTPUT)
+            return self._damaged(why)
         return EdgebenchError(f"{self.path} is not an edgebench results store ({why}): pass another file "
                               "with --store PATH, or move this one away", ExitStatus.USAGE)
 
@@ -151,6 +154,10 @@ class Store:
         elif code in (SQLITE_IOERR, SQLITE_CANTOPEN):
             why = f"{exc} on the disk mounted at {mount_point(self.path)} ({_disk_state(self.path.parent)})"
             fix = "free space there or make it writable, or pass another --store PATH"
+        elif str(exc).startswith(("no such table", "no such column")):  # edgebench's SQL fits the schema it made
+            return self._damaged(f"its tables are not as edgebench made them: {exc}")
+        elif str(exc).startswith("Could not decode to UTF-8"):
+            return self._damaged(f"text in it is not UTF-8: {exc}")
         else:
             raise exc  # an edgebench bug (SQL, a constraint): keep its traceback
         return EdgebenchError(f"{where}: {why}: {fix}", ExitStatus.OUTPUT)
@@ -161,6 +168,8 @@ class Store:
             yield
         except sqlite3.DatabaseError as exc:
             raise self._fault(exc, doing) from None
+        except UnicodeDecodeError as exc:  # SQLite's message quoting damaged bytes, or a text column's
+            raise self._damaged(f"text in it is not UTF-8: {exc.reason}") from None
 
     def _open(self, create: bool) -> None:
         conn = self._conn
@@ -251,12 +260,27 @@ class Store:
                   "r.commit_sha, r.commit_dirty, count(c.id), coalesce(sum(c.status != 'ok'), 0) "
                   "FROM runs r LEFT JOIN results c ON c.run_id = r.id ")
 
-    @staticmethod
-    def _run_info(row: tuple[Any, ...]) -> RunInfo:
+    def _run_info(self, row: tuple[Any, ...]) -> RunInfo:
         commit = None if row[7] is None else {"sha": row[7], "dirty": bool(row[8])}
         return RunInfo(id=row[0], name=row[1], created_utc=row[2], finished_utc=row[3], status=row[4],
-                       spec=json.loads(row[5]), edgebench_version=row[6], commit=commit, cells=row[9],
-                       errors=row[10])
+                       spec=self._json(row[5], f"the spec of run {row[0]}"), edgebench_version=row[6],
+                       commit=commit, cells=row[9], errors=row[10])
+
+    def _json(self, text: Any, what: str) -> dict[str, Any]:
+        """A JSON object stored in a row; a row that holds something else (cut, overwritten, nested past what
+        the parser takes) is a damaged store, one line."""
+        try:
+            value = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+            raise self._damaged(f"{what} is not valid JSON ({why})") from None
+        if not isinstance(value, dict):
+            raise self._damaged(f"{what} is JSON {type(value).__name__}, not an object")
+        return value
+
+    def _damaged(self, why: str) -> EdgebenchError:
+        return EdgebenchError(f"{self.path} is a damaged results store ({why}): restore it from a copy, or "
+                              "move it away and start a new one with --store PATH", ExitStatus.OUTPUT)
 
     def runs(self, limit: int | None = None) -> list[RunInfo]:
         """Newest first."""
@@ -271,7 +295,7 @@ class Store:
         """A run by id, or by name (its newest run); unknown → an error that lists recent runs."""
         text = str(ref).strip()
         arg: int | str
-        if text.isdigit():
+        if text.isascii() and text.isdigit() and int(text) < 2**63:  # past SQLite's INTEGER: no such id
             where, arg = "WHERE r.id = ? ", int(text)
         else:
             where, arg = "WHERE r.name = ? ", text
@@ -318,7 +342,7 @@ class Store:
         """In the order the cells finished."""
         self.run(run_id)
         rows = self._read("SELECT id, result FROM results WHERE run_id = ? ORDER BY id", (run_id,))
-        return [Result.from_dict(json.loads(text), f"{self.path} result {rid}") for rid, text in rows]
+        return [Result.from_dict(self._json(text, f"result {rid}"), f"{self.path} result {rid}") for rid, text in rows]
 
 
 _MESSAGES = {"database or disk is full": SQLITE_FULL, "attempt to write a readonly database": SQLITE_READONLY,

@@ -25,11 +25,11 @@ import numpy as np
 
 from edgebench.compress.graph import save_model, topological_sort
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.files import atomic_write
+from edgebench.files import atomic_write, temp_prefix
 from edgebench.formats.calibration import Shapes, calibration_batches, require_calibration
 from edgebench.formats.onnx import OnnxFormat
 from edgebench.formats.onnx.int8_scheme import Int8Scheme, int8_scheme
-from edgebench.formats.tooling import first_line, quiet
+from edgebench.formats.tooling import quiet, tool_message
 
 PER_CHANNEL_OPSET = 13  # DequantizeLinear's ``axis`` (one scale per output channel) arrived in opset 13
 
@@ -69,7 +69,7 @@ def quantize_int8(model: Path, out: Path, calibration: Path | None, method: str 
     types = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
 
     def write(tmp: Path) -> None:
-        with tempfile.TemporaryDirectory(prefix="edgebench-int8-") as work:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("int8")) as work:
             try:
                 prepared, channels = _prepare(model, Path(work), per_channel)
                 q.quantize_static(
@@ -79,7 +79,7 @@ def quantize_int8(model: Path, out: Path, calibration: Path | None, method: str 
                     calibrate_method=methods[method],
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": scheme.activation_symmetric})
             except Exception as exc:  # onnxruntime.quantization raises bare Exceptions of every kind
-                raise EdgebenchError(f"onnxruntime.quantization could not quantize the model ({first_line(exc)}): "
+                raise EdgebenchError(f"onnxruntime.quantization could not quantize the model ({tool_message(exc)}): "
                                      "try another precision (int8-dynamic, fp16) or another format",
                                      ExitStatus.CONVERSION_FAILED) from None
         _check_written(tmp, "onnxruntime.quantization")
@@ -120,7 +120,7 @@ def _check_written(path: Path, tool: str) -> None:
     try:
         onnx.checker.check_model(str(path))
     except (onnx.checker.ValidationError, ValueError) as exc:
-        raise EdgebenchError(f"{tool} wrote an ONNX model that fails the checker ({first_line(exc)}): report "
+        raise EdgebenchError(f"{tool} wrote an ONNX model that fails the checker ({tool_message(exc)}): report "
                              "this to edgebench with the model; meanwhile try int8-dynamic or another format",
                              ExitStatus.CONVERSION_FAILED) from None
 
@@ -191,7 +191,7 @@ def convert_fp16(model: Path, out: Path, fold: bool = True) -> Path:
     except ImportError:
         raise EdgebenchError(f"fp16 ONNX conversion needs onnxruntime: {OnnxFormat.install_hint()}",
                              ExitStatus.RUNTIME_MISSING) from None
-    with tempfile.TemporaryDirectory(prefix="edgebench-fp16-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("fp16")) as work:
         source = model
         if fold:
             source = Path(work) / "folded.onnx"
@@ -202,7 +202,7 @@ def convert_fp16(model: Path, out: Path, fold: bool = True) -> Path:
                 ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime's own errors have no common base class
                 raise EdgebenchError(f"onnxruntime cannot load the model to prepare its fp16 copy: "
-                                     f"{first_line(exc)}", ExitStatus.CONVERSION_FAILED) from None
+                                     f"{tool_message(exc)}", ExitStatus.CONVERSION_FAILED) from None
         half = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     topological_sort(half)
     return save_model(half, out)

@@ -17,7 +17,7 @@ import numpy as np
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.calibration import Shapes, calibration_feeds, require_calibration
 from edgebench.formats.openvino import OpenVinoFormat
-from edgebench.formats.tooling import first_line, quiet
+from edgebench.formats.tooling import quiet, tool_message
 from edgebench.data.source import TensorSpec
 
 MAX_SUBSET = 300  # NNCF's default number of calibration samples
@@ -89,7 +89,7 @@ def quantize_openvino(model: Any, calibration: str | Path | None, subset_size: i
         with quiet():
             return nncf.quantize(model, nncf.Dataset(items), **kwargs)
     except Exception as exc:  # NNCF raises its own and the plugin's exception types
-        raise EdgebenchError(f"NNCF could not quantize the OpenVINO model ({first_line(exc)}): try int8-dynamic, "
+        raise EdgebenchError(f"NNCF could not quantize the OpenVINO model ({tool_message(exc)}): try int8-dynamic, "
                              "or int8 on the onnx format", ExitStatus.CONVERSION_FAILED) from None
 
 

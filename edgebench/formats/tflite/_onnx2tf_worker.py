@@ -215,11 +215,11 @@ def reference(source: str, samples: dict[str, np.ndarray]) -> dict[str, np.ndarr
     try:
         session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own error types
-        return str(exc).splitlines()[0]
+        return str(exc) or type(exc).__name__  # whole: the host makes it one line, keeping the cause
     try:
         return dict(zip([o.name for o in session.get_outputs()], session.run(None, samples)))
     except Exception as exc:
-        raise ConversionError({"stage": "onnxruntime", "reason": str(exc).splitlines()[0]}) from None
+        raise ConversionError({"stage": "onnxruntime", "reason": str(exc) or type(exc).__name__}) from None
 
 
 def verify(target: Path, samples: dict[str, np.ndarray], onnx_out: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -247,7 +247,7 @@ def verify(target: Path, samples: dict[str, np.ndarray], onnx_out: dict[str, np.
     except (RuntimeError, ValueError) as exc:
         flex = sorted(set(re.findall(r"\(Flex(\w+)\)", str(exc))))
         reason = (f"it holds TensorFlow op {', '.join(flex)}, which LiteRT runs only with the Flex (Select TF "
-                  "ops) delegate" if flex else str(exc).splitlines()[0])
+                  "ops) delegate" if flex else str(exc) or type(exc).__name__)
         raise ConversionError({"stage": "litert", "reason": reason, "flex": flex}) from None
     outputs, free = [], list(onnx_out)
     for name, value in tfl_out.items():

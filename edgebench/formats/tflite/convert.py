@@ -24,11 +24,13 @@ import numpy as np
 from edgebench.data.inputs import plan_inputs
 from edgebench.data.npz import load_npz
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import temp_prefix
 from edgebench.formats.calibration import require_calibration
 from edgebench.formats.tensors import Artifact, TensorIO, channel_last
 from edgebench.formats.tflite.convert_env import WORKER, resolve
 from edgebench.formats.tflite.interpreter import describe
 from edgebench.data.source import TensorSpec, load_onnx_info
+from edgebench.text import one_line
 
 # onnx2tf's output file per precision: int8 is its integer_quant (int8 weights and activations from our
 # calibration data, float32 I/O), int8-dynamic its dynamic-range quantization (int8 weights).
@@ -61,7 +63,7 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
                              "its calibration feeds float32; use int8-dynamic for TFLite, or int8 in onnx or "
                              "openvino", ExitStatus.CONVERSION_FAILED)
     sample = sample_inputs(info.inputs, calibration, shapes)
-    with tempfile.TemporaryDirectory(prefix="edgebench-onnx2tf-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("onnx2tf")) as tmp:
         np.savez(Path(tmp) / "sample.npz", *sample.values())  # by position: names may hold '/' or ':'
         request = Path(tmp) / "request.json"
         request.write_text(json.dumps({
@@ -150,6 +152,7 @@ def _scrub(text: str, tmp: str) -> str:
 def failure_message(detail: dict[str, Any]) -> str:
     """One line from the worker's error.json: which stage, the node and op, the root cause, what to do.
     The file converted may be one edgebench wrote (weights lifted from Constant nodes), so no file name."""
+    detail = {**detail, "reason": one_line(str(detail.get("reason") or "no reason given"), 600)}
     if detail.get("stage") == "onnxruntime":
         return ("onnxruntime cannot run the model on the sample the TFLite conversion fixes its input shapes to "
                 f"({detail['reason']}): pass --calibration data (or --shape) that the model takes")
@@ -169,7 +172,7 @@ def failure_message(detail: dict[str, Any]) -> str:
     if detail.get("unsupported"):
         return (f"onnx2tf cannot convert the model: {where} is not supported by onnx2tf: replace it in the model "
                 "or use another format (onnx, openvino)")
-    reason = detail.get("reason", "no reason given")
+    reason = detail["reason"]
     return (f"onnx2tf cannot convert the model: {where + ': ' if where else ''}{reason}"
             ": export the model without this op or pattern, or use another format (onnx, openvino)")
 

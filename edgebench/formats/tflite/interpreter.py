@@ -9,6 +9,7 @@ from typing import Any
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats.tensors import TensorIO
 from edgebench.formats.tflite import TfliteFormat
+from edgebench.text import one_line
 
 
 def describe(path: Path) -> tuple[list[TensorIO], list[TensorIO]]:
@@ -43,7 +44,7 @@ def interpreter(path: Path) -> Any:
     try:
         interp = Interpreter(model_path=str(path))
     except (ValueError, RuntimeError) as exc:
-        raise EdgebenchError(f"{path} is not a readable .tflite ({str(exc).splitlines()[0][:200]}): pass a "
+        raise EdgebenchError(f"{path} is not a readable .tflite ({one_line(str(exc), 400)}): pass a "
                              "TFLite flatbuffer or convert again", ExitStatus.INVALID_MODEL) from None
     return interp
 

@@ -11,8 +11,8 @@ from edgebench.pipeline.bench import BenchRequest, conversion_shapes, execute
 from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepModel, SweepSpec
-from edgebench.data.inputs import check_shapes, plan_dataset
-from edgebench.formats.calibration import calibration_feeds
+from edgebench.data.inputs import check_output, check_shapes, plan_dataset
+from edgebench.formats.calibration import check_calibration
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import names as format_names
 from edgebench.result import Result
@@ -39,18 +39,20 @@ def build_plan(spec: SweepSpec, base_dir: Path, source: str) -> Plan:
 
 def _check_data(plan: Plan, model: SweepModel, path: Path, where: str) -> None:
     """A dataset, or the calibration set of an int8 recipe, that does not fit the model, holds NaN or Inf, or
-    has labels past the model's classes is refused when the plan is made, before any cell runs."""
+    has labels past the model's classes, or an ``output`` the model lacks, is refused when the plan is made,
+    before any cell runs."""
     dataset, calibration = plan.path(model.dataset), plan.path(model.calibration)
     int8 = any(name == model.name and parse_recipe(recipe).precision == "int8" for name, recipe, _ in plan.conversions)
-    if dataset is None and not (int8 and calibration is not None):
+    if dataset is None and calibration is None and model.output is None:
         return
     info = load_onnx_info(path)
     try:
+        check_output(info.outputs, model.output)
         if dataset is not None:
             plan_dataset(dataset, info.inputs, None, model_shapes(model), dict(model.input_ranges),
                          dict(model.input_values), outputs=info.outputs, output=model.output)
-        if int8 and calibration is not None:
-            next(calibration_feeds(info.inputs, calibration, model_shapes(model)))
+        if calibration is not None:  # NaN in it refused for every format (TFLite takes its sample from it)
+            check_calibration(path, calibration, int8, model_shapes(model))
     except EdgebenchError as exc:
         raise EdgebenchError(f"{where}: {exc}", exc.status) from None
 

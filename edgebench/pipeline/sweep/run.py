@@ -27,6 +27,7 @@ from edgebench.errors import EdgebenchError, Terminated
 from edgebench.pipeline.bench import provenance
 from edgebench.result import CellKey, DeviceInfo, ModelInfo, Result, ResultError
 from edgebench.pipeline.sweep.plan import Cell, Plan
+from edgebench.text import one_line
 
 STOPPING_S = 30.0  # how long a stop at once waits for the killed runners' cells to end
 
@@ -224,5 +225,5 @@ def utc_now_precise() -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:500]
+    """The whole message on one line (a converter's cause is often on its last line), bounded."""
+    return one_line(str(exc), 600) or type(exc).__name__

@@ -17,9 +17,18 @@ from typing import Any
 
 import numpy as np
 
+from ..runner_env import thread_limit
 from .base import BadOption, BaseBackend
 
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+_STREAMS = ("AUTO", "NUMA")  # OpenVINO's named stream counts
+
+
+def _streams_ok(value: Any, limit: int) -> bool:
+    """num_streams: AUTO, NUMA, or 1 to ``limit`` (a number, or its digits)."""
+    if isinstance(value, str):
+        return value.upper() in _STREAMS or (value.isdecimal() and 1 <= int(value) <= limit)
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit
 
 
 class Backend(BaseBackend):
@@ -44,13 +53,17 @@ class Backend(BaseBackend):
         hint = str(self.backend_options.get("performance_hint", "LATENCY")).upper()
         if hint not in _HINTS:
             raise BadOption(f"performance_hint {hint!r} is not one of {', '.join(_HINTS)}")
+        streams, limit = self.backend_options.get("num_streams"), thread_limit()
+        if streams is not None and not _streams_ok(streams, limit):
+            raise BadOption(f"num_streams {streams!r} is not {' or '.join(_STREAMS)} or 1 to {limit} (each stream takes "
+                            f"a thread at least; 4 per CPU of {self.device_name}, as for threads)")
 
     def config(self) -> dict[str, Any]:
         opts = self.backend_options
         hint = str(opts.get("performance_hint", "LATENCY")).upper()
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
         if opts.get("num_streams") is not None:
-            config["NUM_STREAMS"] = str(opts["num_streams"])
+            config["NUM_STREAMS"] = str(opts["num_streams"]).upper()  # OpenVINO reads AUTO, not auto
         if self.threads and self.device.upper().split(":")[0] in ("CPU", "AUTO"):
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         config["INFERENCE_PRECISION_HINT"] = self.inference_precision()
