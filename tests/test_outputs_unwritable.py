@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-import yaml
 
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from tests.conftest import DIGITS, QUICK_TIMING
 from tests.mounts import Tmpfs, mounted_tmpfs
+from tests.test_store_readonly import write_spec
 
 MODEL = str(DIGITS / "digits_cnn.onnx")
 
@@ -36,13 +36,7 @@ def disks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Tmpfs]
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("spec") / "s.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "t", "models": [{"name": "digits", "path": MODEL}], "recipes": ["fp32"], "formats": ["onnx"],
-        "devices": ["local-cpu"], "options": {"threads": [1]},
-        "timing": {"warmup_s": 0.01, "warmup_iterations": 2, "min_iterations": 20, "min_duration_s": 0.05,
-                   "max_duration_s": 5}}))
-    return path
+    return write_spec(tmp_path_factory.mktemp("spec") / "s.yaml")
 
 
 # Each case: the command line with OUT where the bad output goes and WORK/… for the outputs that must then not
