@@ -51,7 +51,7 @@ def mounted_tmpfs(base: Path) -> Iterator[Callable[..., Tmpfs]]:
         path.mkdir(parents=True)
         done = _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
+            pytest.skip(reason=f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
         made.append(Tmpfs(path, size))
         return made[-1]
 
