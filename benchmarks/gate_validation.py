@@ -1,20 +1,24 @@
-"""How often does the gate cry wolf, and how often does it catch a real slowdown? Measured, not assumed.
+"""Does ``edgebench ab`` decide, and decide right, on a busy machine? Measured, not assumed.
 
-A/A: pairs of short real runs of the same digits model, gated with the default rules; every regression
-is a false alarm (target ≤ 1%). Detection: pairs of (digits, a heavier digits) where the heavier model
-really computes more — an extra MatMul branch appended with onnx.helper as a second output, its width
-calibrated here so the median latency is ~10% higher (target ≥ 95% detected on p50). The logits are
-untouched, so only latency (and size) may change.
+Each case runs the sequential A/B (``edgebench ab``'s pipeline, default rules and budget) of the digits model
+against: itself (A/A — a regression or an improvement is a false alarm; target ≤ 1%), and real slowdowns of
++10% and +5% — digits with one extra MatMul on its input appended with onnx.helper as a second output (the logits are
+untouched), its width calibrated here on paired runs. Quiet, and loaded by a bounded generator (one process
+busy in bursts on core 0, one busy steadily). Prints, per condition and case, the verdicts, the median round
+pairs and the median time to a verdict. Targets: +10% caught ≥ 95% under load; median time to verdict ≤ 60 s.
 
-    .venv/bin/python benchmarks/gate_validation.py [--aa-pairs 50] [--slow-pairs 20] [--duration 0.3]
-                                                   [--rounds 1 3] [--save DIR]
+    .venv/bin/python benchmarks/gate_validation.py [--modes loaded quiet] [--aa 100] [--slow 40]
+                                                   [--quiet-scale 1.0] [--max-rounds 40] [--save runs.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,13 +29,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgebench.pipeline.bench import BenchRequest, run_bench
-from edgebench.config import GateSpec, TimingSpec
-from edgebench.pipeline.gate import compare, pool
-from edgebench.result import Result, write_results
+from edgebench.config import GateSpec, load_profile
+from edgebench.pipeline.ab import AB_TIMING, ABRounds, Budget, gate_rounds, run_sequential
+from edgebench.pipeline.bench import BenchRequest, plan_job, resolve_target
+from edgebench.pipeline.paired import run_paired
 
 DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo" / "digits_cnn.onnx"
-LATENCY = ("latency_p50", "latency_p90", "latency_p99")
 
 
 def heavier_model(src: Path, dst: Path, width: int, seed: int = 0) -> Path:
@@ -55,101 +58,148 @@ def heavier_model(src: Path, dst: Path, width: int, seed: int = 0) -> Path:
     return dst
 
 
-def bench(model: Path, timing: TimingSpec) -> Result:
-    return run_bench(BenchRequest(model=model, threads=1, timing=timing, name="digits-cnn"))
+def slower_model(src: Path, dst: Path, width: int, seed: int = 0) -> Path:
+    """``src`` plus one node, MatMul(input[batch×1×8×8] · W[8×width]), as a second output ``extra``: extra
+    compute proportional to ``width`` with the fixed cost of a single node, so small slowdowns (+5% of a
+    ~40 µs model) can be reached; the logits are unchanged."""
+    model = onnx.load(str(src))
+    graph = model.graph
+    w = np.random.default_rng(seed).normal(size=(8, width)).astype(np.float32)
+    graph.initializer.append(numpy_helper.from_array(w, "extra_w"))
+    graph.node.append(helper.make_node("MatMul", [graph.input[0].name, "extra_w"], ["extra"]))
+    graph.output.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, ["batch", 1, 8, width]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return dst
 
 
-def p50(result: Result) -> float:
-    return float(np.median(result.samples_ns))
+def ab(a: Path, b: Path, spec: GateSpec, budget: Budget) -> tuple[str, ABRounds]:
+    """One ``edgebench ab`` (the pipeline the command runs): the latency_p50 verdict and the rounds."""
+    pair = tuple(BenchRequest(model=m, threads=1, timing=AB_TIMING, name="digits") for m in (a, b))
+    rounds = run_sequential((pair[0], pair[1]), spec, budget)
+    report = gate_rounds(rounds, (pair[0], pair[1]), spec, budget)
+    check = next(c for c in report.checks if c.metric == "latency_p50")
+    return check.verdict, rounds
 
 
-def calibrate(work: Path, timing: TimingSpec, target: float) -> tuple[Path, int]:
-    """Width whose model is ``target`` × slower at the median: measure a few widths, interpolate the
-    extra time (linear in width), then check the chosen one."""
-    base = statistics.median(p50(bench(DIGITS, timing)) for _ in range(3))
-    widths, extra = [256, 1024, 4096], []
-    for width in widths:
-        model = heavier_model(DIGITS, work / f"heavy-{width}.onnx", width)
-        extra.append(statistics.median(p50(bench(model, timing)) for _ in range(2)) - base)
+def calibrate(work: Path, target: float) -> tuple[Path, int]:
+    """Width whose model is ``target`` × slower at the median, measured paired (both models in one process,
+    as ab measures them): the extra time is linear in the width; fit it, then check the chosen width."""
+    profile = load_profile("local-cpu")
+    req = BenchRequest(model=DIGITS, threads=1, timing=AB_TIMING)
+    base = plan_job(req, profile, resolve_target(req))
+
+    def ratio(model: Path) -> float:
+        other = BenchRequest(model=model, threads=1, timing=AB_TIMING)
+        job = plan_job(other, profile, resolve_target(other))
+        return statistics.median(float(np.median(b.samples_ns) / np.median(a.samples_ns))
+                                 for a, b in (run_paired(base, job) for _ in range(7)))
+
+    widths = [16, 1024, 4096]
+    extra = [ratio(slower_model(DIGITS, work / f"slower-{w}.onnx", w)) - 1 for w in widths]
     slope = np.polyfit(widths, extra, 1)
-    width = int(max(8, round(((target - 1) * base - slope[1]) / slope[0] / 8) * 8))
-    print(f"calibration: base p50 {base / 1e3:.2f} µs; extra µs at widths {widths}: "
-          f"{[round(e / 1e3, 2) for e in extra]} → width {width}")
-    return heavier_model(DIGITS, work / "heavy.onnx", width), width
+    width = int(max(1, round(((target - 1) - slope[1]) / slope[0])))
+    model = slower_model(DIGITS, work / f"slower-{target:.2f}.onnx", width)
+    print(f"calibration for {target - 1:+.0%}: paired slowdown at widths {widths}: "
+          f"{[f'{e:+.1%}' for e in extra]} → width {width}, measured {ratio(model) - 1:+.1%}", flush=True)
+    return model, width
 
 
-def run_pairs(n: int, a: Path, b: Path, timing: TimingSpec, spec: GateSpec, rounds: int, save: Path | None,
-              tag: str) -> tuple[Counter, list[float]]:
-    """Verdicts per metric over ``n`` pairs. A pair is one run per side (``rounds`` = 1, as when gating two
-    files) or ``rounds`` interleaved runs per side pooled as ``edgebench ab`` does. The order alternates so
-    neither side always runs first."""
-    verdicts: Counter = Counter()
-    ratios = []
-    for i in range(n):
-        sides: tuple[list[Result], list[Result]] = ([], [])
-        for k in range(rounds):
-            order = (0, 1) if (i + k) % 2 == 0 else (1, 0)
-            for side in order:
-                sides[side].append(bench((a, b)[side], timing))
-        base, cand = pool(sides[0]), pool(sides[1])
-        checks = compare(base, cand, spec)
-        if save:
-            write_results([base, cand], save / f"{tag}-r{rounds}-{i:03d}.json")
-        for c in checks:
-            verdicts[(c.metric, c.verdict)] += 1
-        verdicts[("any latency", "regression" if any(c.metric in LATENCY and c.failed for c in checks)
-                  else "no regression")] += 1
-        ratios.append(p50(cand) / p50(base))
-    return verdicts, ratios
+class Load:
+    """The loaded condition: one process busy in bursts pinned to core 0 (busy 50–500 ms, idle 50–1000 ms,
+    seeded), and one busy without pause on any core. Both stop when this ends or when this process dies."""
+
+    SCRIPT = (
+        "import os, random, sys, time\n"
+        "parent, bursty = int(sys.argv[1]), sys.argv[2] == 'bursty'\n"
+        "if bursty: os.sched_setaffinity(0, {0})\n"
+        "rng = random.Random(0)\n"
+        "while os.getppid() == parent:\n"
+        "    end = time.monotonic() + (rng.uniform(0.05, 0.5) if bursty else 1.0)\n"
+        "    while time.monotonic() < end: pass\n"
+        "    if bursty: time.sleep(rng.uniform(0.05, 1.0))\n"
+    )
+
+    def __enter__(self) -> "Load":
+        self.procs = [subprocess.Popen([sys.executable, "-c", self.SCRIPT, str(os.getpid()), kind])
+                      for kind in ("bursty", "steady")]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
 
 
-def show(title: str, n: int, verdicts: Counter) -> None:
-    print(title)
-    for metric in (*LATENCY, "any latency"):
-        row = {v: k for (m, v), k in verdicts.items() if m == metric}
-        print(f"  {metric:12s} " + ", ".join(f"{v} {k}/{n} ({k / n:.1%})" for v, k in sorted(row.items())))
+CASES = {"A/A": None, "+10%": 1.10, "+5%": 1.05}
+
+
+def run_mode(mode: str, counts: dict[str, int], models: dict[str, Path], spec: GateSpec, budget: Budget,
+             save: Path | None) -> list[dict[str, object]]:
+    """Every case ``counts[case]`` times, the cases taken in turn so that load changes hit them alike."""
+    rows: list[dict[str, object]] = []
+    todo = [case for i in range(max(counts.values())) for case in CASES if i < counts[case]]
+    load = os.getloadavg()[0]
+    with (Load() if mode == "loaded" else contextlib.nullcontext()):
+        for i, case in enumerate(todo):
+            verdict, rounds = ab(DIGITS, models[case], spec, budget)
+            row = {"mode": mode, "case": case, "verdict": verdict, "rounds": len(rounds.ratios["latency_p50"]),
+                   "elapsed_s": round(rounds.elapsed_s, 2), "stopped": rounds.stopped,
+                   "ratios": rounds.ratios["latency_p50"]}
+            rows.append(row)
+            if save:
+                with save.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+            print(f"{mode} {i + 1}/{len(todo)} {case}: {verdict} after {row['rounds']} rounds, "
+                  f"{row['elapsed_s']} s", flush=True)
+            load = max(load, os.getloadavg()[0])
+    print(f"{mode}: highest 1-min load average seen {load:.2f} on {os.cpu_count()} cores", flush=True)
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = ["| condition | case | ab runs | regression | equivalent (pass) | improved | inconclusive | "
+             "median rounds | median time to verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for mode in dict.fromkeys(str(r["mode"]) for r in rows):
+        for case in CASES:
+            sel = [r for r in rows if r["mode"] == mode and r["case"] == case]
+            if not sel:
+                continue
+            n = len(sel)
+            count = Counter(str(r["verdict"]) for r in sel)
+            decided = [float(str(r["elapsed_s"])) for r in sel if r["verdict"] != "inconclusive"]
+            cells = [f"{count[v]}/{n} ({count[v] / n:.0%})" for v in ("regression", "pass", "improved", "inconclusive")]
+            rounds = statistics.median(int(str(r["rounds"])) for r in sel)
+            to_verdict = f"{statistics.median(decided):.0f} s" if decided else "—"
+            lines.append(f"| {mode} | {case} | {n} | " + " | ".join(cells) + f" | {rounds:g} | {to_verdict} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--aa-pairs", type=int, default=50)
-    ap.add_argument("--slow-pairs", type=int, default=20)
-    ap.add_argument("--duration", type=float, default=0.3, help="measured seconds per run")
-    ap.add_argument("--warmup", type=float, default=0.1, help="warm-up seconds per run")
-    ap.add_argument("--slowdown", type=float, default=1.10, help="target median slowdown of the heavy model")
-    ap.add_argument("--rounds", type=int, nargs="+", default=[1],
-                    help="runs per side per pair: 1 = gating two files; more = interleaved and pooled like ab")
-    ap.add_argument("--width", type=int, default=None, help="skip calibration: the heavy branch width")
-    ap.add_argument("--save", type=Path, default=None, help="write each pair's results here (for re-gating)")
+    ap.add_argument("--modes", nargs="+", default=["loaded", "quiet"], choices=["quiet", "loaded"])
+    ap.add_argument("--aa", type=int, default=100, help="A/A ab runs per mode")
+    ap.add_argument("--slow", type=int, default=40, help="ab runs per mode of each real slowdown (+10%%, +5%%)")
+    ap.add_argument("--quiet-scale", type=float, default=1.0, help="run this share of the counts in the quiet mode")
+    ap.add_argument("--max-rounds", type=int, default=Budget.max_rounds)
+    ap.add_argument("--save", type=Path, default=None, help="append every ab's verdict and round ratios here (JSON lines)")
     args = ap.parse_args(argv)
-    timing = TimingSpec(warmup_s=args.warmup, min_duration_s=args.duration, max_duration_s=args.duration * 10 + 5)
-    spec = GateSpec()
+    spec, budget = GateSpec(), Budget(max_rounds=args.max_rounds)
     started = time.monotonic()
+    rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="gate-validation-") as tmp:
         work = Path(tmp)
-        if args.width:
-            heavy, width = heavier_model(DIGITS, work / "heavy.onnx", args.width), args.width
-        else:
-            heavy, width = calibrate(work, timing, args.slowdown)
-        if args.save:
-            args.save.mkdir(parents=True, exist_ok=True)
-        for rounds in args.rounds:
-            what = "one run per side" if rounds == 1 else f"{rounds} interleaved runs per side, pooled (ab)"
-            aa, aa_ratios = run_pairs(args.aa_pairs, DIGITS, DIGITS, timing, spec, rounds, args.save, "aa")
-            slow, slow_ratios = run_pairs(args.slow_pairs, DIGITS, heavy, timing, spec, rounds, args.save, "slow")
-            print(f"=== {what}, {args.duration} s per run ===")
-            show(f"A/A, {args.aa_pairs} pairs (false alarm = regression):", args.aa_pairs, aa)
-            print(f"  p50 ratio over pairs: median {statistics.median(aa_ratios):.3f}, "
-                  f"min {min(aa_ratios):.3f}, max {max(aa_ratios):.3f}")
-            show(f"slowdown (heavy width {width}), {args.slow_pairs} pairs:", args.slow_pairs, slow)
-            print(f"  measured p50 slowdown over pairs: median {statistics.median(slow_ratios) - 1:+.1%}, "
-                  f"min {min(slow_ratios) - 1:+.1%}, max {max(slow_ratios) - 1:+.1%}")
-            print(f"A/A false-regression rate (any latency metric): "
-                  f"{aa[('any latency', 'regression')] / args.aa_pairs:.1%} (target ≤ 1%)")
-            print(f"~10% slowdown detection rate (p50): "
-                  f"{slow[('latency_p50', 'regression')] / args.slow_pairs:.1%} (target ≥ 95%)", flush=True)
-    print(f"wall time {time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} cores")
+        models = {"A/A": DIGITS, **{case: calibrate(work, f)[0] for case, f in CASES.items() if f is not None}}
+        for mode in args.modes:
+            scale = args.quiet_scale if mode == "quiet" else 1.0
+            counts = {"A/A": max(1, round(args.aa * scale)), "+10%": max(1, round(args.slow * scale)),
+                      "+5%": max(1, round(args.slow * scale))}
+            rows += run_mode(mode, counts, models, spec, budget, args.save)
+    print(table(rows))
+    aa = [r for r in rows if r["case"] == "A/A"]
+    print(f"A/A false alarms (regression or improved): {sum(r['verdict'] in ('regression', 'improved') for r in aa)}"
+          f"/{len(aa)} (target ≤ 1%)")
+    print(f"wall time {time.monotonic() - started:.0f} s")
     return 0
 
 

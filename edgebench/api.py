@@ -18,12 +18,14 @@ from edgebench.compress.graph import layer_selection
 from edgebench.config import GateSpec, SweepSpec, TimingSpec, gate_spec, load_gate_spec, parse_model
 from edgebench.data.inputs import check_shapes
 from edgebench.data.source import load_onnx_info
+from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import parse_formats
-from edgebench.pipeline.ab import gate_pair, run_rounds
+from edgebench.pipeline.ab import AB_TIMING, ABRounds, Budget, gate_rounds, run_sequential
 from edgebench.pipeline.bench import BenchRequest, run_bench
 from edgebench.pipeline.compare import Criteria, Row, compare as run_compare
-from edgebench.pipeline.gate import GateReport, load_results, run_gate
+from edgebench.pipeline.gate import GateReport, is_stored_run, load_results, run_gate
+from edgebench.pipeline.noise import NoiseFloor, store_floors
 from edgebench.pipeline.sweep.cells import build_plan
 from edgebench.pipeline.sweep.plan import Cell, Plan
 from edgebench.pipeline.sweep.run import Events, Outcome
@@ -33,7 +35,7 @@ from edgebench.result import Result, read_results as _read, write_results as _wr
 from edgebench.store.db import DEFAULT_PATH, RunInfo, Store
 from edgebench.store.runs import load_run, record_bench, write_csv
 
-__all__ = ["ABRun", "SweepRun", "ab", "bench", "compare", "compress", "convert", "export", "gate", "plan",
+__all__ = ["ABRun", "SweepRun", "ab", "bench", "compare", "compress", "convert", "export", "gate", "noise", "plan",
            "read_results", "report", "results", "runs", "sweep", "write_results"]
 
 PathLike: TypeAlias = str | Path
@@ -43,7 +45,6 @@ Timing: TypeAlias = TimingSpec | Mapping[str, float] | None
 Side: TypeAlias = str | Path | int | Sequence[Result]  # a result file, a run id or name, or results
 Rules: TypeAlias = PathLike | GateSpec | Mapping[str, Any] | None
 DEFAULT_FORMATS = ("onnx", "openvino", "tflite")  # compare's
-AB_TIMING = TimingSpec(warmup_s=0.2, min_duration_s=0.5, max_duration_s=10.0)  # ab's: each run short, many runs
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class ABRun:
     baseline: Result
     candidate: Result
     report: GateReport
+    rounds: ABRounds  # the round ratios and decisions per latency metric, why and when the rounds stopped
 
 
 def _path(value: PathLike | None) -> Path | None:
@@ -236,7 +238,13 @@ def report(run: str | int | None = None, *, store: PathLike = DEFAULT_PATH, html
     nothing written). Returns the :class:`~edgebench.report.data.ReportData` both show (per device: its cells,
     the Pareto front, the best)."""
     info, found = load_run(Path(store).expanduser(), None if run is None else str(run))
-    return write_report(found, info, _path(html), _path(md), max_accuracy_drop)
+    return write_report(found, info, _path(html), _path(md), max_accuracy_drop, store_floors(Path(store).expanduser()))
+
+
+def noise(*, store: PathLike = DEFAULT_PATH) -> dict[str, NoiseFloor]:
+    """``edgebench results noise``: each device's noise floor between the store's runs, from the A/A pairs (the
+    same cell and artifact measured in two runs) it holds, as :class:`~edgebench.pipeline.noise.NoiseFloor`."""
+    return store_floors(Path(store).expanduser())
 
 
 def read_results(path: PathLike) -> list[Result]:
@@ -273,34 +281,40 @@ def _write_gate(report: GateReport, md: PathLike | None, junit: PathLike | None)
 
 
 def gate(baseline: Side, candidate: Side, *,
-         store: PathLike = DEFAULT_PATH, rules: Rules = None,
+         store: PathLike = DEFAULT_PATH, rules: Rules = None, ci: bool | None = None,
          md: PathLike | None = None, junit: PathLike | None = None) -> GateReport:
     """``edgebench gate``: each side a result JSON file, a run id or name in ``store``, or a list of Results;
     ``rules`` a YAML path, a :class:`GateSpec` or a mapping of its fields (None: the built-in rules). Returns the
     :class:`~edgebench.pipeline.gate.GateReport` (``failed``, ``exit_status``, one ``Check`` per cell × metric);
-    a regression is ``report.failed``, not an exception. ``md``/``junit``: also write those reports."""
-    spec = _rules(rules)
-    result = run_gate(_side(baseline, store), _side(candidate, store), spec)
+    a regression is ``report.failed``, not an exception. ``ci``: whether an inconclusive verdict the rules leave
+    unset fails (None: as the command decides, from ``$CI``). A side that is a stored run brings the devices'
+    noise floors from ``store``. ``md``/``junit``: also write those reports."""
+    spec = _rules(rules).for_ci(Environment().ci if ci is None else ci)
+    sides = _side(baseline, store), _side(candidate, store)
+    stored = any(isinstance(ref, (str, Path, int)) and is_stored_run(str(ref)) for ref in (baseline, candidate))
+    result = run_gate(*sides, spec, store_floors(Path(store).expanduser()) if stored else None)
     _write_gate(result, md, junit)
     return result
 
 
-def ab(baseline: PathLike, candidate: PathLike, *, device: str = "local-cpu", rounds: int = 5,
+def ab(baseline: PathLike, candidate: PathLike, *, device: str = "local-cpu",
+       max_rounds: int = Budget.max_rounds, max_time_s: float = Budget.max_time_s,
        dataset: PathLike | None = None, batch: int | None = None, threads: int | None = None,
        shapes: Shapes = None, input_ranges: Ranges = None, input_values: Mapping[str, float] | None = None,
-       timing: Timing = None, rules: Rules = None,
+       timing: Timing = None, rules: Rules = None, ci: bool | None = None,
        name: str | None = None, md: PathLike | None = None, junit: PathLike | None = None) -> ABRun:
-    """``edgebench ab``: A, B, A, B … (``rounds`` times) on one device, so drift and heat hit both alike, then
-    the gate on the pooled samples (``timing`` per run, default ``AB_TIMING`` as the command's). Returns the
-    :class:`ABRun`."""
-    if rounds < 1:
-        raise EdgebenchError(f"rounds={rounds}: run at least 1 round", ExitStatus.USAGE)
-    spec, run_timing = _rules(rules), _timing(timing) if timing is not None else AB_TIMING
+    """``edgebench ab``: round pairs A B, B A … on one device until the sequential test proves the latency
+    verdict or the budget (``max_rounds`` pairs, ``max_time_s``) is spent, then the gate's other metrics on the
+    pooled runs (``timing`` per run, default ``AB_TIMING`` as the command's; ``ci`` as for :func:`gate`).
+    Returns the :class:`ABRun`."""
+    spec = _rules(rules).for_ci(Environment().ci if ci is None else ci)
+    run_timing = _timing(timing) if timing is not None else AB_TIMING
+    budget = Budget(max_rounds, max_time_s)
     sizes, ranges, values = _shapes(shapes), _ranges(input_ranges), dict(input_values or {})
     a, b = (BenchRequest(model=Path(m).expanduser(), device=device, dataset=_path(dataset), batch=batch,
                          threads=threads, timing=run_timing, name=name, shapes=sizes, ranges=ranges, values=values)
             for m in (baseline, candidate))
-    pooled = run_rounds((a, b), rounds)
-    verdicts = gate_pair(pooled, (a, b), spec)
+    rounds = run_sequential((a, b), spec, budget)
+    verdicts = gate_rounds(rounds, (a, b), spec, budget)
     _write_gate(verdicts, md, junit)
-    return ABRun(pooled[0], pooled[1], verdicts)
+    return ABRun(rounds.pooled[0], rounds.pooled[1], verdicts, rounds)

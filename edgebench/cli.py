@@ -42,12 +42,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "onnx/openvino/tflite on this CPU)\nand write its HTML report."),
     "gate": ("edgebench.commands.gate:gate", "Fail (exit 1) when the candidate regresses latency, memory, size or "
              "accuracy against the baseline."),
-    "ab": ("edgebench.commands.gate:ab", "Run A, B, A, B … on one device so drift and heat hit both alike, then gate "
-           "the pooled samples."),
+    "ab": ("edgebench.commands.gate:ab", "Measure A and B together, round by round, until a sequential"
+           " test proves the latency verdict; then gate."),
     "report": ("edgebench.commands.report:report", "Write a self-contained HTML report and/or a Markdown summary of "
                "a run."),
     "devices": ("edgebench.commands.devices:app", "Device profiles: list them, check a device, print the schema."),
-    "results": ("edgebench.commands.results:app", "List, show and export the runs in the results store."),
+    "results": ("edgebench.commands.results:app", "List, show and export the runs in the results store; their noise between runs."),
     "setup": ("edgebench.commands.setup:app", "Prepare the tools a conversion needs ahead of time (the ONNX → "
               "TFLite converter)."),
 }

@@ -272,7 +272,8 @@ class LayerSpec(Strict):
 
 
 class SweepModel(Strict):
-    name: str = Field(..., description="the model's name in results and reports")
+    name: str = Field("", description="the model's name in results and reports; default (empty): the file's name "
+                      "as bench names it (the stem, or the folder of a generic stem like model.onnx)")
     path: str = Field(..., description="the source model (.onnx), relative to the spec file")
     dataset: str | None = Field(None, description=".npz with one array per input (+ labels) for accuracy")
     calibration: str | None = Field(None, description=".npz of calibration inputs for int8 recipes")
@@ -385,11 +386,19 @@ class GateSpec(Strict):
     confidence: float = Field(0.95, gt=0, lt=1, description="level of the bootstrap CI of the ratio")
     resamples: int = Field(1000, ge=100, le=20000, description="bootstrap resamples")
     seed: int = 0
-    inconclusive: Literal["warn", "fail"] = Field(
-        "warn", description="a significant change past the threshold whose CI straddles it")
+    inconclusive: Literal["warn", "fail"] | None = Field(
+        None, description="a change the runs cannot resolve: warn, or fail; unset: fail in CI ($CI), else warn "
+        "(resolved by the command with for_ci)")
     missing: Literal["warn", "fail"] = Field("warn", description="a baseline cell absent from the candidate")
     metrics: dict[str, MetricRule] = Field(default_factory=dict)
     devices: dict[str, dict[str, MetricRule]] = Field(default_factory=dict, description="per device profile")
+
+    def for_ci(self, ci: bool) -> "GateSpec":
+        """These rules with ``inconclusive`` decided: as the rules set it, else ``fail`` in CI and ``warn``
+        elsewhere (a gate that cannot decide must not pass silently where nobody reads its warnings)."""
+        if self.inconclusive is not None:
+            return self
+        return self.model_copy(update={"inconclusive": "fail" if ci else "warn"})
 
     def rule(self, metric: str, device: str | None) -> ResolvedRule:
         merged: dict[str, Any] = {"enabled": True, **GATE_METRICS[metric]}

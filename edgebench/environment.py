@@ -35,6 +35,12 @@ class Environment:
         return Console(file=self.stdout, width=None if self.stdout.isatty() else 200, _environ=self.environ)
 
     @property
+    def ci(self) -> bool:
+        """Whether this runs in CI: ``$CI`` set to anything but empty, ``0``, ``false``, ``no`` or ``off`` (GitHub
+        Actions, GitLab and most CI systems set ``CI=true``)."""
+        return self.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+    @property
     def step_summary(self) -> Path | None:
         """The GitHub Actions job summary file (``$GITHUB_STEP_SUMMARY``), where the gate appends its report."""
         path = self.environ.get("GITHUB_STEP_SUMMARY")

@@ -84,7 +84,9 @@ def canonical_options(options: Mapping[str, Any]) -> str:
 @dataclass(frozen=True, order=True)
 class CellKey:
     """What identifies a cell across runs: model, recipe, format, device (the profile's name) and options
-    (``canonical_options``). The sweep plan, the results store and the gate all match cells by it."""
+    (``canonical_options``: threads, batch and, under ``backend``, the runtime options the user set, such as an
+    execution provider; a result without them keeps the key it always had). The sweep plan, the results store
+    and the gate all match cells by it."""
 
     model: str
     recipe: str

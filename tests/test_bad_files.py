@@ -121,7 +121,7 @@ def test_ab_exits_as_bench_does(tmp_path):
              ExitStatus.DATA_MISMATCH: [model, "--shape", "nope:1x2"], ExitStatus.CONFIG: [model, "--device", "nodev"]}
     for expected, (first, *options) in cases.items():
         bench_status, _, bench_err = run("bench", first, *options)
-        ab_status, _, ab_err = run("ab", "-b", first, "-c", model, "--rounds", "1", *options)
+        ab_status, _, ab_err = run("ab", "-b", first, "-c", model, "--max-rounds", "1", *options)
         assert bench_status == ab_status == expected, (expected, bench_err, ab_err)
         one_line(ab_err)
 

@@ -93,7 +93,7 @@ MODEL_COMMANDS: dict[str, Callable[[World, Path], list[Any]]] = {
     "compress": lambda w, m: ["compress", m, "-r", "prune:0.5", "--to", "onnx", "--cache-dir", w.cache, "--json",
                               "out.json"],
     "compare": lambda w, m: ["compare", m, "--formats", "onnx", "--cache-dir", w.cache, "--json", "out.json"],
-    "ab": lambda w, m: ["ab", "-b", MODEL, "-c", m, "--rounds", "1", *QUICK_TIMING, "--json", "out.json", "--md",
+    "ab": lambda w, m: ["ab", "-b", MODEL, "-c", m, "--max-rounds", "1", *QUICK_TIMING, "--json", "out.json", "--md",
                         "ab.md"],
     "sweep": lambda w, m: ["sweep", w.spec_with(m.parent, models=[{"name": "m", "path": str(m)}]), "--store",
                            "results.db", "--json", "out.json", "--cache-dir", w.cache],
@@ -163,7 +163,7 @@ DATA_COMMANDS: dict[str, Callable[[World, Path], list[Any]]] = {
                              "--cache-dir", w.cache, "--out", "outdir"],
     "compress": lambda w, d: ["compress", MODEL, "-r", "int8", "--to", "onnx", "--calibration", d, "--cache-dir",
                               w.cache, "--json", "out.json"],
-    "ab": lambda w, d: ["ab", "-b", MODEL, "-c", MODEL, "--dataset", d, "--rounds", "1", *QUICK_TIMING,
+    "ab": lambda w, d: ["ab", "-b", MODEL, "-c", MODEL, "--dataset", d, "--max-rounds", "1", *QUICK_TIMING,
                         "--json", "out.json"],
     "sweep": lambda w, d: ["sweep", w.spec_with(d.parent, models=[{"name": "m", "path": str(MODEL),
                                                                    "dataset": str(d)}]),
@@ -307,7 +307,7 @@ def test_any_option_values(world: World, line: tuple[str, list[str]]) -> None:
     command, options = line
     head = {"bench": ["bench", MODEL, *QUICK_TIMING, "--json", "out.json"],
             "compare": ["compare", MODEL, "--formats", "onnx", "--cache-dir", world.cache, "--json", "out.json"],
-            "ab": ["ab", "-b", MODEL, "-c", MODEL, "--rounds", "1", *QUICK_TIMING, "--json", "out.json"]}[command]
+            "ab": ["ab", "-b", MODEL, "-c", MODEL, "--max-rounds", "1", *QUICK_TIMING, "--json", "out.json"]}[command]
     with scratch(world) as cwd:
         check(world, cwd, [*head, *options], ["out.json"])
 
@@ -391,7 +391,7 @@ WRITERS: dict[str, tuple[Callable[[World, Path], list[Any]], bool]] = {  # the c
     "sweep --json": (lambda w, o: ["sweep", w.spec, "--json", o, "--store", "results.db"], False),
     "sweep --resume --store": (lambda w, o: ["sweep", w.spec, "--resume", "small", "--store", o], False),
     "bench --store": (lambda w, o: ["bench", MODEL, *QUICK_TIMING, "--store", o], False),
-    "ab --md": (lambda w, o: ["ab", "-b", MODEL, "-c", MODEL, "--rounds", "1", *QUICK_TIMING, "--md", o], False),
+    "ab --md": (lambda w, o: ["ab", "-b", MODEL, "-c", MODEL, "--max-rounds", "1", *QUICK_TIMING, "--md", o], False),
     "convert --out": (lambda w, o: ["convert", MODEL, "--to", "onnx", "--cache-dir", w.cache, "--out", o], True),
     "compress --cache-dir": (lambda w, o: ["compress", MODEL, "-r", "prune:0.5", "--to", "onnx", "--cache-dir",
                                            o], True),

@@ -5,6 +5,7 @@ statistics are tested on recorded runs in test_gate_recorded.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import xml.etree.ElementTree as ET
@@ -19,6 +20,7 @@ from edgebench.cli import main
 from edgebench.config import GateSpec
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.pipeline.gate import compare, run_gate
+from edgebench.pipeline.sequential import min_rounds
 from edgebench.result import DeviceInfo, ModelInfo, Result, read_results, write_results
 from tests.test_gate_recorded import _edited, junit_cases
 
@@ -117,19 +119,40 @@ def test_accuracy_severity_warn_passes_the_perturbed_model(runs, tmp_path):
     assert "latency_p50" not in cases and cases["accuracy_top1"].find("system-out").text.startswith("regression")
 
 
-def test_ab_alternates_real_runs_and_never_calls_the_heavier_model_faster(runs, tmp_path):
+def test_ab_convicts_a_40x_heavier_model_at_the_first_round_that_can(runs, tmp_path):
+    """Every paired round of a model doing 40× the work is far past +5%, whatever the load (both models share
+    the process and the moment), so the sequential test decides at the fewest rounds it can ever decide at."""
     out = tmp_path / "ab.json"
     status = main(["ab", "--baseline", str(DIGITS / "digits_cnn.onnx"), "--candidate", str(runs["heavy_model"]),
-                   "--rounds", "2", "--threads", "1", "--min-duration-s", "0.1", *TIMING,
+                   "--threads", "1", "--min-duration-s", "0.05", *TIMING,
                    "--junit", str(tmp_path / "j.xml"), "--json", str(out)])
-    assert status == ExitStatus.REGRESSION  # the size check fails whatever the load
+    assert status == ExitStatus.REGRESSION
     a, b = read_results(out)
-    assert a.extra["rounds"] == b.extra["rounds"] == 2 and a.iterations == len(a.samples_ns)
-    assert a.extra["round_sizes"][0] + a.extra["round_sizes"][1] == a.iterations
+    rounds = min_rounds(GateSpec().rule("latency_p50", "local-cpu").alpha)
+    assert a.extra["ab"]["round_pairs"] == rounds and a.extra["ab"]["stopped"] == "verdict"
+    assert min(a.extra["ab"]["ratios"]["latency_p50"]) > 1.05 and a.extra["rounds"] == rounds
+    assert a.iterations == len(a.samples_ns) == sum(a.extra["round_sizes"])
     cases = junit_cases(tmp_path / "j.xml")
     assert cases["size"].find("failure") is not None
-    assert _verdict(cases["latency_p50"]) in ("regression", "inconclusive")
+    assert cases["latency_p50"].find("failure").get("type") == "regression"
 
+
+def test_ab_stops_at_its_round_budget_without_a_verdict(tmp_path):
+    out = tmp_path / "ab.json"
+    model = str(DIGITS / "digits_cnn.onnx")
+    status = main(["ab", "-b", model, "-c", model, "--max-rounds", "2", "--threads", "1", "--min-duration-s", "0.05",
+                   *TIMING, "--rules", str(_warn_rules(tmp_path)), "--json", str(out), "--junit", str(tmp_path / "j.xml")])
+    assert status == ExitStatus.OK  # inconclusive warns under these rules
+    a, _ = read_results(out)
+    assert a.extra["ab"]["round_pairs"] == 2 and a.extra["ab"]["stopped"] == "rounds"
+    text = junit_cases(tmp_path / "j.xml")["latency_p50"].find("system-out").text
+    assert text.startswith("inconclusive") and "--max-rounds 22" in text
+
+
+def _warn_rules(tmp_path: Path) -> Path:
+    rules = tmp_path / "warn.yaml"
+    rules.write_text("inconclusive: warn\n")
+    return rules
 
 
 def test_ab_errors_keep_their_status_and_bad_rules_exit_2(tmp_path, capsys):
@@ -228,3 +251,39 @@ def test_latency_verdicts_on_synthetic_samples(candidate, verdict):
     check = next(c for c in compare(_synthetic(base), _synthetic(cand), GateSpec()) if c.metric == "latency_p50")
     assert check.verdict == verdict, check
     assert check.failed == (verdict == "regression")
+
+
+def test_remeasure_settles_an_inconclusive_stored_verdict_with_ab(runs, tmp_path, capsys):
+    """Recorded runs: a quiet baseline and a loaded candidate, inconclusive from the files alone. With the
+    models' files at hand, --remeasure measures the cell again with the sequential A/B — here the candidate's
+    file is the 40× heavier model, whose every paired round is far past the threshold whatever the load, so
+    the new verdict is exact: a regression, proven at the fewest rounds."""
+    from tests.test_gate_recorded import recorded
+
+    base, cand = recorded("quiet-b"), recorded("steady")
+    base.model = dataclasses.replace(base.model, path=str(DIGITS / "digits_cnn.onnx"))
+    cand.model = dataclasses.replace(cand.model, path=str(runs["heavy_model"]))
+    files = [tmp_path / "b.json", tmp_path / "c.json"]
+    write_results([base], files[0])
+    write_results([cand], files[1])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("inconclusive: warn\nmetrics:\n  size: {enabled: false}\n  memory_peak: {enabled: false}\n"
+                     "  accuracy_top1: {enabled: false}\n")
+    assert gate(*files, "--rules", str(rules)) == ExitStatus.OK  # inconclusive, a warning
+    assert "inconclusive" in capsys.readouterr().out
+    status = gate(*files, "--rules", str(rules), "--remeasure", "--junit", str(tmp_path / "j.xml"))
+    assert status == ExitStatus.REGRESSION
+    failure = junit_cases(tmp_path / "j.xml")["latency_p50"].find("failure")
+    assert failure.get("type") == "regression" and "measured again (ab): 12 round pair(s)" in failure.text
+
+
+def test_remeasure_says_why_a_cell_cannot_be_measured_again(tmp_path):
+    from tests.test_gate_recorded import recorded
+
+    files = [tmp_path / "b.json", tmp_path / "c.json"]
+    write_results([recorded("quiet-b")], files[0])
+    write_results([recorded("steady")], files[1])
+    status = main(["gate", "-b", str(files[0]), "-c", str(files[1]), "--remeasure", "--junit", str(tmp_path / "j.xml")])
+    assert status in (ExitStatus.OK, ExitStatus.REGRESSION)  # as without --remeasure ($CI decides)
+    text = ET.tostring(junit_cases(tmp_path / "j.xml")["latency_p50"], encoding="unicode")
+    assert "not measured again: None, None not on this machine" in text

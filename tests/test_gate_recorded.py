@@ -81,6 +81,9 @@ LATENCY_VERDICTS = {
     ("quiet-b", "drifting"): ("inconclusive", "inconclusive", "inconclusive"),
     ("bursty", "quiet-a"): ("pass", "pass", "pass"),
     ("steady", "slow-steady"): ("inconclusive", "inconclusive", "pass"),  # the baseline drifted −17%
+    # 3× slower and loaded: the candidate's p10 is still far past the baseline's p50 and p90 (condition 5's
+    # exception); the p99 CI straddles the threshold
+    ("quiet-b", "slow-3x"): ("regression", "regression", "inconclusive"),
 }
 
 
@@ -90,9 +93,9 @@ def test_latency_verdicts_on_recorded_pairs(pair):
     assert (v["latency_p50"], v["latency_p90"], v["latency_p99"]) == LATENCY_VERDICTS[pair]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: runs measured under different noise cannot convict, even of "
-                   "a 3x slowdown that no noise explains; the gate must get more evidence instead")
 def test_a_3x_slowdown_under_different_noise_is_a_regression():
+    """Load only adds time: the loaded candidate's fastest tenth is still far past the quiet baseline's median,
+    further than its own spread explains (condition 5's exception, docs/ci.md)."""
     assert verdicts(recorded("quiet-b"), recorded("slow-3x"))["latency_p50"] == "regression"
 
 
@@ -112,9 +115,13 @@ def test_drift_within_a_run_is_named_in_the_verdict():
 
 
 def test_different_noise_is_named_in_the_verdict():
-    check = next(c for c in compare(recorded("quiet-b"), recorded("slow-3x"), GateSpec()) if c.metric == "latency_p50")
+    check = next(c for c in compare(recorded("quiet-b"), recorded("steady"), GateSpec()) if c.metric == "latency_p90")
     assert check.verdict == "inconclusive"
-    assert "measured under different noise (robust CV 3.3% vs 11.5%)" in check.message
+    assert check.message == "the runs were measured under different noise (robust CV 3.3% vs 17.6%)"
+    check = next(c for c in compare(recorded("quiet-b"), recorded("slow-3x"), GateSpec()) if c.metric == "latency_p50")
+    assert check.verdict == "regression"
+    assert check.message == ("the runs were measured under different noise (robust CV 3.3% vs 11.5%), but even the "
+                             "candidate's p10 is +169.1% past the baseline's p50: more than 3× the noisier run's spread")
 
 
 def test_pooled_rounds_catch_the_real_slowdown_both_ways():
@@ -154,7 +161,8 @@ def test_a_failed_baseline_cell_is_not_an_improvement():
 
 
 def gate(baseline: Path, candidate: Path, *extra: str) -> ExitStatus:
-    return main(["gate", "--baseline", str(baseline), "--candidate", str(candidate), *extra])
+    """The CLI outside CI (no $CI: an inconclusive verdict warns), whatever machine runs the tests."""
+    return main(["gate", "--baseline", str(baseline), "--candidate", str(candidate), *extra], Environment(environ={}))
 
 
 def junit_cases(path: Path) -> dict[str, ET.Element]:
@@ -167,7 +175,7 @@ def junit_cases(path: Path) -> dict[str, ET.Element]:
 
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
-    return {n: as_file(recorded(n), tmp_path / f"{n}.json") for n in ("quiet-a", "quiet-b", "slow", "slow-3x")}
+    return {n: as_file(recorded(n), tmp_path / f"{n}.json") for n in ("quiet-a", "quiet-b", "slow", "steady")}
 
 
 def test_aa_pair_passes_with_junit_and_markdown(files, tmp_path, capsys):
@@ -201,9 +209,9 @@ def test_faster_candidate_is_reported_as_an_improvement(files, tmp_path):
 def test_inconclusive_fails_only_when_the_rules_say_so(files, tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text("metrics:\n  size: {enabled: false}\n  memory_peak: {enabled: false}\n")
-    assert gate(files["quiet-b"], files["slow-3x"], "--rules", str(rules)) == ExitStatus.OK
+    assert gate(files["quiet-b"], files["steady"], "--rules", str(rules)) == ExitStatus.OK
     rules.write_text(rules.read_text() + "inconclusive: fail\n")
-    assert gate(files["quiet-b"], files["slow-3x"], "--rules", str(rules)) == ExitStatus.REGRESSION
+    assert gate(files["quiet-b"], files["steady"], "--rules", str(rules)) == ExitStatus.REGRESSION
 
 
 def test_rules_override_thresholds_per_metric_and_device(files, tmp_path):

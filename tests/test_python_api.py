@@ -103,7 +103,7 @@ def test_compare_folds_the_precision_into_the_recipe_as_the_cli_does(tmp_path: P
     (lambda tmp: api.export(store=tmp / "none.db"), ExitStatus.USAGE, "csv="),
     (lambda tmp: api.gate(tmp / "a.json", tmp / "b.json"), ExitStatus.NOT_FOUND, "a.json"),
     (lambda tmp: api.gate([], [], rules={"metrics": {"latency": {}}}), ExitStatus.USAGE, "unknown metric 'latency'"),
-    (lambda tmp: api.ab(MODEL, MODEL, rounds=0), ExitStatus.USAGE, "rounds"),
+    (lambda tmp: api.ab(MODEL, MODEL, max_rounds=0), ExitStatus.USAGE, "max_rounds"),
 ], ids=["missing-model", "unknown-device", "missing-dataset", "bad-range", "bad-timing", "unknown-format",
         "bad-task", "bad-spec", "missing-spec", "missing-store", "export-nowhere", "missing-results", "bad-rules",
         "no-rounds"])

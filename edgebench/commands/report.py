@@ -9,6 +9,7 @@ import typer
 
 from edgebench.commands.common import check_output, environment, store_option, writable_file
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.pipeline.noise import store_floors
 from edgebench.report import write_report
 from edgebench.store.runs import load_run
 
@@ -33,7 +34,7 @@ def report(
         html = store.parent / "reports" / f"run-{info.id}.html"
         md = html.with_suffix(".md")
         check_output(html, "the HTML report"), check_output(md, "the Markdown summary")
-    data = write_report(results, info, html, md, max_accuracy_drop)
+    data = write_report(results, info, html, md, max_accuracy_drop, store_floors(store))
     console = environment(ctx).console
     for view in data.devices:
         for cell in (c for c in view.cells if c.best):

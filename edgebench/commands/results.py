@@ -1,4 +1,4 @@
-"""`edgebench results list | show | export`: read the results store without re-running anything."""
+"""`edgebench results list | show | export | noise`: read the results store without re-running anything."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.commands.common import environment, store_option, writable_file
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.commands.tables import result_table
 from edgebench.result import write_results
+from edgebench.text import printable
+from edgebench.pipeline.noise import MIN_PAIRS, QUANTILE, store_floors
 from edgebench.store.runs import load_run, write_csv
 from edgebench.store.db import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="List, show and export the runs in the results store.")
+                  help="List, show and export the runs in the results store; their noise between runs.")
 
 
 @app.command("list")
@@ -67,3 +70,23 @@ def export(ctx: typer.Context, run: str = typer.Argument(..., help="Run id or na
     if json_out:
         write_results(results, json_out, always_list=True)  # a list even of one: every export reads alike
         console.print(f"{len(results)} results of run {info.id} written to {json_out}")
+
+
+@app.command("noise")
+def noise(ctx: typer.Context, store: Path = store_option()) -> None:
+    """Each device's noise floor between runs, from the A/A pairs in the store (a cell measured twice on an
+    unchanged artifact): the smallest latency change the gate can resolve from stored runs there."""
+    console = environment(ctx).console
+    floors = store_floors(store)
+    if not floors:
+        console.print(f"{store} holds no A/A pairs yet (the same cell and artifact measured in two runs)")
+        return
+    table = Table(title=f"noise between runs in {store}", caption=f"floor: the {QUANTILE}th percentile of |Δp50| "
+                  f"over a device's A/A pairs, from {MIN_PAIRS} pairs on")
+    for col in ("device", "A/A pairs", "median |Δp50|", f"p{QUANTILE} |Δp50| (floor)"):
+        table.add_column(col, justify="left" if col == "device" else "right")
+    for floor in floors.values():
+        table.add_row(escape(printable(floor.device)), str(floor.pairs),
+                      f"{floor.median:.1%}" if floor.median is not None else "—",
+                      f"{floor.floor:.1%}" if floor.floor is not None else f"— (fewer than {MIN_PAIRS} pairs)")
+    console.print(table)

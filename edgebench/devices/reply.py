@@ -153,6 +153,8 @@ def read_reply(stdout: str, stderr: str, returncode: int | None, device: str, di
         raise _protocol_error(device, f"status {one_line(repr(status))[:80]}, expected 'ok' or 'error'")
     try:
         OkReply.model_validate(payload)
+        if "partner" in payload:  # a paired job (ab): the second model's part has the same shape
+            OkReply.model_validate(payload["partner"])
     except ValidationError as exc:
         raise _protocol_error(device, _field_problem(exc)) from None
     return payload

@@ -84,6 +84,50 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Tar
     profile = profile or load_profile(req.device)
     if target is None:
         target = resolve_target(req)
+    job = plan_job(req, profile, target)
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix("job")))
+    try:
+        files = job.files(work / "inputs.npz")
+        with make_transport(profile) as transport:
+            reply = transport.run_job(job.job, files, work / "out", job.timeout_s)
+        outputs = _read_outputs(reply, work / "out")
+        if outputs is not None:
+            outputs = from_artifact_outputs(outputs, target.outputs)
+        result = job.result(reply, outputs)
+        return Outcome(result, outputs, target, job.labels)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class PlannedJob:
+    """One model's runner job with what its reply needs to become a Result."""
+
+    req: BenchRequest
+    profile: DeviceProfile
+    target: Target
+    plan: InputPlan
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    threads: int
+    job: RunnerJob
+
+    @property
+    def timeout_s(self) -> float:
+        return self.req.timeout_s or (self.req.timing.max_duration_s * 2 + 300)
+
+    def files(self, inputs_path: Path) -> dict[str, Path]:
+        """The job's files (the inputs written to ``inputs_path``), keyed as the transport places them."""
+        np.savez(inputs_path, **to_artifact_inputs(self.arrays, self.target.inputs))  # type: ignore[arg-type]  # numpy's stub
+        return {**self.target.job_files(), "inputs_npz": inputs_path}
+
+    def result(self, reply: dict[str, Any], outputs: dict[str, np.ndarray] | None) -> Result:
+        return build_result(self.req, self.profile, self.target, self.plan, reply, self.threads, outputs, self.labels)
+
+
+def plan_job(req: BenchRequest, profile: DeviceProfile, target: Target) -> PlannedJob:
+    """The runner job for ``req`` on ``profile`` with its inputs planned (and the output it scores checked
+    before anything runs)."""
     check_output(source_tensor_specs(target.outputs), req.output)  # before the run, not after it
     plan, arrays, labels = prepare_inputs(req, source_tensor_specs(target.inputs), source_tensor_specs(target.outputs))
     capture = req.capture if req.capture is not None else req.dataset is not None
@@ -102,20 +146,7 @@ def execute(req: BenchRequest, profile: DeviceProfile | None = None, target: Tar
         capture_outputs=capture,
         thermal=profile.thermal.model_dump(),
     )
-    work = Path(tempfile.mkdtemp(prefix=temp_prefix("job")))
-    try:
-        inputs_path = work / "inputs.npz"
-        np.savez(inputs_path, **to_artifact_inputs(arrays, target.inputs))  # type: ignore[arg-type]  # numpy's stub
-        timeout = req.timeout_s or (req.timing.max_duration_s * 2 + 300)
-        with make_transport(profile) as transport:
-            reply = transport.run_job(job, {**target.job_files(), "inputs_npz": inputs_path}, work / "out", timeout)
-        outputs = _read_outputs(reply, work / "out")
-        if outputs is not None:
-            outputs = from_artifact_outputs(outputs, target.outputs)
-        result = build_result(req, profile, target, plan, reply, threads, outputs, labels)
-        return Outcome(result, outputs, target, labels)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return PlannedJob(req, profile, target, plan, arrays, labels, threads, job)
 
 
 def resolve_target(req: BenchRequest) -> Target:
@@ -219,6 +250,19 @@ def model_name(path: str | Path, given: str | None = None, meta: ArtifactMeta | 
     return path.stem
 
 
+# Backend options that say where a runtime keeps its caches, not how it runs the model: left out of the cell key,
+# so a cache folder on another machine does not make the same measurement another cell.
+UNKEYED_OPTIONS = frozenset({"cache_dir", "warm_compile", "engine_cache"})
+
+
+def cell_options(threads: int, batch: int, job_options: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """A result's ``options``, part of its cell key: threads, batch and, under ``backend``, the backend options the
+    user set (``--option``: an execution provider, a performance hint …) as the job got them, so a measurement
+    with CUDA never matches one on the CPU. Without such options the key is what it always was."""
+    backend = {k: v for k, v in job_options.items() if k in given and k not in UNKEYED_OPTIONS}
+    return {"threads": threads, "batch": batch, **({"backend": backend} if backend else {})}
+
+
 def cost_metrics(target: Target) -> dict[str, Any]:
     """What compression bought: parameter counts, sparsity, shared values, ratios against fp32 of the
     same format, what the recipe asked for and any warning about it — from the artifact's meta.json, or
@@ -255,7 +299,7 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
         device=DeviceInfo(profile=profile.name, host=reply.get("environment", {}).get("hostname"),
                           accelerator=profile.accelerator),
         runtime=reply["runtime"],
-        options={"threads": threads, "batch": plan.batch},
+        options=cell_options(threads, plan.batch, target.backend_options(req.backend_options), req.backend_options),
         latency_ms=summary,
         samples_ns=samples,
         iterations=len(samples),

@@ -6,8 +6,10 @@ Mann–Whitney U on the raw samples says the candidate is slower (p < alpha), an
 the ratio lies beyond the threshold — and the change stays past the threshold after dividing out the
 larger drift of either run between its own first and second half (a run that disagrees with itself by
 15% cannot convict another of being 10% slower), and the two runs were measured under similar noise
-(robust CVs within a factor of 3). A significant change past the threshold that misses the last two is reported as
-``inconclusive`` (a warning unless the rules say ``inconclusive: fail``).
+(robust CVs within a factor of 3, unless even the candidate's p10 is past the threshold by more than the
+noisier run's spread). A significant change past the threshold that misses the last two — or, between stored
+runs, lies within the device's noise floor (``pipeline/noise.py``) — is ``inconclusive``: a failure or a warning
+as the rules (or, unset, ``$CI``: ``GateSpec.for_ci``) say, with the command that would decide it.
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ import numpy as np
 from edgebench.config import GATE_METRICS, GateSpec, ResolvedRule
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import CellKey, Result, Validity, read_results
+from edgebench.pipeline.noise import NoiseFloor, floor_of, settle_command
 from edgebench.pipeline.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_whitney, nearest_rank,
                              summarize_ns, throughput_per_s)
 
 LATENCY_PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
 FAILING = {"regression", "error"}
 # Two runs whose robust CVs (1.4826·MAD/median) differ this much, the larger above NOISY_CV, were not
-# measured under the same conditions (a neighbour's load during one of them): they cannot convict.
+# measured under the same conditions (a neighbour's load during one of them): they cannot convict — unless
+# even the candidate's SEPARATION_PERCENTILE is past the baseline's percentile × (1 + threshold) by more than
+# SPREADS × the noisier run's robust CV: load only adds time, so no load explains that (docs/ci.md).
 NOISE_MISMATCH, NOISY_CV = 3.0, 0.03
+SEPARATION_PERCENTILE, SPREADS = 10, 3.0
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Check:
     rule: str = ""
     message: str = ""
     failed: bool = False
+    settle: str = ""  # for an inconclusive latency verdict: the command that would decide it, or why none here
 
 
 @dataclass
@@ -58,6 +65,7 @@ class GateReport:
     checks: list[Check]
     missing_cells: list[str] = field(default_factory=list)  # in the baseline, absent from the candidate
     new_cells: list[str] = field(default_factory=list)  # in the candidate only: nothing to compare with
+    noise_floors: list[NoiseFloor] = field(default_factory=list)  # per gated device, when stored runs were gated
 
     @property
     def failed(self) -> bool:
@@ -71,12 +79,16 @@ class GateReport:
         return sum(c.verdict == verdict for c in self.checks)
 
 
+def is_stored_run(ref: str) -> bool:
+    """Whether ``load_results`` reads ``ref`` from the results store (a run id or name), not from a file."""
+    return not (Path(ref).expanduser().exists() or ref.endswith(".json") or os.sep in ref)
+
+
 def load_results(ref: str, store: Path | None = None) -> list[Result]:
     """Results named by a reference: a result JSON file (one object or a list, as ``bench --json``,
     ``sweep --json`` and ``results export --json`` write), or a run id/name in the results store."""
-    path = Path(ref).expanduser()
-    if path.exists() or ref.endswith(".json") or os.sep in ref:
-        results = read_results(path)
+    if not is_stored_run(ref):
+        results = read_results(Path(ref).expanduser())
     else:
         from edgebench.store.db import DEFAULT_PATH, Store
 
@@ -95,9 +107,18 @@ def load_results(ref: str, store: Path | None = None) -> list[Result]:
 
 def cell_label(result: Result) -> str:
     m, o = result.model, result.options
-    opts = " ".join(f"{k}={v}" for k, v in sorted(o.items()) if k != "shapes")
+    backend = o.get("backend")
+    backend = backend if isinstance(backend, dict) else {}
+    shown = {**{k: v for k, v in o.items() if k not in ("shapes", "backend")}, **backend}
+    opts = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(shown.items()))
     return f"{m.name}/{m.recipe}/{m.format}@{result.device.profile}" + \
         (f" {opts}" if opts else "")
+
+
+def _some(labels: list[str], shown: int = 5) -> str:
+    """The first ``shown`` labels, then how many more."""
+    more = f" … and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
 
 
 def _index(results: list[Result], side: str) -> dict[CellKey, Result]:
@@ -110,24 +131,50 @@ def _index(results: list[Result], side: str) -> dict[CellKey, Result]:
     return cells
 
 
-def run_gate(baseline: list[Result], candidate: list[Result], spec: GateSpec) -> GateReport:
-    """Match cells by (model, recipe, format, device, options) and check every enabled metric."""
+def run_gate(baseline: list[Result], candidate: list[Result], spec: GateSpec,
+             floors: dict[str, NoiseFloor] | None = None) -> GateReport:
+    """Match cells by (model, recipe, format, device, options) and check every enabled metric; ``floors``:
+    each device's noise floor between stored runs (``pipeline/noise.py``), when stored runs are gated."""
     versions = {r.schema_version for r in baseline} | {r.schema_version for r in candidate}
     if len(versions) > 1:
         raise EdgebenchError(f"baseline and candidate mix result schema versions {sorted(versions)}: re-run "
                              "the older side with this edgebench", ExitStatus.USAGE)
     base, cand = _index(baseline, "baseline"), _index(candidate, "candidate")
+    _check_matched(base, cand, spec)
     checks: list[Check] = []
     for key, c in cand.items():
         if key in base:
-            checks += compare(base[key], c, spec)
+            checks += compare(base[key], c, spec, floor=None if floors is None else floor_of(floors, key.device))
         elif not c.ok:
             checks.append(_error_check(c))
     missing = [cell_label(r) for k, r in base.items() if k not in cand]
     checks += [Check(cell=label, metric="presence", verdict="missing", failed=spec.missing == "fail",
                      message="in the baseline, absent from the candidate") for label in missing]
     return GateReport(checks=checks, missing_cells=missing,
-                      new_cells=[cell_label(r) for k, r in cand.items() if k not in base and r.ok])
+                      new_cells=[cell_label(r) for k, r in cand.items() if k not in base and r.ok],
+                      noise_floors=[] if floors is None else [floor_of(floors, d) for d in
+                                                              sorted({k.device for k in cand if k in base})])
+
+
+def _check_matched(base: dict[CellKey, Result], cand: dict[CellKey, Result], spec: GateSpec) -> None:
+    """Refuse (exit 2) what would otherwise pass unjudged: no cell in common, or a matched cell whose latency
+    cannot be judged because a side that ran has no samples."""
+    matched = [k for k in cand if k in base]
+    if not matched:
+        raise EdgebenchError(
+            f"no candidate cell matches a baseline cell, so nothing would be gated (baseline cells: "
+            f"{_some([cell_label(r) for r in base.values()])}; candidate cells: "
+            f"{_some([cell_label(r) for r in cand.values()])})"
+            ": cells match by model name, recipe, format, device and options — name the model the same way on both "
+            "sides (bench --name, or the sweep spec's model name; both default to the file's name) and measure on "
+            "the same device with the same --threads, --batch and --option", ExitStatus.USAGE)
+    bare = [f"{side} {cell_label(r)}" for k in matched for side, r in (("baseline", base[k]), ("candidate", cand[k]))
+            if r.ok and not r.samples_ns and any(spec.rule(m, r.device.profile).enabled for m in LATENCY_PERCENTILES)]
+    if bare:
+        raise EdgebenchError(
+            f"no latency samples ('samples_ns' is empty) in {_some(bare)}: the gate judges latency on the raw "
+            "samples — pass results as edgebench writes them (bench/sweep --json and results export --json keep "
+            "every sample), re-run the benchmark, or disable the latency metrics in --rules", ExitStatus.USAGE)
 
 
 def _error_check(cand: Result, label: str | None = None) -> Check:
@@ -137,8 +184,10 @@ def _error_check(cand: Result, label: str | None = None) -> Check:
                  message=f"candidate failed: {kind}: {message}")
 
 
-def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None) -> list[Check]:
-    """Every enabled metric of one cell; a failed candidate is a failure of its own, never skipped."""
+def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None,
+            skip: tuple[str, ...] = (), floor: NoiseFloor | None = None) -> list[Check]:
+    """Every enabled metric of one cell but those in ``skip`` (judged elsewhere); a failed candidate is a
+    failure of its own, never skipped. ``floor``: the device's noise floor between stored runs."""
     label = label or cell_label(cand)
     if not cand.ok:
         return [_error_check(cand, label)]
@@ -152,10 +201,10 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
     checks = []
     for metric in GATE_METRICS:
         rule = spec.rule(metric, device)
-        if not rule.enabled:
+        if not rule.enabled or metric in skip:
             continue
         if metric in LATENCY_PERCENTILES:
-            check = _latency(label, rule, base, cand, mw, spec)
+            check = _latency(label, rule, base, cand, mw, spec, floor)
         elif metric in ("accuracy_top1", "agreement_top1"):
             key = "top1" if metric == "accuracy_top1" else "agreement_top1"
             check = _points(label, rule, base.accuracy.metric(key), cand.accuracy.metric(key))
@@ -167,7 +216,8 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
             if check.verdict == "regression" and rule.severity == "warn":
                 check.message = "; ".join(filter(None, ["severity warn: reported, not failed", check.message]))
             check.failed = rule.severity == "fail" and (
-                check.verdict in FAILING or (check.verdict == "inconclusive" and spec.inconclusive == "fail")
+                check.verdict in FAILING or (check.verdict == "inconclusive" and spec.inconclusive == "fail"
+                                             and (check.ratio or 0) > 1)  # a faster-or-same never fails
                 or (check.verdict == "missing" and spec.missing == "fail"))
             checks.append(check)
     return checks
@@ -183,7 +233,7 @@ def _absent(label: str, rule: ResolvedRule, base: Any) -> Check | None:
 
 
 def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
-             mw: Callable[[], MannWhitney], spec: GateSpec) -> Check | None:
+             mw: Callable[[], MannWhitney], spec: GateSpec, floor: NoiseFloor | None = None) -> Check | None:
     p = LATENCY_PERCENTILES[rule.metric]
     if not base.samples_ns or not cand.samples_ns:
         return _absent(label, rule, base.latency_ms.percentile(p) if base.samples_ns and base.latency_ms else None)
@@ -210,11 +260,23 @@ def _latency(label: str, rule: ResolvedRule, base: Result, cand: Result,
                   if max(d, 1 / d) == worst]
     cvs = sorted(summarize_ns(r.samples_ns).robust_cv for r in (base, cand))
     if verdict == "regression" and cvs[1] > NOISY_CV and cvs[1] > NOISE_MISMATCH * cvs[0]:
-        verdict = "inconclusive"
-        notes.append(f"the runs were measured under different noise (robust CV {cvs[0]:.1%} vs {cvs[1]:.1%})")
+        noise = f"the runs were measured under different noise (robust CV {cvs[0]:.1%} vs {cvs[1]:.1%})"
+        low = nearest_rank(b, SEPARATION_PERCENTILE) / 1e6
+        if low > va * hi * (1 + SPREADS * cvs[1]):  # load only adds time: even the fast end moved past it
+            notes.append(f"{noise}, but even the candidate's p{SEPARATION_PERCENTILE} is {low / va - 1:+.1%} past "
+                         f"the baseline's p{p}: more than {SPREADS:g}× the noisier run's spread")
+        else:
+            verdict = "inconclusive"
+            notes.append(noise)
+    if floor is not None and floor.floor is not None and (rule.threshold or 0.0) < floor.floor:
+        notes.append(f"this device's noise floor between stored runs is {floor.floor:.1%} (from {floor.pairs} A/A "
+                     "pairs): changes below it cannot be resolved from stored runs; use ab")
+        if verdict in ("regression", "improved") and max(ratio, 1 / ratio) - 1 <= floor.floor:
+            verdict = "inconclusive"
     return Check(cell=label, metric=rule.metric, verdict=verdict, baseline=va, candidate=vb, unit="ms",
                  ratio=ratio, ci=ci, p=test.p_greater if ratio >= 1 else test.p_less,
-                 rule=f">{rule.threshold:.0%}, p<{alpha:g}, CI beyond", message="; ".join(notes))
+                 rule=f">{rule.threshold:.0%}, p<{alpha:g}, CI beyond", message="; ".join(notes),
+                 settle=settle_command(base, cand) if verdict == "inconclusive" else "")
 
 
 def _relative(label: str, rule: ResolvedRule, base: float | None, cand: float | None, unit: str) -> Check | None:

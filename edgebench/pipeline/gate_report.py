@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -67,6 +68,33 @@ def summary_line(report: GateReport) -> str:
         ("; " + "; ".join(unmatched) if unmatched else "")
 
 
+def settle_lines(report: GateReport) -> list[tuple[str, str]]:
+    """(what, how) for each cell left inconclusive: the cell with its inconclusive metrics, and the command
+    that would decide them (or why none can be run here)."""
+    metrics: dict[tuple[str, str], list[str]] = {}
+    for check in report.checks:
+        if check.settle:
+            metrics.setdefault((check.cell, check.settle), []).append(check.metric)
+    return [(f"{cell} ({', '.join(names)})", how) for (cell, how), names in metrics.items()]
+
+
+def floor_lines(report: GateReport) -> list[str]:
+    """Each gated device's noise floor between stored runs (only when stored runs were gated)."""
+    return [f"{floor.device}: {floor.describe()}" for floor in report.noise_floors]
+
+
+def terminal_notes(report: GateReport) -> list[str]:
+    """Plain lines printed under the terminal table: the noise floors, then what decides each inconclusive cell."""
+    return [f"noise floor on {line}" for line in floor_lines(report)] + \
+        [f"to decide {what}: {how}" for what, how in settle_lines(report)]
+
+
+def _fenced(lines: list[str]) -> list[str]:
+    """``lines`` as a shell code block, its fence longer than any run of backticks in them."""
+    fence = "`" * max([3] + [len(run) + 1 for line in lines for run in re.findall("`+", line)])
+    return [fence + "sh", *lines, fence]
+
+
 def _row(check: Check) -> list[str]:
     return [check.cell, check.metric, _value(check.baseline, check.unit), _value(check.candidate, check.unit),
             change(check), ci_text(check), p_text(check), check.rule, label(check), check.message]
@@ -98,9 +126,15 @@ def gate_markdown(report: GateReport, title: str = "edgebench gate") -> str:
             f"{label(check)}"
         lines.append("| " + " | ".join(markdown_text(cell) for cell in row) + " |")  # no HTML, no open <!--
     for heading, cells in (("Baseline cells missing from the candidate", report.missing_cells),
-                           ("New cells without a baseline", report.new_cells)):
+                           ("New cells without a baseline", report.new_cells),
+                           ("Noise floor between stored runs", floor_lines(report))):
         if cells:
             lines += ["", f"**{heading}:**", *[f"- {markdown_text(c)}" for c in cells]]
+    settle = settle_lines(report)
+    if settle:
+        lines += ["", "**To decide the inconclusive verdicts:**", ""]
+        lines += _fenced([printable(line) for what, how in settle for line in
+                          (f"# {what}", how if how.startswith("edgebench ") else f"# {how}")])
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +153,8 @@ def gate_junit(report: GateReport) -> ET.ElementTree:
         case = ET.SubElement(suite, "testcase", classname=check.cell, name=check.metric, time="0")
         detail = (f"baseline {_value(check.baseline, check.unit)}, candidate {_value(check.candidate, check.unit)}, "
                   f"change {change(check)}, 95% CI {ci_text(check)}, p {p_text(check)}, rule {check.rule or '—'}"
-                  + (f"; {check.message}" if check.message else ""))
+                  + (f"; {check.message}" if check.message else "")
+                  + (f"; to decide: {check.settle}" if check.settle else ""))
         if check.failed:
             failure = ET.SubElement(case, "failure", type=check.verdict, message=f"{check.verdict}: {change(check)}")
             failure.text = detail

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from edgebench.files import atomic_write
+from edgebench.pipeline.noise import NoiseFloor
 from edgebench.report.data import ReportData, build_report
 from edgebench.report.html import render_html
 from edgebench.report.markdown import render_markdown
@@ -21,9 +22,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_report(results: Sequence[Result], run: RunInfo | None = None, html: Path | None = None,
-                 markdown: Path | None = None, max_accuracy_drop: float = 0.01) -> ReportData:
-    """Write the HTML and/or Markdown report; returns the data they show (for a terminal summary)."""
-    data = build_report(results, run, max_accuracy_drop)
+                 markdown: Path | None = None, max_accuracy_drop: float = 0.01,
+                 floors: Mapping[str, NoiseFloor] | None = None) -> ReportData:
+    """Write the HTML and/or Markdown report; returns the data they show (for a terminal summary). ``floors``:
+    each device's noise floor between the store's runs (``pipeline/noise.py``), shown per device."""
+    data = build_report(results, run, max_accuracy_drop, floors=floors)
     if html:
         _write(html, render_html(data))
     if markdown:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from edgebench.result import CellKey, Result, utc_now
+from edgebench.pipeline.noise import NoiseFloor, floor_of
 from edgebench.pipeline.stats import nearest_rank
 from edgebench.store.db import RunInfo
 
@@ -104,6 +105,7 @@ class DeviceView:
     metric: str | None  # "top1" or "agreement_top1": the accuracy plotted and used to pick the best
     environment: dict[str, Any]
     runtimes: list[str]
+    noise_floor: NoiseFloor | None = None  # between the store's runs (pipeline/noise.py); None: not from a store
 
 
 @dataclass
@@ -173,8 +175,9 @@ def _format_options(options: dict[str, Any], keys: Sequence[str]) -> str:
         value = options.get(key)
         if value is None or (key == "shapes" and "batch" in keys):
             continue
-        if isinstance(value, dict):
-            value = ",".join(f"{k}={'x'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
+        if isinstance(value, dict):  # shapes (name=1x28x28) or backend options (execution_providers=A+B)
+            join = "x" if key == "shapes" else "+"
+            value = ",".join(f"{k}={join.join(map(str, v)) if isinstance(v, list) else v}" for k, v in value.items())
         parts.append(f"{key}={value}")
     return " ".join(parts)
 
@@ -242,9 +245,10 @@ def _device_view(name: str, cells: list[Cell], max_drop: float) -> DeviceView:
 
 
 def build_report(results: Sequence[Result], run: RunInfo | None = None, max_accuracy_drop: float = 0.01,
-                 title: str | None = None) -> ReportData:
+                 title: str | None = None, floors: Mapping[str, NoiseFloor] | None = None) -> ReportData:
     """Group by device; the best cell per (device, model) is the fastest p50 whose accuracy is within
-    ``max_accuracy_drop`` of that model's most accurate cell on the device."""
+    ``max_accuracy_drop`` of that model's most accurate cell on the device. ``floors``: the store's noise floors
+    per device (a device without A/A history shows that)."""
     keys = sorted({k for r in results for k in r.options})
     varying = [k for k in keys if len({json.dumps(r.options.get(k), sort_keys=True) for r in results}) > 1]
     common = [k for k in keys if k not in varying and k != "shapes"]
@@ -254,6 +258,9 @@ def build_report(results: Sequence[Result], run: RunInfo | None = None, max_accu
         cell = Cell(r, _format_options(r.options, varying), with_model=several_models)
         by_device.setdefault(str(r.device.profile), []).append(cell)
     devices = [_device_view(name, cells, max_accuracy_drop) for name, cells in by_device.items()]
+    if floors is not None:
+        for view in devices:
+            view.noise_floor = floor_of(floors, view.name)
     artifacts: dict[tuple[str, ...], Artifact] = {}
     for r in results:
         m = r.model

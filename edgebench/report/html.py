@@ -114,7 +114,8 @@ def _device(view: DeviceView, data: ReportData) -> str:
              if boxes else ""]
     return (f'<section id="device-{escape(view.name)}"><h2>Device: {escape(view.name)}</h2>'
             f'<p class="sub">{escape(str(env.get("cpu") or "unknown CPU"))} · {_n(env.get("cores"), "")} cores · '
-            f'{escape(", ".join(view.runtimes) or "no runtime reported")}</p>'
+            f'{escape(", ".join(view.runtimes) or "no runtime reported")}'
+            f'{" · " + escape(view.noise_floor.describe()) if view.noise_floor else ""}</p>'
             f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
             f'<p class="sub" style="margin-top:6px">{escape(rule)}</p>'
             f'<div class="plots">{"".join(plots)}</div></section>')

@@ -53,8 +53,11 @@ def render_markdown(data: ReportData) -> str:
                   "accurate cell on the device.", ""]
     for view in data.devices:
         metric = _cell_text(view.metric or "accuracy")
-        lines += [f"## {_cell_text(view.name)}", "",
-                  f"| cell | p50 ms | p99 ms | robust CV | peak MB | size B | gzip B | {metric} | validity |",
+        lines += [f"## {_cell_text(view.name)}", ""]
+        if view.noise_floor is not None:
+            floor = view.noise_floor.describe()
+            lines += [f"{floor[0].upper()}{floor[1:]}.", ""]
+        lines += [f"| cell | p50 ms | p99 ms | robust CV | peak MB | size B | gzip B | {metric} | validity |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         lines += [_row(c) for c in view.cells]
         lines.append("")

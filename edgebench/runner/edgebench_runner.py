@@ -31,7 +31,7 @@ from .backends.base import BaseBackend, BadOption, RuntimeMissing  # noqa: E402
 from .job import SCHEMA_VERSION, JobError, RunnerJob  # noqa: E402
 from .lifeline import die_with_parent  # noqa: E402
 from .runner_env import environment, peak_rss_mb, reset_peak_rss, thread_limit  # noqa: E402
-from .timing import measure  # noqa: E402
+from .timing import measure, measure_pair  # noqa: E402
 
 
 class RunnerError(Exception):
@@ -159,34 +159,36 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
                                    f"4 per CPU of {job.device_name}: lower --threads (or the spec's threads)")
     env_before = environment()
     backend = load_backend(job.backend)(job)
-
     with stage("runtime_missing"):
         backend.open()  # imports the runtime: part of the baseline, not the model's footprint
+    partner = load_backend(job.partner.backend)(job.partner) if job.partner is not None else None
+    if partner is not None:
+        with stage("runtime_missing"):
+            partner.open()
     arrays = load_inputs(job.inputs_npz)
+    partner_arrays = load_inputs(job.partner.inputs_npz) if job.partner is not None else {}
     # The baseline holds the interpreter, numpy, the runtime AND the inputs: peak − baseline is then the
     # model's own footprint (load, arena, run), the same with 450 samples as with 200 000.
     peak_reset = reset_peak_rss()
     memory = {"baseline": peak_rss_mb()}
 
-    t0 = clock()
-    with stage("invalid_model", f"cannot load {job.artifact}: "):
-        backend.load(job.artifact)
-    load_ms = (clock() - t0) / 1e6
+    load_ms, feeds, first_ms = _load(backend, job, arrays, clock)
     memory["after_load"] = peak_rss_mb()
-
-    with stage("data_mismatch", "the inputs do not fit the model: "):
-        feeds = [backend.prepare(f) for f in make_batches(arrays, job.batch, job.rotation, job.per_sample_inputs)]
-        t0 = clock()
-        backend.infer(feeds[0])
-    first_ms = (clock() - t0) / 1e6
-
-    timing = measure(backend.infer, feeds, job.timing, clock)
+    if partner is None or job.partner is None:
+        timing = measure(backend.infer, feeds, job.timing, clock)
+        partner_part = None
+    else:  # a paired job: both loaded, then timed in alternating blocks; memory is the pair's
+        p_load_ms, p_feeds, p_first_ms = _load(partner, job.partner, partner_arrays, clock)
+        timing, p_timing = measure_pair((backend.infer, partner.infer), (feeds, p_feeds), job.timing, job.block_s,
+                                        clock)
+        partner_part = {"runtime": _runtime(partner), "load_ms": p_load_ms, "first_inference_ms": p_first_ms,
+                        **p_timing, "batch": job.partner.batch, "distinct_inputs": len(p_feeds), "io": partner.io(),
+                        "extra": {**partner.extra_timings(), "threads_used": partner.threads_used()}}
     memory["peak"] = peak_rss_mb()
 
     result: dict[str, Any] = {
         "status": "ok",
-        "runtime": {"name": backend.runtime_name, "version": backend.runtime_version(),
-                    "options": backend.options()},
+        "runtime": _runtime(backend),
         "load_ms": load_ms,
         "first_inference_ms": first_ms,
         **timing,
@@ -203,7 +205,28 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
     result["thermal"] = thermal.finish(heat)
     result["environment"] = {**env_before, "temperatures_c_after": env_after.get("temperatures_c"),
                              "frequency_mhz_after": env_after.get("frequency_mhz")}
+    if partner_part is not None:
+        result["partner"] = {"status": "ok", **partner_part, "memory_mb": memory, "thermal": result["thermal"],
+                             "environment": result["environment"]}
     return result
+
+
+def _runtime(backend: BaseBackend) -> dict[str, Any]:
+    return {"name": backend.runtime_name, "version": backend.runtime_version(), "options": backend.options()}
+
+
+def _load(backend: BaseBackend, job: RunnerJob, arrays: dict[str, Any], clock: Callable[[], int]
+          ) -> tuple[float, list[Any], float]:
+    """Load the model, prepare its feeds and run it once: (load ms, feeds, first inference ms)."""
+    t0 = clock()
+    with stage("invalid_model", f"cannot load {job.artifact}: "):
+        backend.load(job.artifact)
+    load_ms = (clock() - t0) / 1e6
+    with stage("data_mismatch", "the inputs do not fit the model: "):
+        feeds = [backend.prepare(f) for f in make_batches(arrays, job.batch, job.rotation, job.per_sample_inputs)]
+        t0 = clock()
+        backend.infer(feeds[0])
+    return load_ms, feeds, (clock() - t0) / 1e6
 
 
 def _jsonable(value: Any) -> Any:

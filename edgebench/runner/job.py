@@ -19,6 +19,8 @@ SCHEMA_VERSION = 1
 # of the baseline memory however large the dataset (200 000 samples are 64 feeds, not 200 000).
 INPUT_ROTATION = 64
 
+PARTNER = "partner_"  # the prefix of a paired job's partner files among the transport's files
+
 T = TypeVar("T")
 
 
@@ -43,19 +45,30 @@ class RunnerJob:
     rotation: int | None = None  # distinct feeds at most (INPUT_ROTATION from the host); None: one per batch
     capture_outputs: bool = False
     thermal: dict[str, Any] = field(default_factory=dict)  # thermal.cool_down's rules
+    # A paired job (``edgebench ab``): a second model measured in the same process, in blocks alternating
+    # with this one's (each block at least ``block_s``), so that what else runs on the device hits both alike.
+    # Its own timing, capture and thermal fields are ignored: this job's apply to the pair.
+    partner: "RunnerJob | None" = None
+    block_s: float = 0.01
     schema_version: int = SCHEMA_VERSION
 
     def placed(self, files: Mapping[str, str], outputs_npz: str) -> "RunnerJob":
         """The job as its transport placed it: ``files`` the paths on the device by field (artifact,
         inputs_npz, artifact_weights), ``outputs_npz`` where the outputs go when it captures them."""
+        partner = None
+        if self.partner is not None:  # its files are keyed "partner_artifact" …
+            partner = self.partner.placed({k.removeprefix(PARTNER): v for k, v in files.items()
+                                           if k.startswith(PARTNER)}, outputs_npz)
         return replace(self, artifact=files["artifact"], inputs_npz=files["inputs_npz"],
                        artifact_weights=files.get("artifact_weights"),
-                       outputs_npz=outputs_npz if self.capture_outputs else None)
+                       outputs_npz=outputs_npz if self.capture_outputs else None, partner=partner)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``job.json``; fields left unset (None) are left out."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data.update(timing=asdict(self.timing), per_sample_inputs=list(self.per_sample_inputs))
+        data.update(timing=asdict(self.timing), per_sample_inputs=list(self.per_sample_inputs),
+                    partner=self.partner.to_dict() if self.partner is not None else None,
+                    block_s=self.block_s if self.partner is not None else None)  # a single job: as before
         return {key: value for key, value in data.items() if value is not None}
 
     @classmethod
@@ -78,6 +91,10 @@ class RunnerJob:
             raise JobError(f"job field 'batch' is {batch}: at least 1 sample per feed")
         if data.get("capture_outputs") and not data.get("outputs_npz"):
             raise JobError("the job captures outputs but names no outputs_npz")
+        partner = _get(data, "partner", dict)
+        block_s = data.get("block_s", 0.01)
+        if not isinstance(block_s, (int, float)) or isinstance(block_s, bool) or not 0 < block_s <= 10:
+            raise JobError(f"job field 'block_s' is {block_s!r}, not a number of seconds in (0, 10]")
         return cls(
             backend=_required(data, "backend"), artifact=_required(data, "artifact"),
             inputs_npz=_required(data, "inputs_npz"), artifact_weights=_get(data, "artifact_weights", str),
@@ -88,6 +105,7 @@ class RunnerJob:
             batch=batch or 1, per_sample_inputs=tuple(_get(data, "per_sample_inputs", list) or ()),
             rotation=rotation, capture_outputs=bool(_get(data, "capture_outputs", bool)),
             thermal=_get(data, "thermal", dict) or {},
+            partner=cls.from_dict(partner) if partner is not None else None, block_s=float(block_s),
         )
 
 

@@ -68,3 +68,48 @@ def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRule
             "stopped_by_max_duration": duration_ns >= max_ns,
         },
     }
+
+
+def measure_pair(infers: Sequence[Callable[[Any], Any]], feeds: Sequence[Sequence[Any]], rules: TimingRules,
+                 block_s: float, clock: Callable[[], int]) -> list[dict[str, Any]]:
+    """Two models in one process: both warmed up, then timed in alternating blocks (each at least
+    ``block_s`` and one iteration; the first of each block pair alternating A B, B A …) until both have
+    their minimums, never past ``max_duration_s`` of measuring. Load that comes and goes on the device
+    then falls on both models alike. One ``measure``-shaped dict per model."""
+    warm = [measure(infer, f, TimingRules(rules.warmup_iterations, rules.warmup_s, 1, 0.0, rules.max_duration_s),
+                    clock)["warmup"] for infer, f in zip(infers, feeds)]
+    samples: tuple[list[int], list[int]] = ([], [])
+    spent = [0, 0]
+    counters = [0, 0]
+    block_ns, max_ns, min_ns = int(block_s * 1e9), int(rules.max_duration_s * 1e9), int(rules.min_duration_s * 1e9)
+    start = clock()
+    k = 0
+    while True:
+        for side in ((0, 1) if k % 2 == 0 else (1, 0)):
+            infer, own, n_feeds = infers[side], samples[side], len(feeds[side])
+            block_start = clock()
+            while True:
+                t0 = clock()
+                infer(feeds[side][counters[side] % n_feeds])
+                t1 = clock()
+                own.append(t1 - t0)
+                counters[side] += 1
+                if t1 - block_start >= block_ns:
+                    break
+            spent[side] += clock() - block_start
+        k += 1
+        met = all(len(s) >= rules.min_iterations and t >= min_ns for s, t in zip(samples, spent))
+        if met or clock() - start >= max_ns:
+            break
+    stopped = clock() - start >= max_ns
+    return [{
+        "samples_ns": own,
+        "iterations": len(own),
+        "duration_s": spent[side] / 1e9,
+        "warmup": {**warm[side], "blocks": k},
+        "validity": {
+            "min_iterations_met": len(own) >= rules.min_iterations,
+            "min_duration_met": spent[side] >= min_ns,
+            "stopped_by_max_duration": stopped,
+        },
+    } for side, own in enumerate(samples)]

@@ -82,6 +82,17 @@ class RunInfo:
         return f"{self.id} ({self.name}, {self.created_utc}, {self.status})"
 
 
+@dataclass(frozen=True)
+class StoredLatency:
+    """One measured cell's median, with what identifies the artifact it measured: the source model's hash,
+    the precision, the converter versions that made it and the runtime (name, version) that ran it."""
+
+    run_id: int
+    key: CellKey
+    p50_ms: float
+    artifact: tuple[str, ...]
+
+
 class Store:
     """Thread-safe: worker threads of one sweep share the connection under a lock; other processes
     reach the same file through SQLite's own locking (WAL, busy timeout). ``read_only`` opens an existing
@@ -343,6 +354,22 @@ class Store:
         self.run(run_id)
         rows = self._read("SELECT id, result FROM results WHERE run_id = ? ORDER BY id", (run_id,))
         return [Result.from_dict(self._json(text, f"result {rid}"), f"{self.path} result {rid}") for rid, text in rows]
+
+    def latency_history(self) -> list[StoredLatency]:
+        """Every measured cell of every run (oldest first) whose source model's hash is known, without loading
+        its samples: what the noise floor between runs is learned from (``pipeline/noise.py``). Rows whose
+        JSON is damaged are left out (reading that run names the damage)."""
+        rows = self._read(
+            "SELECT run_id, model, recipe, format, device, options, p50_ms, "
+            "json_extract(result, '$.model.source_sha256'), coalesce(json_extract(result, '$.model.precision'), ''), "
+            "coalesce(json_extract(result, '$.provenance.converter'), ''), "
+            "coalesce(json_extract(result, '$.runtime.name'), ''), "
+            "coalesce(json_extract(result, '$.runtime.version'), '') "
+            "FROM results WHERE status = 'ok' AND typeof(p50_ms) IN ('real', 'integer') AND p50_ms > 0 "
+            "AND json_valid(result) "
+            "AND json_extract(result, '$.model.source_sha256') IS NOT NULL ORDER BY run_id, id")
+        return [StoredLatency(run_id=row[0], key=CellKey(*row[1:6]), p50_ms=float(row[6]),
+                              artifact=tuple(str(v) for v in row[7:])) for row in rows]
 
 
 _MESSAGES = {"database or disk is full": SQLITE_FULL, "attempt to write a readonly database": SQLITE_READONLY,

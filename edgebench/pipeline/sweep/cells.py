@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from edgebench.artifacts import cache as artifacts
-from edgebench.pipeline.bench import BenchRequest, conversion_shapes, execute
+from edgebench.pipeline.bench import BenchRequest, conversion_shapes, execute, model_name
 from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepModel, SweepSpec
@@ -25,7 +25,16 @@ def canonical_recipe(text: str) -> str:
     return parse_recipe(text).canonical
 
 
+def with_names(spec: SweepSpec, base_dir: Path) -> SweepSpec:
+    """``spec`` with every model named: its ``name``, else its file's name by bench's rule (``model_name``), so a
+    sweep and a bench of the same file make the same cell key and gate against each other."""
+    models = [m if m.name else m.model_copy(update={"name": model_name(base_dir / Path(m.path).expanduser())})
+              for m in spec.models]
+    return spec.model_copy(update={"models": models})
+
+
 def build_plan(spec: SweepSpec, base_dir: Path, source: str) -> Plan:
+    spec = with_names(spec, base_dir)
     plan = make_plan(spec, base_dir, source, set(format_names()), canonical_recipe)
     for model in spec.models:
         named = sorted({*model.input_ranges, *model.input_values})

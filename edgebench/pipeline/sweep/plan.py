@@ -108,8 +108,10 @@ def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[s
                          ("formats", spec.formats), ("devices", spec.devices)):
         dup = _duplicates(values)
         if dup:
+            hint = " (a model without a name is named after its file: give each model its own name)" \
+                if axis == "models" else ""
             raise EdgebenchError(f"{source}: {axis} lists {', '.join(dup)} more than once: each cell must be "
-                                 "defined once", ExitStatus.CONFIG)
+                                 f"defined once{hint}", ExitStatus.CONFIG)
     for fmt in spec.formats:
         if fmt not in known_formats:
             raise EdgebenchError(f"{source}: unknown format {fmt!r} in formats: use one of "
