@@ -264,3 +264,23 @@ def test_summary_is_appended_to_github_step_summary(files, tmp_path):
     text = summary.read_text()
     assert text.startswith("earlier step\n") and "### ✅ edgebench gate: PASS" in text
     assert "PASS" in out.getvalue()
+
+
+@pytest.mark.parametrize("name, verdict", [("quiet-b", "regression"), ("drifting", "regression"),
+                                           ("steady", "inconclusive"), ("bursty", "inconclusive")])
+def test_every_sample_1_2x_slower_fails_in_ci_whatever_the_load(name, verdict, tmp_path):
+    """The issue's case: a candidate whose every sample is exactly 1.2× a recorded run's. Against a quiet or a
+    drifting run it is a regression; against a run whose own halves disagree by 16–17% the files alone cannot
+    convict, and in CI that inconclusive verdict fails (exit 1) with the command that settles it; it never
+    passes silently."""
+    base = recorded(name)
+    cand = Result.from_dict({**base.to_dict(), "samples_ns": [round(s * 1.2) for s in base.samples_ns]}, "x")
+    cand.latency_ms = summarize_ns(cand.samples_ns)
+    check = next(c for c in compare(base, cand, GateSpec().for_ci(True)) if c.metric == "latency_p50")
+    assert check.verdict == verdict and check.failed
+    files = as_file(base, tmp_path / "b.json"), as_file(cand, tmp_path / "c.json")
+    out = io.StringIO()
+    env = Environment(stdout=out, stderr=io.StringIO(), environ={"CI": "true"})
+    assert main(["gate", "-b", str(files[0]), "-c", str(files[1])], env) == ExitStatus.REGRESSION
+    if verdict == "inconclusive":
+        assert "edgebench gate --remeasure" in out.getvalue() or "edgebench ab" in out.getvalue()
