@@ -159,14 +159,14 @@ def _parent(pid_file: Path) -> int:
 def test_ab_holds_the_device_across_its_rounds(tmp_path, gate_factory):  # noqa: F811
     gate = gate_factory()
     profile = str(_gated_cpu(tmp_path, gate))
-    ab = _start(tmp_path, "ab", "-b", MODEL, "-c", MODEL, "--device", profile, "--rounds", "2", *QUICK_TIMING,
+    ab = _start(tmp_path, "ab", "-b", MODEL, "-c", MODEL, "--device", profile, "--max-rounds", "2", *QUICK_TIMING,
                 stdout=tmp_path / "ab.txt")
-    gate.wait_started(1, alive=_alive(ab))  # A of round 1 in flight
+    gate.wait_started(1, alive=_alive(ab))  # A alone in flight
     waited = tmp_path / "bench.err"
     bench = _start(tmp_path, "bench", MODEL, "--device", profile, *QUICK_TIMING, stdout=tmp_path / "b.txt",
                    stderr=waited)
     _wait_for(lambda: "is in use by" in waited.read_text(), bench, "wait for the device")
-    for k in (1, 2, 3, 4):  # A B A B, all ab's: the waiting bench never gets in between
+    for k in (1, 2, 3, 4):  # A alone, B alone, 2 paired rounds, all ab's: the waiting bench never gets in between
         gate.wait_started(k, alive=_alive(ab))
         assert _parent(gate.started(k)) == ab.pid, f"job {k} is not ab's"
         gate.go(k)
