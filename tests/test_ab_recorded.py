@@ -70,3 +70,23 @@ def test_the_slower_model_is_never_called_equivalent_or_faster():
     ratios = SETS["slow-bursty"]["ratios"]["p50"]
     verdicts = [decide(ratios[:n], RULE.threshold, RULE.alpha).verdict for n in range(1, len(ratios) + 1)]
     assert set(verdicts) == {"undecided", "regression"} and np.median(ratios) > 1.05
+
+
+@pytest.mark.parametrize("ci, failed", [((0.97, 1.03), False), ((0.97, 1.08), True)])
+def test_an_undecided_ab_fails_in_ci_unless_a_regression_is_already_excluded(ci, failed):
+    """At the budget, p50 undecided: with the interval's upper end below +5% the gate's question (slower or
+    not) is answered and CI passes; with it above, CI fails and the message names the budget to try next."""
+    from edgebench.pipeline.ab import ABRounds, Budget, gate_rounds
+    from edgebench.pipeline.bench import BenchRequest
+    from edgebench.pipeline.sequential import Decision
+    from tests.test_gate_recorded import recorded
+
+    rounds = ABRounds((recorded("quiet-a"), recorded("quiet-b")), {"latency_p50": [1.0] * 40},
+                      {"latency_p50": Decision("undecided", 40, 1.0, ci)}, stopped="rounds")
+    pair = (BenchRequest(model=Path("a.onnx")), BenchRequest(model=Path("b.onnx")))
+    spec = GateSpec().for_ci(True)
+    check = next(c for c in gate_rounds(rounds, pair, spec, Budget(), "try --max-rounds 80").checks
+                 if c.metric == "latency_p50")
+    assert check.verdict == "inconclusive" and check.failed == failed
+    assert "stopped at the budget of 40 round pairs before this metric could decide: try --max-rounds 80" in check.message
+    assert ("a regression past +5% is excluded (upper bound +3.0%)" in check.message) != failed

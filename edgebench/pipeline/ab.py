@@ -171,8 +171,14 @@ def gate_rounds(rounds: ABRounds, pair: tuple[BenchRequest, BenchRequest], spec:
                       candidate=_percentile(cand, p), unit="ms", ratio=decision.estimate,
                       ci=decision.ci if lo > 0 and hi < float("inf") else None,
                       rule=f">{rule.threshold:.0%}, sequential α={rule.alpha:g}", message="; ".join(notes))
+        # An undecided metric whose interval already excludes a regression past the threshold is no reason
+        # to fail: the gate asks "slower or not", and that much is proven.
+        excluded = verdict == "inconclusive" and hi < 1 + (rule.threshold or 0.0)
+        if excluded:
+            notes.append(f"a regression past +{rule.threshold:.0%} is excluded (upper bound {hi - 1:+.1%})")
+        check.message = "; ".join(notes)
         check.failed = rule.severity == "fail" and (
-            verdict in FAILING or (verdict == "inconclusive" and spec.inconclusive == "fail"))
+            verdict in FAILING or (verdict == "inconclusive" and spec.inconclusive == "fail" and not excluded))
         if verdict == "regression" and rule.severity == "warn":
             check.message = "severity warn: reported, not failed; " + check.message
         checks.append(check)

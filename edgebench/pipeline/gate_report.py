@@ -100,7 +100,7 @@ def _row(check: Check) -> list[str]:
             change(check), ci_text(check), p_text(check), check.rule, label(check), check.message]
 
 
-HEADERS = ["cell", "metric", "baseline", "candidate", "change", "95% CI", "p", "rule", "verdict", "note"]
+HEADERS = ["cell", "metric", "baseline", "candidate", "change", "CI", "p", "rule", "verdict", "note"]
 
 
 def gate_table(report: GateReport) -> Table:
@@ -152,7 +152,7 @@ def gate_junit(report: GateReport) -> ET.ElementTree:
     for check in report.checks:
         case = ET.SubElement(suite, "testcase", classname=check.cell, name=check.metric, time="0")
         detail = (f"baseline {_value(check.baseline, check.unit)}, candidate {_value(check.candidate, check.unit)}, "
-                  f"change {change(check)}, 95% CI {ci_text(check)}, p {p_text(check)}, rule {check.rule or '—'}"
+                  f"change {change(check)}, CI {ci_text(check)}, p {p_text(check)}, rule {check.rule or '—'}"
                   + (f"; {check.message}" if check.message else "")
                   + (f"; to decide: {check.settle}" if check.settle else ""))
         if check.failed:
