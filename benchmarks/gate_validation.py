@@ -33,6 +33,7 @@ from edgebench.config import GateSpec, load_profile
 from edgebench.pipeline.ab import AB_TIMING, ABRounds, Budget, gate_rounds, run_sequential
 from edgebench.pipeline.bench import BenchRequest, plan_job, resolve_target
 from edgebench.pipeline.paired import run_paired
+from edgebench.pipeline.sequential import decide
 
 DIGITS = Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo" / "digits_cnn.onnx"
 
@@ -157,9 +158,19 @@ def run_mode(mode: str, counts: dict[str, int], models: dict[str, Path], spec: G
     return rows
 
 
+def fails_in_ci(row: dict[str, object], threshold: float, alpha: float) -> bool:
+    """In CI a regression fails, and so does an inconclusive verdict unless its interval excludes a regression."""
+    if row["verdict"] != "inconclusive":
+        return row["verdict"] == "regression"
+    ratios = row["ratios"]
+    assert isinstance(ratios, list)
+    return decide([float(x) for x in ratios], threshold, alpha).ci[1] >= 1 + threshold
+
+
 def table(rows: list[dict[str, object]]) -> str:
+    rule = GateSpec().rule("latency_p50", "local-cpu")
     lines = ["| condition | case | ab runs | regression | equivalent (pass) | improved | inconclusive | "
-             "median rounds | median time to verdict |", "|---|---|---|---|---|---|---|---|---|"]
+             "fails in CI | median rounds | median time to verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for mode in dict.fromkeys(str(r["mode"]) for r in rows):
         for case in CASES:
             sel = [r for r in rows if r["mode"] == mode and r["case"] == case]
@@ -168,7 +179,9 @@ def table(rows: list[dict[str, object]]) -> str:
             n = len(sel)
             count = Counter(str(r["verdict"]) for r in sel)
             decided = [float(str(r["elapsed_s"])) for r in sel if r["verdict"] != "inconclusive"]
+            fails = sum(fails_in_ci(r, rule.threshold or 0.0, rule.alpha or 0.0) for r in sel)
             cells = [f"{count[v]}/{n} ({count[v] / n:.0%})" for v in ("regression", "pass", "improved", "inconclusive")]
+            cells.append(f"{fails}/{n}")
             rounds = statistics.median(int(str(r["rounds"])) for r in sel)
             to_verdict = f"{statistics.median(decided):.0f} s" if decided else "—"
             lines.append(f"| {mode} | {case} | {n} | " + " | ".join(cells) + f" | {rounds:g} | {to_verdict} |")
