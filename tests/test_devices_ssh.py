@@ -236,3 +236,19 @@ def test_devices_check_unreachable_is_one_line(tmp_path, capsys):
     with closed_port() as port:
         status = main(["devices", "check", str(SshdBoard(tmp_path / "off", port=port).profile())])
     assert status == ExitStatus.DEVICE and "cannot connect" in capsys.readouterr().err
+
+
+def test_a_paired_ab_round_runs_on_a_board(ssh_board, tmp_path):
+    """ab's paired rounds over SSH: the partner's model and inputs are placed on the board beside A's and both
+    run in one remote runner process."""
+    out = tmp_path / "ab.json"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("inconclusive: warn\n")
+    status = main(["ab", "-b", str(DIGITS / "digits_cnn.onnx"), "-c", str(DIGITS / "digits_cnn.onnx"),
+                   "--device", str(ssh_board.profile()), "--threads", "1", "--max-rounds", "1", "--warmup-s", "0",
+                   "--min-iterations", "10", "--min-duration-s", "0.05", "--rules", str(rules), "--json", str(out)])
+    assert status == ExitStatus.OK
+    a, b = json.loads(out.read_text())
+    assert a["device"]["profile"] == b["device"]["profile"] == "board"
+    assert a["extra"]["ab"]["round_pairs"] == 1 and len(a["extra"]["round_sizes"]) == 1
+    assert len(b["samples_ns"]) >= 10 and list((ssh_board.workdir / "jobs").iterdir()) == []

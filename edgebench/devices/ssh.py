@@ -113,7 +113,11 @@ class SSHTransport(Transport):
     def _run_once(self, job: RunnerJob, files: dict[str, Path], out_dir: Path, timeout_s: float,
                   attempts: list[str]) -> dict[str, Any]:
         job_id = uuid.uuid4().hex[:12]
-        blobs = {key: (sha256_file(Path(path)), Path(path).name, Path(path)) for key, path in files.items()}
+        blobs: dict[str, tuple[str, str, Path]] = {}
+        named: dict[str, str] = {}  # one name per content: two files alike (ab's A/A inputs) are one blob
+        for key, path in files.items():
+            digest = sha256_file(Path(path))
+            blobs[key] = (digest, named.setdefault(digest, Path(path).name), Path(path))
         state = self._prepare(list(blobs.values()), job_id, stale=attempts)
         attempts.append(job_id)
         wd = state["workdir"]
