@@ -286,4 +286,5 @@ def test_remeasure_says_why_a_cell_cannot_be_measured_again(tmp_path):
     status = main(["gate", "-b", str(files[0]), "-c", str(files[1]), "--remeasure", "--junit", str(tmp_path / "j.xml")])
     assert status in (ExitStatus.OK, ExitStatus.REGRESSION)  # as without --remeasure ($CI decides)
     text = ET.tostring(junit_cases(tmp_path / "j.xml")["latency_p50"], encoding="unicode")
-    assert "not measured again: None, None not on this machine" in text
+    assert ("not measured again: the baseline's model path is unknown, the candidate's model path is unknown"
+            in text)

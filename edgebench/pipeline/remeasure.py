@@ -42,12 +42,13 @@ def remeasure(report: GateReport, baseline: list[Result], candidate: list[Result
     checks = list(report.checks)
     for base, cand in undecided_cells(report, baseline, candidate):
         label = cell_label(cand)
-        absent = [str(p) for p in (base.model.path, cand.model.path) if not p or not Path(p).exists()]
+        absent = [f"the {side}'s model " + (f"{p} is not on this machine" if p else "path is unknown")
+                  for side, p in (("baseline", base.model.path), ("candidate", cand.model.path))
+                  if not p or not Path(p).exists()]
         mine = [c for c in checks if c.cell == label and c.metric in LATENCY_PERCENTILES]
         if absent:
             for c in mine:
-                c.message = "; ".join(filter(None, [c.message, f"not measured again: {', '.join(absent)} "
-                                                                  "not on this machine"]))
+                c.message = "; ".join(filter(None, [c.message, f"not measured again: {', '.join(absent)}"]))
             continue
         if starting is not None:
             starting(label)
