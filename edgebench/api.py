@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Callable, TypeAlias
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.compress.graph import layer_selection
@@ -34,9 +34,13 @@ from edgebench.report import ReportData, write_report
 from edgebench.result import Result, read_results as _read, write_results as _write
 from edgebench.store.db import DEFAULT_PATH, RunInfo, Store
 from edgebench.store.runs import load_run, record_bench, write_csv
+from edgebench.training.finetune import Finetune
+from edgebench.training.module import ModuleResult, compress_module
+from edgebench.training.spec import TrainSpec
 
-__all__ = ["ABRun", "SweepRun", "ab", "bench", "compare", "compress", "convert", "export", "gate", "noise", "plan",
-           "read_results", "report", "results", "runs", "sweep", "write_results"]
+__all__ = ["ABRun", "ModuleResult", "SweepRun", "TrainSpec", "ab", "bench", "compare", "compress", "compress_module",
+           "convert", "export", "gate", "noise", "plan", "read_results", "report", "results", "runs", "sweep",
+           "write_results"]
 
 PathLike: TypeAlias = str | Path
 Shapes: TypeAlias = Mapping[str, Sequence[int]] | None
@@ -69,6 +73,16 @@ class ABRun:
     candidate: Result
     report: GateReport
     rounds: ABRounds  # the round ratios and decisions per latency metric, why and when the rounds stopped
+
+
+def _finetune(data: PathLike | None, teacher: PathLike | None, config: PathLike | None,
+              output: str | None) -> Finetune | None:
+    if data is None:
+        if teacher is not None or config is not None:
+            raise EdgebenchError("teacher and train_config apply to fine-tuning: pass finetune= (a labelled .npz) too",
+                                 ExitStatus.USAGE)
+        return None
+    return Finetune(Path(data).expanduser(), _path(teacher), _path(config), output)
 
 
 def _path(value: PathLike | None) -> Path | None:
@@ -105,18 +119,22 @@ def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | Non
           shapes: Shapes = None, input_ranges: Ranges = None, input_values: Mapping[str, float] | None = None,
           options: Mapping[str, Any] | None = None, timing: Timing = None, output: str | None = None,
           include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False,
-          name: str | None = None, cache_dir: PathLike | None = None, store: PathLike | None = None) -> Result:
+          name: str | None = None, cache_dir: PathLike | None = None, store: PathLike | None = None,
+          finetune: PathLike | None = None, teacher: PathLike | None = None, train_config: PathLike | None = None,
+          progress: Callable[[str], None] | None = None) -> Result:
     """``edgebench bench``: one model or artifact on one device (``format``/``recipe``: converted through the
-    cache first). ``options`` are the runtime's (``--option``); ``timing`` a :class:`TimingSpec` or a mapping of
-    its fields. With ``store``, the result is also filed there as a finished run named ``bench-<model name>``.
-    Returns the :class:`~edgebench.result.Result`."""
+    cache first; ``finetune``: fine-tuned on that labelled .npz, as :func:`compress`). ``options`` are the
+    runtime's (``--option``); ``timing`` a :class:`TimingSpec` or a mapping of its fields. With ``store``, the
+    result is also filed there as a finished run named ``bench-<model name>``. Returns the
+    :class:`~edgebench.result.Result`."""
     model_path = Path(model).expanduser()
     req = BenchRequest(
         model=model_path, device=device, dataset=_path(dataset), batch=batch, threads=threads,
         shapes=_shapes(shapes), ranges=_ranges(input_ranges), values=dict(input_values or {}), output=output,
         backend_options=dict(options or {}), format=format, precision=precision, recipe=recipe,
         calibration=_path(calibration), cache_dir=_path(cache_dir), timing=_timing(timing),
-        layers=layer_selection(include, exclude, all_layers), name=name)
+        layers=layer_selection(include, exclude, all_layers), name=name,
+        finetune=_finetune(finetune, teacher, train_config, output), progress=progress)
     result = run_bench(req)
     if store is not None:
         record_bench(Path(store).expanduser(), result, model_path)
@@ -126,28 +144,40 @@ def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | Non
 def convert(model: PathLike, to: str | Sequence[str] = ("onnx",), *, precision: str | None = None,
             recipe: str | None = None, calibration: PathLike | None = None, shapes: Shapes = None,
             include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False, seed: int = 0,
-            cache_dir: PathLike | None = None) -> list[artifacts.CachedArtifact]:
+            cache_dir: PathLike | None = None, finetune: PathLike | None = None, teacher: PathLike | None = None,
+            train_config: PathLike | None = None,
+            progress: Callable[[str], None] | None = None) -> list[artifacts.CachedArtifact]:
     """``edgebench convert``: the model in each format of ``to`` (a list, or ``"onnx,openvino"``), through the
     artifact cache. Returns one :class:`~edgebench.artifacts.cache.CachedArtifact` per format: its folder, its
-    typed ``meta`` (files, sizes, cost metrics, preservation) and whether the cache had it (``hit``)."""
+    typed ``meta`` (files, sizes, cost metrics, preservation) and whether the cache had it (``hit``).
+    ``finetune`` (a labelled .npz), ``teacher`` and ``train_config``: as --finetune, --teacher, --train-config;
+    ``progress`` gets fine-tuning's epoch lines."""
     source = Path(model).expanduser()
     sizes = _shapes(shapes)
     check_shapes(load_onnx_info(source).inputs, sizes)  # a bad model or shape: refused before converting
     canonical = artifacts.effective_recipe(recipe, precision).canonical
     selection = layer_selection(include, exclude, all_layers)
+    training = _finetune(finetune, teacher, train_config, None)
     return [artifacts.ensure(source, fmt, recipe=canonical, calibration=_path(calibration), root=_path(cache_dir),
-                             shapes=sizes, selection=selection, seed=seed) for fmt in _formats(to)]
+                             shapes=sizes, selection=selection, seed=seed, finetune=training, progress=progress)
+            for fmt in _formats(to)]
 
 
 def compress(model: PathLike, recipe: str, *, to: str | Sequence[str] = ("onnx",),
              calibration: PathLike | None = None, shapes: Shapes = None, include: Sequence[str] = (),
              exclude: Sequence[str] = (), all_layers: bool = False, seed: int = 0,
-             cache_dir: PathLike | None = None) -> list[artifacts.CachedArtifact]:
+             cache_dir: PathLike | None = None, finetune: PathLike | None = None, teacher: PathLike | None = None,
+             train_config: PathLike | None = None,
+             progress: Callable[[str], None] | None = None) -> list[artifacts.CachedArtifact]:
     """``edgebench compress``: the model compressed with ``recipe`` (``prune:0.8+cluster:16+int8``) in each
     format. Returns the artifacts as :func:`convert` does; ``meta`` holds what the recipe bought (``size_ratio``,
-    ``sparsity``, ``max_unique_values`` …) and whether the produced file kept it (``preservation``)."""
+    ``sparsity``, ``max_unique_values`` …) and whether the produced file kept it (``preservation``).
+    ``finetune``: a labelled .npz (one array per model input + integer ``labels``) to train the recipe's steps
+    on (gradual pruning, trained centroids, QAT for int8; ``meta.weights.training`` holds the epochs' loss and
+    held-out top-1); for a ``torch.nn.Module`` of your own see :func:`compress_module`."""
     return convert(model, to, recipe=recipe, calibration=calibration, shapes=shapes, include=include,
-                   exclude=exclude, all_layers=all_layers, seed=seed, cache_dir=cache_dir)
+                   exclude=exclude, all_layers=all_layers, seed=seed, cache_dir=cache_dir, finetune=finetune,
+                   teacher=teacher, train_config=train_config, progress=progress)
 
 
 def compare(model: PathLike, formats: str | Sequence[str] = DEFAULT_FORMATS, *, dataset: PathLike | None = None,

@@ -277,6 +277,10 @@ class SweepModel(Strict):
     path: str = Field(..., description="the source model (.onnx), relative to the spec file")
     dataset: str | None = Field(None, description=".npz with one array per input (+ labels) for accuracy")
     calibration: str | None = Field(None, description=".npz of calibration inputs for int8 recipes")
+    finetune: str | None = Field(None, description="labelled .npz (inputs + integer labels) the recipes with a "
+                                 "finetune step train on (as --finetune)")
+    teacher: str | None = Field(None, description="teacher ONNX of the recipes' distill step (default: the model)")
+    train_config: str | None = Field(None, description="YAML of fine-tuning settings (as --train-config)")
     shapes: dict[str, list[int]] = Field(default_factory=dict, description="sizes for dynamic dimensions, input → "
                                          "shape (as --shape; conversions take them too); default: from the dataset")
     input_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict, description="random-input ranges "

@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"paths", "files", "environment", "commits"},
     {"data"},
     {"compress"},
+    {"training"},
     {"formats"},
     {"config", "result"},
     {"artifacts", "devices", "store"},

@@ -12,6 +12,9 @@ Writes to DIR (default: this script's folder):
   digits_cnn.onnx  float32 model, input ``input`` [batch,1,8,8] -> ``logits`` [batch,10]
   eval.npz         held-out 25% split: ``inputs`` [N,1,8,8] float32, ``labels`` [N] int64
   calib.npz        300 training samples for calibration: ``inputs`` [300,1,8,8] float32
+  train.npz        the 75% training split, for fine-tuning (``--finetune``): ``inputs``, ``labels``
+
+``--data-only`` writes train.npz alone (the split is seeded: the same samples the model was trained on).
 
 The data set ships with scikit-learn (no download), and seeds, a single thread
 and deterministic algorithms make reruns reproduce the same model. The ONNX
@@ -127,7 +130,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "edgebench" / "bundled" / "demo",
                         help="output folder (default: the demo data bundled in the package)")
     parser.add_argument("--epochs", type=int, default=60, help="training epochs")
+    parser.add_argument("--data-only", action="store_true", help="write train.npz only, keep the model")
     args = parser.parse_args()
+    if args.data_only:
+        x_tr, _, y_tr, _ = load_split()
+        np.savez_compressed(args.out / "train.npz", inputs=x_tr, labels=y_tr)
+        print(f"wrote {args.out / 'train.npz'} ({len(y_tr)} samples)")
+        return 0
 
     torch.manual_seed(SEED)
     np.random.seed(SEED)
@@ -143,6 +152,7 @@ def main() -> int:
     export_onnx(model, onnx_path)
     np.savez_compressed(args.out / "eval.npz", inputs=x_ev, labels=y_ev)
     np.savez_compressed(args.out / "calib.npz", inputs=pick_calibration(x_tr, y_tr))
+    np.savez_compressed(args.out / "train.npz", inputs=x_tr, labels=y_tr)
 
     with torch.no_grad():
         torch_logits = model(torch.from_numpy(x_ev)).numpy()

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgebench import __version__
 from edgebench.artifacts.meta import META_VERSION, ArtifactMeta, ArtifactWeights
@@ -38,6 +38,9 @@ from edgebench.formats.calibration import check_calibration, require_calibration
 from edgebench.formats.readback import Preservation, costs, verify
 from edgebench.files import gzip_bytes, raw_bytes, remove_stale
 from edgebench.data.source import require_file, sha256_file
+
+if TYPE_CHECKING:
+    from edgebench.training.finetune import Finetune
 
 DEFAULT_ROOT = Path(".edgebench/cache")
 STATS = {"hits": 0, "conversions": 0}
@@ -87,6 +90,8 @@ class _Conversion:
     seed: int
     options: dict[str, Any]  # the converter's (sizes for dynamic dimensions included)
     layers: dict[str, Any]  # the weight steps' layer selection and seed, where not the defaults
+    finetune: "Finetune | None"
+    training: dict[str, Any]  # what a trained model depends on besides the recipe: data, teacher, torch
     source_sha: str
     calib_sha: str | None
     key: str
@@ -98,16 +103,22 @@ class _Conversion:
 
 def _conversion(source: Path, fmt: str, precision: str | None, recipe: str | None, calibration: Path | None,
                 root: Path | None, selection: LayerSelection | None, seed: int,
-                shapes: dict[str, tuple[int, ...]] | None, options: dict[str, Any]) -> _Conversion:
+                shapes: dict[str, tuple[int, ...]] | None, options: dict[str, Any],
+                finetune: "Finetune | None" = None) -> _Conversion:
     source = require_file(source)
     if shapes:  # sizes for dynamic dimensions (--shape), for converters and calibration: part of the key
         options["shapes"] = {name: [int(d) for d in dims] for name, dims in sorted(shapes.items())}
     parsed = effective_recipe(recipe, precision)
+    training: dict[str, Any] = {}
+    if finetune is not None or parsed.needs_torch:
+        from edgebench.training.prepare import check_training
+
+        parsed, training = check_training(source, parsed, finetune)
     converter = check_precision(fmt, parsed.precision)
     selection = selection or LayerSelection()
     source_sha = sha256_file(source)
     calib_sha = sha256_file(require_file(calibration, "calibration")) if calibration else None
-    if parsed.precision == "int8":
+    if parsed.precision == "int8" and not (parsed.trains and converter.takes_qdq):  # QAT needs no calibration
         require_calibration(calibration)
     if calibration is not None:  # a misfit set, or NaN in it (a TFLite conversion's sample too), named before work
         check_calibration(source, calibration, parsed.precision == "int8", shapes)
@@ -116,46 +127,57 @@ def _conversion(source: Path, fmt: str, precision: str | None, recipe: str | Non
         layers["seed"] = seed
     scheme = converter.key_material(parsed.precision)  # e.g. the int8 scheme
     key = cache_key(source_sha, parsed.canonical, fmt, parsed.precision, converter.tool_versions(), calib_sha,
-                    {**options, **layers, **scheme})
-    return _Conversion(source, fmt, parsed, calibration, root, selection, seed, options, layers, source_sha,
-                       calib_sha, key)
+                    {**options, **layers, **scheme, **training})
+    return _Conversion(source, fmt, parsed, calibration, root, selection, seed, options, layers, finetune, training,
+                       source_sha, calib_sha, key)
 
 
 def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
            calibration: Path | None = None, root: Path | None = None,
            selection: LayerSelection | None = None, seed: int = 0,
-           shapes: dict[str, tuple[int, ...]] | None = None, **options: Any) -> CachedArtifact:
+           shapes: dict[str, tuple[int, ...]] | None = None, finetune: "Finetune | None" = None,
+           progress: Callable[[str], None] | None = None, **options: Any) -> CachedArtifact:
     """The cached artifact for these inputs, converting only when no entry exists yet.
 
     ``recipe`` (e.g. ``prune:0.8+cluster:16+int8``) sets the precision; ``precision`` alone is the
     recipe of one step, and both together must agree. The weight steps run once per (source, steps)
     into a cached float ONNX shared by every format; the format's converter then applies its own
     precision step. Cost metrics and the preservation check are taken on the produced files.
+
+    ``finetune`` (training data, teacher, settings) trains the recipe's steps (edgebench.training): the trained
+    float model (or, for int8, the QAT model as QDQ ONNX) is cached once for every format like the weight
+    steps' model, keyed by the training data and settings too; ``progress`` gets its epoch lines.
     """
-    c = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options)
+    c = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options, finetune)
     parsed = c.recipe
     remove_leftovers(cache_root(c.root))
 
     def build(tmp: Path) -> dict[str, Any]:
         float_path, weights = c.source, None
-        if parsed.weight_steps or constant_weights(c.source):  # Constant-node weights: lifted into initializers
+        if parsed.needs_torch:
+            float_path, weights = trained_model(c, progress)
+        elif parsed.weight_steps or constant_weights(c.source):  # Constant-node weights: lifted into initializers
             float_path, weights = float_model(c.source, c.source_sha, Recipe(parsed.weight_steps), c.selection,
                                               c.seed, c.root)
         step = parsed.find("int8")
         quantization = {"method": step.option if step else "minmax", "per_channel": not (weights or {}).get("clustered")}
+        qdq = (weights or {}).get("qdq")
+        if qdq and parsed.precision == "int8":  # QAT: the formats take its Q/DQ scales (quantizer: qat)
+            quantization["qdq"] = str(float_path.parent / qdq)
         artifact = convert(float_path, fmt, parsed.precision, tmp, c.calibration, quantization=quantization,
                            **c.options)
         status, note = Preservation.NOTHING, "nothing to preserve: the recipe has no prune/cluster step"
         made = None
         if weights is not None:
-            made = ArtifactWeights(weights["sha256"], weights["steps"], weights["clustered"])
+            made = ArtifactWeights(weights["sha256"], weights["steps"], weights["clustered"], weights.get("training"))
             status, note = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
         meta = build_meta(artifact, c.source, c.source_sha, parsed.canonical, c.key, c.calib_sha,
                           {**c.options, **c.layers}, status, note, made)
         if parsed.canonical != "fp32":
             ref = ensure(c.source, fmt, "fp32", calibration=c.calibration, root=c.root, **c.options).meta
             r = ratios(meta.to_dict(), ref.to_dict())
-            meta = replace(meta, size_ratio=r["size_ratio"], gzip_ratio=r["gzip_ratio"], reference_key=ref.key)
+            meta = replace(meta, size_ratio=r["size_ratio"], gzip_ratio=r["gzip_ratio"], dc_ratio=r.get("dc_ratio"),
+                           reference_key=ref.key)
         return meta.to_dict()
 
     path, hit = _materialize(c.entry, build)
@@ -166,10 +188,12 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
 def lookup(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
            calibration: Path | None = None, root: Path | None = None,
            selection: LayerSelection | None = None, seed: int = 0,
-           shapes: dict[str, tuple[int, ...]] | None = None, **options: Any) -> CachedArtifact | None:
+           shapes: dict[str, tuple[int, ...]] | None = None, finetune: "Finetune | None" = None,
+           **options: Any) -> CachedArtifact | None:
     """The artifact ``ensure`` would return when it is already cached, else None, converting nothing (so a
     plan can say what is already there); the inputs are checked as ``ensure`` checks them."""
-    entry = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options).entry
+    entry = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options,
+                        finetune).entry
     return _load(entry, hit=True) if (entry / "meta.json").is_file() else None
 
 
@@ -203,6 +227,37 @@ def float_model(source: Path, source_sha: str, weights: Recipe, selection: Layer
     return entry / "model.onnx", json.loads((entry / "meta.json").read_text())
 
 
+def trained_model(c: _Conversion, progress: Callable[[str], None] | None) -> tuple[Path, dict[str, Any]]:
+    """The recipe trained (edgebench.training.finetune), cached once per (source, recipe, selection, seed,
+    training data, teacher, torch versions) for every format: ``model.onnx`` (float) and, after QAT,
+    ``qdq.onnx``."""
+    import onnx
+
+    material = json.dumps({"source": c.source_sha, "recipe": Recipe(tuple(s for s in c.recipe.steps
+                                                                          if s.kind not in ("fp16", "int8-dynamic")
+                                                                          and (s.kind != "int8" or c.recipe.trains)
+                                                                          )).canonical,
+                           "layers": c.layers, "training": c.training, "onnx": onnx.__version__,
+                           "edgebench_meta": META_VERSION}, sort_keys=True)
+    key = hashlib.sha256(material.encode()).hexdigest()
+
+    def build(tmp: Path) -> dict[str, Any]:
+        from edgebench.training.finetune import train_model
+
+        float_onnx = c.source
+        if constant_weights(c.source):  # weights in Constant nodes: lifted first, as for the weight steps
+            float_onnx, _ = float_model(c.source, c.source_sha, Recipe(()), c.selection, c.seed, c.root)
+        made = train_model(float_onnx, c.recipe, c.finetune, tmp, c.selection, c.seed, progress or (lambda _: None))
+        training = {k: made[k] for k in ("settings", "history", "top1_before", "top1_after", "qat")}
+        return {"key": key, "source_sha256": c.source_sha, "recipe": c.recipe.canonical, "steps": made["steps"],
+                "clustered": made["clustered"], "sha256": sha256_file(tmp / "model.onnx"),
+                "qdq": "qdq.onnx" if made["qat"] else None, "training": training}
+
+    entry, _ = _materialize(cache_root(c.root) / "trained" / key[:2] / key, build)
+    meta = json.loads((entry / "meta.json").read_text())
+    return entry / "model.onnx", meta
+
+
 def _materialize(entry: Path, build: Any) -> tuple[Path, bool]:
     """``entry`` holding ``build(tmp)``'s files and meta.json, built in a temporary folder and renamed
     into place; (entry, True) when it already existed or another process won the race. A failed build
@@ -232,7 +287,7 @@ def remove_leftovers(root: Path) -> list[Path]:
     if root in _swept:
         return []
     _swept.add(root)
-    return remove_stale([*root.glob("*/.*"), *root.glob("weights/*/.*")], _BUILD)
+    return remove_stale([*root.glob("*/.*"), *root.glob("weights/*/.*"), *root.glob("trained/*/.*")], _BUILD)
 
 
 def _load(entry: Path, hit: bool) -> CachedArtifact:

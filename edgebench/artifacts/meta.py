@@ -17,7 +17,8 @@ META_VERSION = 4
 
 # The cost metrics a result carries from its artifact (pipeline.bench.cost_metrics): counted on the produced
 # files (formats.readback.costs), ratios against the fp32 artifact of the same format (compress.metrics.ratios).
-COST_METRICS = ("params", "nonzero_params", "sparsity", "max_unique_values", "size_ratio", "gzip_ratio")
+COST_METRICS = ("params", "nonzero_params", "sparsity", "max_unique_values", "size_ratio", "gzip_ratio", "dc_bytes",
+                "dc_ratio")
 
 __all__ = ["COST_METRICS", "META_VERSION", "ArtifactMeta", "ArtifactWeights", "Preservation"]
 
@@ -29,14 +30,16 @@ class ArtifactWeights:
     float_onnx_sha256: str
     steps: Mapping[str, Any]  # step (``prune:0.5``) → its report (compress.weights: requested, achieved, warning)
     clustered: Mapping[str, int]  # clustered layer → K
+    # fine-tuning (edgebench.training): settings, loss and held-out top-1 per epoch, top-1 before/after, QAT
+    training: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"float_onnx_sha256": self.float_onnx_sha256, "steps": dict(self.steps),
-                "clustered": dict(self.clustered)}
+                "clustered": dict(self.clustered), **({"training": dict(self.training)} if self.training else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ArtifactWeights":
-        return cls(d["float_onnx_sha256"], d["steps"], d["clustered"])
+        return cls(d["float_onnx_sha256"], d["steps"], d["clustered"], d.get("training"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +70,7 @@ class ArtifactMeta:
     sparsity: float | None = None
     max_unique_values: int | None = None
     weights_from: str | None = None
+    dc_bytes: int | None = None  # Deep Compression's storage measure (compress.storage); absent before issue 16
     inputs: tuple[TensorIO, ...]
     outputs: tuple[TensorIO, ...]
     details: Mapping[str, Any] = field(default_factory=dict)
@@ -78,6 +82,7 @@ class ArtifactMeta:
     # against the fp32 artifact of the same format (compress.metrics.ratios); None for that artifact itself
     size_ratio: float | None = None
     gzip_ratio: float | None = None
+    dc_ratio: float | None = None
     reference_key: str | None = None
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.meta import ArtifactMeta
@@ -25,6 +25,9 @@ from edgebench.formats.precision import UNKNOWN
 from edgebench.formats.readback import costs
 from edgebench.files import gzip_bytes, raw_bytes
 from edgebench.data.source import require_file, sha256_file
+
+if TYPE_CHECKING:
+    from edgebench.training.finetune import Finetune
 
 
 @dataclass(kw_only=True)
@@ -75,7 +78,8 @@ class Target:
 
 def resolve(model: Path, fmt: str | None = None, precision: str | None = None, recipe: str | None = None,
             calibration: Path | None = None, cache_dir: Path | None = None,
-            shapes: dict[str, tuple[int, ...]] | None = None, selection: LayerSelection | None = None) -> Target:
+            shapes: dict[str, tuple[int, ...]] | None = None, selection: LayerSelection | None = None,
+            finetune: "Finetune | None" = None, progress: Callable[[str], None] | None = None) -> Target:
     model = require_file(model)
     own = format_of(model)
     if recipe is not None and own != "onnx":
@@ -83,11 +87,11 @@ def resolve(model: Path, fmt: str | None = None, precision: str | None = None, r
                              "pass the .onnx with --recipe (and --format), or drop --recipe", ExitStatus.USAGE)
     if own == "onnx" and recipe is not None and fmt is None:
         fmt = "onnx"  # a recipe on an .onnx without --format: the compressed ONNX
-    plain = (precision or "fp32") == "fp32" and (recipe is None or artifacts.effective_recipe(recipe, None).canonical
-                                                   == "fp32")
+    plain = (precision or "fp32") == "fp32" and finetune is None and (
+        recipe is None or artifacts.effective_recipe(recipe, None).canonical == "fp32")
     if fmt is not None and own == "onnx" and (fmt != "onnx" or not plain):
         cached = artifacts.ensure(model, fmt, precision, recipe, calibration, cache_dir, shapes=shapes,
-                                  selection=selection)
+                                  selection=selection, finetune=finetune, progress=progress)
         return Target.from_cached(cached)
     if fmt is not None and fmt != own:
         raise EdgebenchError(f"{model.name} is already a {own} artifact; --format {fmt} converts only from an "

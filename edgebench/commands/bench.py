@@ -8,8 +8,10 @@ from typing import Optional
 import typer
 
 from edgebench.pipeline.bench import BenchRequest, execute, resolve_target
-from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, Include, InputRanges, InputValues,
-                                       ModelName, Shapes, Threads, check_default_cache, environment, parse_options,
+from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, FinetuneData, Include, InputRanges,
+                                       InputValues, ModelName, Shapes, Teacher, Threads, TrainConfig,
+                                       check_default_cache, environment, finetune_from, parse_options,
+                                       training_progress,
                                        parse_ranges, parse_shapes, parse_values, print_warnings, timing_options,
                                        writable_file, writable_folder)
 from edgebench.commands.progress import Steps
@@ -27,6 +29,9 @@ def bench(
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Compress the .onnx first (through the cache), "
                                          "e.g. prune:0.5+int8; with --format, for that format."),
     calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (int8 needs it)."),
+    finetune: FinetuneData = None,
+    teacher: Teacher = None,
+    train_config: TrainConfig = None,
     cache_dir: Optional[Path] = typer.Option(None, callback=writable_folder, help="Artifact cache (default .edgebench/cache)."),
     device: Device = "local-cpu",
     dataset: Dataset = None,
@@ -60,10 +65,12 @@ def bench(
         format=fmt, precision=precision, recipe=recipe, calibration=calibration, cache_dir=cache_dir,
         timing=timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s),
         layers=layer_selection(include, exclude, all_layers), name=name,
+        finetune=finetune_from(finetune, teacher, train_config, output),
     )
     env = environment(ctx)
     console = env.console
-    converts = (fmt or recipe) is not None and req.model.suffix.lower() == ".onnx"
+    req.progress = training_progress(console)
+    converts = (fmt or recipe or finetune) is not None and req.model.suffix.lower() == ".onnx"
     if converts:
         check_default_cache(cache_dir)
     measuring = f"benchmarking {req.model.name} on {req.device}"

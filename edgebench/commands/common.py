@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import check_writable
 from edgebench.store.db import DEFAULT_PATH
+
+if TYPE_CHECKING:
+    from edgebench.training.finetune import Finetune
 
 # The layer options of every command that takes a recipe, and the model name of those that make results.
 INCLUDE_HELP = "Prune/cluster only layers whose node or weight name matches (fnmatch; repeatable)."
@@ -57,6 +60,13 @@ Include = Annotated[list[str], typer.Option(help=INCLUDE_HELP)]
 Exclude = Annotated[list[str], typer.Option(help=EXCLUDE_HELP)]
 AllLayers = Annotated[bool, typer.Option("--all-layers", help=ALL_LAYERS_HELP)]
 ModelName = Annotated[Optional[str], typer.Option(help=NAME_HELP)]
+FinetuneData = Annotated[Optional[Path], typer.Option(
+    "--finetune", help="Fine-tune the recipe's steps on this labelled .npz (one array per input + integer labels): "
+    "gradual pruning, trained centroids, QAT for int8 (needs edgebench[train]; see docs/compression.md).")]
+Teacher = Annotated[Optional[Path], typer.Option(help="With a distill step: the teacher ONNX (default: the model "
+                                                 "itself, before compression).")]
+TrainConfig = Annotated[Optional[Path], typer.Option(help="YAML of fine-tuning settings (epochs, lr, batch_size …); "
+                                                     "the recipe's finetune:KEY=VALUE win.")]
 
 
 def environment(ctx: typer.Context) -> Environment:
@@ -99,6 +109,24 @@ def check_default_cache(cache_dir: Optional[Path]) -> None:
         from edgebench.artifacts.cache import cache_root  # the cache's modules load only when a command converts
 
         check_output(cache_root(), "the artifact cache (another: --cache-dir or $EDGEBENCH_CACHE)", directory=True)
+
+
+def finetune_from(data: Optional[Path], teacher: Optional[Path], config: Optional[Path],
+                  output: Optional[str] = None) -> "Finetune | None":
+    """The fine-tuning inputs of --finetune/--teacher/--train-config (None without --finetune)."""
+    from edgebench.training.finetune import Finetune
+
+    if data is None:
+        if teacher is not None or config is not None:
+            given = "--teacher" if teacher is not None else "--train-config"
+            raise EdgebenchError(f"{given} applies to fine-tuning: pass --finetune TRAIN.npz too", ExitStatus.USAGE)
+        return None
+    return Finetune(data, teacher, config, output)
+
+
+def training_progress(console: Console) -> Callable[[str], None]:
+    """Fine-tuning's epoch lines, printed as they come (on the console's stream: stderr for --json runs)."""
+    return lambda line: console.print(f"[dim]fine-tuning[/dim] {escape(line)}")
 
 
 def print_warnings(console: Console, lines: list[str]) -> None:

@@ -14,8 +14,9 @@ from rich.table import Table
 from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.cache import CachedArtifact
 from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta, Preservation
-from edgebench.commands.common import (CONVERT_SHAPE_HELP, AllLayers, check_default_cache, environment, parse_shapes,
-                                       print_warnings, writable_file, writable_folder)
+from edgebench.commands.common import (CONVERT_SHAPE_HELP, AllLayers, FinetuneData, Teacher, TrainConfig,
+                                       check_default_cache, environment, finetune_from, parse_shapes, print_warnings,
+                                       training_progress, writable_file, writable_folder)
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
 from edgebench.files import atomic_write_text, copy_folder
@@ -41,13 +42,15 @@ def _ratio(value: float | None) -> str:
 
 def compress_table(rows: list[tuple[str, CachedArtifact, Path]]) -> Table:
     table = Table(title="edgebench compress (ratios: × smaller than the fp32 artifact of the same format)")
-    for col in ("format", "recipe", "size KB", "gzip KB", "× smaller", "× smaller gz", "params", "nonzero",
-                "sparsity", "max unique", "preserved", "path"):
+    for col in ("format", "recipe", "size KB", "gzip KB", "DC KB", "× smaller", "× smaller gz", "× smaller DC",
+                "params", "nonzero", "sparsity", "max unique", "preserved", "path"):
         table.add_column(col, justify="left" if col in ("format", "recipe", "preserved", "path") else "right")
     for fmt, cached, where in rows:
         m = cached.meta
         table.add_row(fmt, m.recipe, f"{m.size_bytes / 1024:.1f}", f"{m.gzip_bytes / 1024:.1f}",
-                      _ratio(m.size_ratio), _ratio(m.gzip_ratio), str(m.params), str(m.nonzero_params),
+                      f"{m.dc_bytes / 1024:.1f}" if m.dc_bytes is not None else "—",
+                      _ratio(m.size_ratio), _ratio(m.gzip_ratio), _ratio(m.dc_ratio), str(m.params),
+                      str(m.nonzero_params),
                       f"{m.sparsity:.1%}", str(m.max_unique_values), escape(_preserved(m)), str(where))
     return table
 
@@ -57,6 +60,9 @@ def compress(
     model: Path = typer.Argument(..., help="Model file (.onnx)."),
     recipe: str = typer.Option(..., "--recipe", "-r", help="Steps joined by '+', e.g. prune:0.8+cluster:16+int8."),
     calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (needed by int8)."),
+    finetune: FinetuneData = None,
+    teacher: Teacher = None,
+    train_config: TrainConfig = None,
     to: str = typer.Option("onnx", "--to", help="Formats to produce, comma-separated: onnx,openvino,tflite,tensorrt."),
     out: Optional[Path] = typer.Option(None, "--out", callback=writable_folder, help="Also copy each artifact (with meta.json) to "
                                        "OUT/FORMAT-RECIPE/."),
@@ -78,14 +84,16 @@ def compress(
     shapes = parse_shapes(shape)
     check_shapes(load_onnx_info(model).inputs, shapes)  # a bad model or --shape is refused before any step runs
     selection = LayerSelection(tuple(include), tuple(exclude), all_layers)
+    training = finetune_from(finetune, teacher, train_config)
     rows = []
     for fmt in formats:
         with console.status(f"compressing {model.name} with {parsed.canonical} for {fmt}…"):
             cached = artifacts.ensure(model, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
-                                      selection=selection, seed=seed, shapes=shapes)
+                                      selection=selection, seed=seed, shapes=shapes, finetune=training,
+                                      progress=training_progress(console))
         where = cached.main
         if out is not None:
-            folder = out / f"{fmt}-{slug(parsed)}"
+            folder = out / f"{fmt}-{slug(artifacts.effective_recipe(cached.meta.recipe, None))}"
             copy_folder(cached.path, folder, "--out")
             where = folder / cached.meta.main
         rows.append((fmt, cached, where))

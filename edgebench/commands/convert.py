@@ -10,8 +10,9 @@ from rich.table import Table
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.commands.common import (CALIBRATION_HELP, CONVERT_SHAPE_HELP, PRECISION_HELP, RECIPE_HELP, AllLayers,
-                                       Exclude, Include, check_default_cache, environment, parse_shapes,
-                                       print_warnings, writable_folder)
+                                       Exclude, FinetuneData, Include, Teacher, TrainConfig, check_default_cache,
+                                       environment, finetune_from, parse_shapes, print_warnings, training_progress,
+                                       writable_folder)
 from edgebench.compress.graph import layer_selection
 from edgebench.compress.weights import slug, weight_warnings
 from edgebench.data.inputs import check_shapes
@@ -34,6 +35,9 @@ def convert(
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help=RECIPE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", callback=writable_folder, help="Also copy each artifact (with meta.json) to OUT/FORMAT-RECIPE/."),
     calibration: Optional[Path] = typer.Option(None, help=CALIBRATION_HELP),
+    finetune: FinetuneData = None,
+    teacher: Teacher = None,
+    train_config: TrainConfig = None,
     cache_dir: Optional[Path] = typer.Option(None, callback=writable_folder,
                                              help="Artifact cache (default .edgebench/cache or $EDGEBENCH_CACHE)."),
     shape: list[str] = typer.Option([], help=CONVERT_SHAPE_HELP),
@@ -47,17 +51,19 @@ def convert(
     shapes = parse_shapes(shape)
     check_shapes(load_onnx_info(model).inputs, shapes)  # a bad model or --shape: refused before converting
     parsed = artifacts.effective_recipe(recipe, precision)
+    training = finetune_from(finetune, teacher, train_config)
     table = Table(title=f"artifacts of {model.name} ({parsed.canonical})")
     for col in ("format", "precision", "files", "size", "gzip", "× gzip", "convert s", "cache", "path"):
         table.add_column(col, justify="right" if col in ("size", "gzip", "× gzip", "convert s") else "left")
     for fmt in parse_formats(to):
         with console.status(f"converting to {fmt} ({parsed.canonical})…"):
             cached = artifacts.ensure(model, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
-                                      shapes=shapes, selection=layer_selection(include, exclude, all_layers))
+                                      shapes=shapes, selection=layer_selection(include, exclude, all_layers),
+                                      finetune=training, progress=training_progress(console))
         meta = cached.meta
         where = cached.path
         if out is not None:
-            where = out / f"{fmt}-{slug(parsed)}"
+            where = out / f"{fmt}-{slug(artifacts.effective_recipe(meta.recipe, None))}"
             copy_folder(cached.path, where, "--out")
         table.add_row(fmt, meta.precision, ", ".join(meta.files), _size(meta.size_bytes), _size(meta.gzip_bytes),
                       f"{meta.gzip_ratio:.2f}" if meta.gzip_ratio else "—", f"{meta.convert_s:.2f}",

@@ -71,9 +71,13 @@ def onnx_metrics(path: str | Path, reference: Mapping[str, Any] | None = None) -
 
 
 def ratios(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, float]:
-    """How many times smaller than the reference: raw and gzip."""
-    return {"size_ratio": reference["size_bytes"] / metrics["size_bytes"],
-            "gzip_ratio": reference["gzip_bytes"] / metrics["gzip_bytes"]}
+    """How many times smaller than the reference: raw and gzip, and by Deep Compression's storage measure
+    (``dc_ratio``, ``compress.storage``) when both sides have it."""
+    out = {"size_ratio": reference["size_bytes"] / metrics["size_bytes"],
+           "gzip_ratio": reference["gzip_bytes"] / metrics["gzip_bytes"]}
+    if metrics.get("dc_bytes") and reference.get("dc_bytes"):
+        out["dc_ratio"] = reference["dc_bytes"] / metrics["dc_bytes"]
+    return out
 
 
 def _external_files(path: Path) -> list[Path]:

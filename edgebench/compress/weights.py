@@ -57,7 +57,7 @@ def _sizes(graph: Graph, layers: list[WeightLayer]) -> dict[str, int]:
     return {layer.node: int(graph.arrays[layer.weight].size) for layer in layers}
 
 
-def _prune_report(graph: Graph, step: Step, touched: dict[str, float], selection: LayerSelection) -> dict[str, Any]:
+def prune_report(graph: Graph, step: Step, touched: dict[str, float], selection: LayerSelection) -> dict[str, Any]:
     layers = _float_layers(graph)
     sizes = _sizes(graph, layers)
     zeros = sum(int(np.count_nonzero(graph.arrays[layer.weight] == 0)) for layer in layers)
@@ -72,7 +72,7 @@ def _prune_report(graph: Graph, step: Step, touched: dict[str, float], selection
     return report
 
 
-def _cluster_report(graph: Graph, step: Step, touched: dict[str, int], selection: LayerSelection) -> dict[str, Any]:
+def cluster_report(graph: Graph, step: Step, touched: dict[str, int], selection: LayerSelection) -> dict[str, Any]:
     layers = _float_layers(graph)
     sizes = _sizes(graph, layers)
     unique = max((int(np.unique(graph.arrays[layer.weight]).size) for layer in layers), default=0)
@@ -86,7 +86,7 @@ def _cluster_report(graph: Graph, step: Step, touched: dict[str, int], selection
     return report
 
 
-def _filters_report(convs: list[WeightLayer], sizes: dict[str, int], step: Step, touched: dict[str, tuple[int, int]],
+def filters_report(convs: list[WeightLayer], sizes: dict[str, int], step: Step, touched: dict[str, tuple[int, int]],
                     selection: LayerSelection) -> dict[str, Any]:
     """Filters removed over every Conv; the warning when the Convs left alone held much of their weights
     (before the step: removing filters also shrinks the next layer)."""
@@ -110,15 +110,15 @@ def apply_weight_steps(source: Path, recipe: Recipe, out: Path, selection: Layer
         if step.kind == "prune-filters":
             convs = _float_layers(graph, convs=True)
             sizes = _sizes(graph, convs)
-            report[step.canonical()] = _filters_report(convs, sizes, step,
+            report[step.canonical()] = filters_report(convs, sizes, step,
                                                        prune_filters(graph, step.sparsity, selection), selection)
         elif step.kind in ("prune", "prune-layer"):
             prune = prune_global if step.kind == "prune" else prune_per_layer
-            report[step.canonical()] = _prune_report(graph, step, prune(graph, step.sparsity, selection),
+            report[step.canonical()] = prune_report(graph, step, prune(graph, step.sparsity, selection),
                                                      selection)
         elif step.kind == "cluster":
             unique = cluster_weights(graph, step.clusters, step.option or "density", selection, seed)
-            report[step.canonical()] = _cluster_report(graph, step, unique, selection)
+            report[step.canonical()] = cluster_report(graph, step, unique, selection)
             clustered = {name: step.clusters for name in unique}
     graph.save(out)
     return report, clustered

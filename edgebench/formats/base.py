@@ -62,6 +62,8 @@ class Format(ABC):
     runner_options: ClassVar[type[RunnerOptions]] = RunnerOptions
     # the Python modules of its runtime, any one of which runs its artifacts in this interpreter
     runtime_modules: ClassVar[tuple[str, ...]] = ()
+    # its int8 takes a QDQ ONNX's own scales (``quantization["qdq"]``) and needs no calibration set
+    takes_qdq: ClassVar[bool] = False
 
     @classmethod
     def install_hint(cls, extra: str | None = None) -> str:
@@ -97,7 +99,10 @@ class Format(ABC):
     def convert(self, source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
                 **options: Any) -> Artifact:
         """Convert the ONNX ``source`` into ``out_dir`` at ``precision`` (already checked against
-        ``precisions``); ``options`` are ``quantization`` and ``shapes`` plus any of the format's own."""
+        ``precisions``); ``options`` are ``quantization`` and ``shapes`` plus any of the format's own.
+        ``quantization["qdq"]`` (int8 only) names the QDQ ONNX of quantization-aware training: the int8 path
+        converts it instead of quantizing ``source`` (``formats.prequantized``), with no calibration where
+        ``takes_qdq``."""
 
     @abstractmethod
     def describe(self, path: Path) -> tuple[list[TensorIO], list[TensorIO]]:

@@ -26,7 +26,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgebench.compress.metrics import check_preserved, weight_stats
+from edgebench.compress.storage import StorageReport, deep_compression_bytes, precision_bits
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.files import raw_bytes
 from edgebench.formats.base import Weights
 from edgebench.formats.registry import get
 
@@ -39,11 +41,25 @@ def read_weights(fmt: str, main: Path) -> tuple[Weights, Weights]:
 
 
 def costs(fmt: str, main: Path) -> dict[str, Any]:
-    """params, nonzero_params, sparsity and max_unique_values of the artifact's own weights."""
+    """params, nonzero_params, sparsity and max_unique_values of the artifact's own weights, and ``dc_bytes``:
+    Deep Compression's storage of them (``compress.storage``, values at the width the file's precision stores)
+    plus the rest of the files (biases, scales, graph) at their size."""
     params, _ = read_weights(fmt, main)
     stats = weight_stats(params)
     return {"params": stats.params, "nonzero_params": stats.nonzero_params, "sparsity": round(stats.sparsity, 6),
-            "max_unique_values": stats.max_unique_values, "weights_from": f"{main.name} (dequantized)"}
+            "max_unique_values": stats.max_unique_values, "weights_from": f"{main.name} (dequantized)",
+            "dc_bytes": dc_storage(fmt, main, params).total_bytes}
+
+
+def dc_storage(fmt: str, main: Path, params: Weights) -> StorageReport:
+    """Deep Compression's storage of an artifact: its counted weights at the width its precision stores
+    them, everything else in its files at its size (the file bytes the dense weights do not take)."""
+    precision = get(fmt).read_precision(main)
+    if precision is None and main.suffix.lower() == ".onnx":  # the ONNX a TensorRT engine is built from
+        precision = get("onnx").read_precision(main)
+    width = precision_bits(precision)
+    stored = sum(int(np.size(w)) for w in params.values()) * width // 8
+    return deep_compression_bytes(params, width, max(0, raw_bytes(get(fmt).artifact_files(main)) - stored))
 
 
 def align(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> dict[str, tuple[np.ndarray, bool]]:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from edgebench.formats.tensors import from_artifact_outputs, source_tensor_specs
 from edgebench.pipeline.stats import summarize_ns, throughput_per_s
 from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta
 from edgebench.artifacts.targets import Target, resolve
+from edgebench.training.finetune import Finetune
 
 
 @dataclass
@@ -62,6 +63,8 @@ class BenchRequest:
     cache_dir: Path | None = None
     capture: bool | None = None  # capture outputs for scoring; None: when a dataset is given
     layers: LayerSelection | None = None  # which layers the recipe's prune/cluster steps touch (None: default)
+    finetune: Finetune | None = None  # training data (and teacher, settings) for a recipe that fine-tunes
+    progress: Callable[[str], None] | None = None  # fine-tuning's epoch lines
 
 
 @dataclass
@@ -161,7 +164,7 @@ def resolve_target(req: BenchRequest) -> Target:
                          outputs=info.outputs, output=req.output)
     return resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir,
                    shapes=conversion_shapes(req.model, req.format, req.dataset, req.calibration, req.shapes),
-                   selection=req.layers)
+                   selection=req.layers, finetune=req.finetune, progress=req.progress)
 
 
 def conversion_shapes(model: Path, fmt: str | None, dataset: Path | None, calibration: Path | None,

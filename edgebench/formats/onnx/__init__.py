@@ -23,6 +23,7 @@ class OnnxFormat(Format):
     runtime = "onnxruntime"
     extra = "onnx"
     runtime_modules = ("onnxruntime",)
+    takes_qdq = True
     suffixes = (".onnx",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
     runner_options = runner_options_for(onnxruntime_backend.Backend)

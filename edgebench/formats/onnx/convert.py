@@ -38,8 +38,13 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
 def _quantized(source: Path, precision: str, target: Path, calibration: Path | None,
                quantization: dict[str, Any], shapes: dict[str, Any] | None) -> Artifact:
     from edgebench.formats.onnx import quantize as q
+    from edgebench.formats.prequantized import check_qdq, qdq_file
 
-    if precision == "int8":
+    qdq = qdq_file(quantization)
+    if qdq is not None:  # quantization-aware training's QDQ ONNX, as it is
+        how = check_qdq(qdq, precision, "onnx")
+        shutil.copyfile(qdq, target)
+    elif precision == "int8":
         how = int8(source, target, calibration, quantization, shapes, "onnxruntime")
     elif precision == "int8-dynamic":
         per_channel = bool(quantization.get("per_channel", True))

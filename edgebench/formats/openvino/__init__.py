@@ -24,6 +24,7 @@ class OpenVinoFormat(Format):
     runtime = "openvino"
     extra = "openvino"
     runtime_modules = ("openvino",)
+    takes_qdq = True
     suffixes = (".xml",)
     precisions = ("fp32", "fp16", "int8", "int8-dynamic")
     runner_options = runner_options_for(openvino_backend.Backend)

@@ -21,15 +21,21 @@ def ov_module() -> Any:
 def convert(source: Path, precision: str, out_dir: Path, calibration: Path | None = None,
             quantization: dict[str, Any] | None = None, shapes: dict[str, Any] | None = None,
             **_: Any) -> Artifact:
+    from edgebench.formats.prequantized import check_qdq, qdq_file
+
     ov = ov_module()
+    qdq_path = qdq_file(quantization)
+    qdq = None if qdq_path is None else check_qdq(qdq_path, precision, "openvino")
     try:
-        model = ov.convert_model(str(source))
+        model = ov.convert_model(str(qdq_path or source))
     except Exception as exc:  # OpenVINO raises its own exception types per frontend
         raise EdgebenchError(f"OpenVINO's ONNX frontend cannot convert the model: {conversion_failure(str(exc))}: "
                              "bench it in the onnx format, or give OpenVINO a model exported for it (static "
                              "shapes, supported ops)", ExitStatus.CONVERSION_FAILED) from None
     how: dict[str, Any] = {"compress_to_fp16": precision == "fp16"}
-    if precision == "int8":
+    if qdq is not None:  # its Q/DQ pairs are FakeQuantize now, run in int8 as NNCF's would be
+        how.update(qdq)
+    elif precision == "int8":
         from edgebench.formats.openvino.quantize import nncf_settings, quantize_openvino
 
         per_channel = bool((quantization or {}).get("per_channel", True))

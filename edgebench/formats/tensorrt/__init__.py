@@ -23,6 +23,7 @@ class TensorRtFormat(Format):
     runtime = "tensorrt"
     extra = "tensorrt"
     runtime_modules = ("tensorrt",)
+    takes_qdq = True
     suffixes = (".engine", ".plan")
     precisions = ("fp32", "fp16", "int8")
     runner_options = runner_options_for(tensorrt_backend.Backend)

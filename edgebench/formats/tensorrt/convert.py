@@ -17,8 +17,14 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             quantization: dict[str, Any] | None = None, shapes: dict[str, Any] | None = None,
             **_: Any) -> Artifact:
     target = out_dir / "model.onnx"
+    from edgebench.formats.prequantized import check_qdq, qdq_file
+
     meta: dict[str, Any] = {"engine": "built on the target by the runner's tensorrt backend"}
-    if precision == "int8":
+    qdq = qdq_file(quantization)
+    if qdq is not None:  # quantization-aware training's QDQ ONNX: the engine takes its scales from the Q/DQ nodes
+        meta.update(check_qdq(qdq, precision, "tensorrt"))
+        shutil.copyfile(qdq, target)
+    elif precision == "int8":
         from edgebench.formats.onnx.convert import int8
 
         meta.update(int8(source, target, calibration, quantization or {}, shapes, "tensorrt"))

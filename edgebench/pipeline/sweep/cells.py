@@ -19,6 +19,7 @@ from edgebench.result import Result
 from edgebench.data.source import TensorSpec, load_onnx_info
 from edgebench.pipeline.sweep.plan import Cell, Plan, make_plan
 from edgebench.artifacts.targets import Target, resolve
+from edgebench.training.finetune import Finetune
 
 
 def canonical_recipe(text: str) -> str:
@@ -52,6 +53,14 @@ def _check_data(plan: Plan, model: SweepModel, path: Path, where: str) -> None:
     before any cell runs."""
     dataset, calibration = plan.path(model.dataset), plan.path(model.calibration)
     int8 = any(name == model.name and parse_recipe(recipe).precision == "int8" for name, recipe, _ in plan.conversions)
+    trains = [recipe for name, recipe, _ in plan.conversions if name == model.name and parse_recipe(recipe).trains]
+    if trains:  # training data that does not fit (or is missing) refused before any cell runs
+        from edgebench.training.prepare import check_training
+
+        try:
+            check_training(path, parse_recipe(trains[0]), model_finetune(plan, model))
+        except EdgebenchError as exc:
+            raise EdgebenchError(f"{where}: {exc}", exc.status) from None
     if dataset is None and calibration is None and model.output is None:
         return
     info = load_onnx_info(path)
@@ -76,6 +85,15 @@ def _check_inputs(inputs: tuple[TensorSpec, ...], model: SweepModel, named: list
         check_shapes(inputs, model_shapes(model))
     except EdgebenchError as exc:
         raise EdgebenchError(f"{where}: shapes: {exc}", ExitStatus.CONFIG) from None
+
+
+def model_finetune(plan: Plan, model: SweepModel, recipe: str | None = None) -> Finetune | None:
+    """The model's fine-tuning inputs (``finetune``, ``teacher``, ``train_config``) for a recipe that trains
+    (with ``recipe`` None: for any); None for the others, so post-training recipes stay as they are."""
+    data = plan.path(model.finetune)
+    if data is None or (recipe is not None and not parse_recipe(recipe).trains):
+        return None
+    return Finetune(data, plan.path(model.teacher), plan.path(model.train_config), model.output)
 
 
 def model_shapes(model: SweepModel) -> dict[str, tuple[int, ...]]:
@@ -104,7 +122,7 @@ def convert_cell(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path |
     model = plan.model(name)
     target = resolve(plan.source(model), fmt, parse_recipe(recipe).precision, recipe,
                      plan.path(model.calibration), cache_dir, shapes=cell_shapes(plan, model, fmt),
-                     selection=model_layers(model))
+                     selection=model_layers(model), finetune=model_finetune(plan, model, recipe))
     return target
 
 
@@ -115,7 +133,7 @@ def cached(plan: Plan, conversion: tuple[str, str, str], cache_dir: Path | None)
     model = plan.model(name)
     return artifacts.lookup(plan.source(model), fmt, recipe=recipe, calibration=plan.path(model.calibration),
                             root=cache_dir, shapes=cell_shapes(plan, model, fmt),
-                            selection=model_layers(model)) is not None
+                            selection=model_layers(model), finetune=model_finetune(plan, model, recipe)) is not None
 
 
 def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None, target: Target | None = None) -> Result:
@@ -130,7 +148,7 @@ def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None, target: Target | 
         values=dict(model.input_values), timing=plan.spec.timing, output=model.output, name=model.name,
         recipe=cell.recipe, format=cell.format, precision=parse_recipe(cell.recipe).precision,
         calibration=plan.path(model.calibration), cache_dir=cache_dir, timeout_s=plan.spec.cell_timeout_s,
-        layers=model_layers(model))
+        layers=model_layers(model), finetune=model_finetune(plan, model, cell.recipe))
     if target is not None and target.cache_hit is not None:
         target = dataclasses.replace(target, cache_hit=True)  # as before: the cell finds it in the cache
     return execute(req, plan.profiles[cell.device], target=target).result

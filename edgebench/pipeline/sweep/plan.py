@@ -128,7 +128,7 @@ def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[s
                              "each cell must be defined once", ExitStatus.CONFIG)
     plan = Plan(spec, base_dir, {})
     for model in spec.models:
-        for what in ("path", "dataset", "calibration"):
+        for what in ("path", "dataset", "calibration", "finetune", "teacher", "train_config"):
             p = plan.path(getattr(model, what))
             if p is not None and not p.is_file():
                 raise EdgebenchError(f"{source}: model {model.name!r} {what} not found: {p} — fix the path "

@@ -1,0 +1,1 @@
+"""Training-aware compression: fine-tuning through PyTorch (the `train` extra)."""

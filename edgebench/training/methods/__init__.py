@@ -1,0 +1,1 @@
+"""Compression methods that train: gradual pruning, clustering, low-rank factorization, distillation (torch)."""
