@@ -84,7 +84,7 @@ class _ModuleDriver:
                 self.steps += 1
                 for hook in hooks:
                     hook.on_step(self.steps)
-                total, count = total + float(loss), count + 1
+                total, count = total + float(loss.detach()), count + 1
             self.batches = count
             record: dict[str, Any] = {"stage": name, "epoch": epoch + 1, "loss": total / max(count, 1)}
             if self.val_loader is not None and self.metric is not None:
