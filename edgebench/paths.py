@@ -29,6 +29,6 @@ def bundled_profiles_dir() -> Path:
 
 
 def demo_dir() -> Path:
-    """The demo: the digits CNN (``digits_cnn.onnx``), its labelled ``eval.npz`` and ``calib.npz``, and the
-    sweep spec ``demo-sweep.yaml``."""
+    """The demo: the digits CNN (``digits_cnn.onnx``), its labelled ``eval.npz``, ``calib.npz``, its labelled
+    training split ``train.npz`` (for ``--finetune``) and the sweep spec ``demo-sweep.yaml``."""
     return _package_dir("edgebench.bundled", "demo/demo-sweep.yaml") / "demo"
