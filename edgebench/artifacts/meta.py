@@ -12,8 +12,9 @@ from edgebench.formats.readback import Preservation
 from edgebench.formats.tensors import TensorIO
 
 # 2: recipes; costs read back from the produced files. 3: Constant weights lifted, layer rule, int8 scheme.
-# 4: preservation as a Preservation value, with preservation_note beside it
-META_VERSION = 4
+# 4: preservation as a Preservation value, with preservation_note beside it. 5: Deep Compression's storage
+# measure (dc_bytes, dc_ratio); fine-tuned recipes (weights.training)
+META_VERSION = 5
 
 # The cost metrics a result carries from its artifact (pipeline.bench.cost_metrics): counted on the produced
 # files (formats.readback.costs), ratios against the fp32 artifact of the same format (compress.metrics.ratios).
