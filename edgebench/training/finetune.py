@@ -152,6 +152,10 @@ class _Run:
     def stage_steps(self) -> int:
         return self.trainer.steps_per_epoch() * self.spec.epochs if self.trainer else 0
 
+    def shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """One training sample's shapes: the export's example feed (dynamic sizes of 1 break some CNNs)."""
+        return {n: tuple(self.data.inputs[n][:1].shape) for n in self.input_names} if self.data else None
+
 
 class Driver(Protocol):
     """What the steps need from whoever owns the model and the data: the modules a step touches, a training
@@ -245,7 +249,7 @@ def train_model(source: Path, recipe: Recipe, finetune: Finetune | None, out: Pa
         from edgebench.training.qdq import export_qdq
 
         apply_qat(run.model, run, per_channel=not clustered)
-        qat = export_qdq(run.model, source, out / "qdq.onnx")
+        qat = export_qdq(run.model, source, out / "qdq.onnx", shapes=run.shapes())
     after = run.trainer.evaluate() if run.trainer else None
     return {"steps": reports, "clustered": clustered, "qat": qat, "settings": run.spec.changed(),
             "history": run.trainer.history.to_dict() if run.trainer else None,
@@ -274,7 +278,7 @@ def _export(model: "torch.nn.Module", run: _Run, out: Path) -> None:
 
     from edgebench.training.importer import to_onnx
 
-    to_onnx(model, run.source, out)
+    to_onnx(model, run.source, out, shapes=run.shapes())
     proto = onnx.load(str(out))
     inits = {t.name for t in proto.graph.initializer}
     for node in proto.graph.node:

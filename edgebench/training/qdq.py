@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -157,7 +157,8 @@ def qdq_report(model: onnx.ModelProto, folded: int) -> dict[str, Any]:
             "scheme": "symmetric int8, zero point 0; weights max|w|/127, activations EMA min/max"}
 
 
-def export_qdq(model: torch.nn.Module, reference: Path, out: Path) -> dict[str, Any]:
+def export_qdq(model: torch.nn.Module, reference: Path, out: Path,
+               shapes: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     """Write ``model`` (prepared by ``methods.qat.prepare_qat`` and trained) to ``out`` as a QDQ ONNX with
     int8 weight initializers and the reference's inputs and outputs; ``model`` itself is left as it is.
     Returns the report (``qdq_report``)."""
@@ -167,7 +168,7 @@ def export_qdq(model: torch.nn.Module, reference: Path, out: Path) -> dict[str, 
     _freeze(frozen)
     with tempfile.TemporaryDirectory(prefix=temp_prefix("qdq")) as work:
         exported = Path(work) / "qdq.onnx"
-        to_onnx(frozen, reference, exported)
+        to_onnx(frozen, reference, exported, shapes=shapes)
         proto = onnx.load(str(exported))
     folded = fold_weight_quantizers(proto)
     try:
