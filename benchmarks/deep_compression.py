@@ -214,7 +214,7 @@ def speedup(recipe: str, tuned: bool, fmt: str, cache: Path, max_rounds: int, ba
     (pruned,) = api.compress(model, recipe, to=fmt, calibration=calib, cache_dir=cache,
                              finetune=DIGITS / "train.npz" if tuned else None)
     run = api.ab(base.main, pruned.main, threads=1, batch=batch, max_rounds=max_rounds, max_time_s=600, ci=False)
-    d = run.rounds.decisions["p50"]
+    d = run.rounds.decisions["latency_p50"]
     return Speed(1 / d.estimate, (1 / d.ci[1], 1 / d.ci[0]), d.rounds)
 
 
