@@ -30,6 +30,18 @@ def private_device_locks(tmp_path_factory: pytest.TempPathFactory):
         os.environ["EDGEBENCH_LOCK_DIR"] = before
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Training tests run PyTorch on one thread: its two threads beside a core another job holds wait on each
+    other at every step (measured: a step 7 ms alone, 0.28 s so), one thread runs at its own pace."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def digits_onnx() -> Path:
     return DIGITS / "digits_cnn.onnx"

@@ -27,6 +27,8 @@ from edgebench.training.importer import module_names, to_onnx, to_torch  # noqa:
 from edgebench.training.methods.filters import prune_filters  # noqa: E402
 from tests.corpus import corpus  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 DIGITS = demo_dir() / "digits_cnn.onnx"
 CONVS = ["/conv1/Conv", "/conv2/Conv", "/conv3/Conv"]
 

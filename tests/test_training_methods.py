@@ -21,6 +21,8 @@ from edgebench.training.methods.distill import distillation_loss  # noqa: E402
 from edgebench.training.methods.lowrank import factorize  # noqa: E402
 from edgebench.training.methods.magnitude import MagnitudePruner  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 
 # ---------------------------------------------------------------- schedule
 

@@ -29,6 +29,8 @@ from edgebench.training.methods.qat import prepare_qat  # noqa: E402
 from edgebench.training.methods.schedule import PolynomialDecay  # noqa: E402
 from edgebench.training.qdq import export_qdq  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 DEMO = demo_dir()
 DIGITS = DEMO / "digits_cnn.onnx"
 

@@ -123,7 +123,7 @@ def _conversion(source: Path, fmt: str, precision: str | None, recipe: str | Non
     if calibration is not None:  # a misfit set, or NaN in it (a TFLite conversion's sample too), named before work
         check_calibration(source, calibration, parsed.precision == "int8", shapes)
     layers: dict[str, Any] = {} if selection == LayerSelection() else {"layers": asdict(selection)}
-    if seed and parsed.find("cluster"):
+    if seed and (parsed.find("cluster") or parsed.trains):  # training: the seed splits, shuffles and inits
         layers["seed"] = seed
     scheme = converter.key_material(parsed.precision)  # e.g. the int8 scheme
     key = cache_key(source_sha, parsed.canonical, fmt, parsed.precision, converter.tool_versions(), calib_sha,

@@ -331,8 +331,11 @@ def to_onnx(model: torch.nn.Module, reference: Path, out: Path, opset: int | Non
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # onnx2torch's modules make the tracer warn about every shape read
+            # PRESERVE: exported as the model is (eval), without the EVAL mode's peephole that folds
+            # BatchNormalization into the Conv weights (new weight names, clustering's shared values lost)
             torch.onnx.export(model, feeds, str(out), dynamo=False, opset_version=version,
-                              input_names=[v.name for v in inputs], output_names=[v.name for v in ref.graph.output],
+                              training=torch.onnx.TrainingMode.PRESERVE, input_names=[v.name for v in inputs],
+                              output_names=[v.name for v in ref.graph.output],
                               dynamic_axes={**_dynamic_axes(inputs), **_dynamic_axes(ref.graph.output)})
     except Exception as exc:  # the exporter raises RuntimeError, torch.onnx.errors.*, TypeError ...
         raise EdgebenchError(f"torch.onnx could not export the fine-tuned model ({type(exc).__name__}: "

@@ -4,7 +4,8 @@ The same steps as ``--finetune`` (edgebench.training.finetune), driven by your `
 ``(inputs, targets)``; ``inputs`` a tensor or a tuple of them) and ``loss_fn(outputs, targets)``. Layers are
 chosen as for ONNX models (the first and last left alone while small; ``include``/``exclude`` fnmatch patterns
 over module names). The result is the compressed module (masks and centroids baked, QAT fake-quant kept for
-``export_qdq``) and what each step did; ``onnx_out`` also exports it (float ONNX, or QDQ ONNX after QAT).
+``export_qdq``) and what each step did; ``onnx_out`` also exports it (float ONNX, or QDQ ONNX after QAT), with a
+dynamic first (batch) dimension on every input and output (``input_i``/``output_i`` unless named).
 """
 
 from __future__ import annotations
@@ -136,9 +137,14 @@ def compress_module(module: "torch.nn.Module", recipe: str | Recipe, train_loade
     steps = apply_weight_steps(module, parsed, driver, seed)
     if onnx_out is not None:  # the float reference the QDQ export keeps names and dynamic dims from
         reference = onnx_out.with_suffix(".float.onnx")
-        torch.onnx.export(strip_parametrizations(module).eval(), tuple(example_inputs), str(reference), dynamo=False,
-                          input_names=list(input_names) if input_names else None,
-                          output_names=list(output_names) if output_names else None)
+        frozen = strip_parametrizations(module).eval()
+        with torch.no_grad():
+            outputs = frozen(*example_inputs)
+        count = len(outputs) if isinstance(outputs, (tuple, list)) else 1
+        names_in = list(input_names or [f"input_{i}" for i in range(len(example_inputs))])
+        names_out = list(output_names or [f"output_{i}" for i in range(count)])
+        torch.onnx.export(frozen, tuple(example_inputs), str(reference), dynamo=False, input_names=names_in,
+                          output_names=names_out, dynamic_axes={n: {0: "batch"} for n in names_in + names_out})
     if parsed.precision == "int8":
         apply_qat(module, driver, per_channel=parsed.find("cluster") is None)
     done = ModuleResult(module, steps, driver.history)
