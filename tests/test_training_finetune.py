@@ -4,29 +4,25 @@ cache entry, structured pruning with fine-tuning, bench and sweep cells that fin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-if importlib.util.find_spec("onnx2torch") is None:
-    pytest.skip("onnx2torch is not installed", allow_module_level=True)
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-
-from edgebench import api  # noqa: E402
-from edgebench.artifacts.meta import ArtifactMeta  # noqa: E402
-from edgebench.compress.metrics import onnx_weights  # noqa: E402
-from edgebench.errors import ExitStatus  # noqa: E402
-from edgebench.formats.readback import Preservation, align, read_weights  # noqa: E402
-from edgebench.training.spec import TrainSpec  # noqa: E402
-from tests.conftest import DIGITS, QUICK_TIMING  # noqa: E402
-from tests.contract import Outcome, run  # noqa: E402
-from tests.corpus import corpus  # noqa: E402
+from edgebench import api
+from edgebench.artifacts.meta import ArtifactMeta
+from edgebench.compress.metrics import onnx_weights
+from edgebench.errors import ExitStatus
+from edgebench.formats.readback import Preservation, align, read_weights
+from edgebench.training.spec import TrainSpec
+from tests.conftest import DIGITS, QUICK_TIMING
+from tests.contract import Outcome, run
+from tests.corpus import corpus
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

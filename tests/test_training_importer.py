@@ -3,29 +3,25 @@ real models: the bundled digits CNN, hand-built ONNX graphs and corpus models, c
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-if importlib.util.find_spec("onnx2torch") is None:  # imported by edgebench (torchvision may be missing)
-    pytest.skip("onnx2torch is not installed (the train extra)", allow_module_level=True)
-pytest.importorskip("torch_pruning")
+import torch
 
-import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 
-from edgebench.compress.graph import Graph, LayerSelection, lift_constants  # noqa: E402
-from edgebench.compress.prune_filters import prune_filters as numpy_prune_filters  # noqa: E402
-from edgebench.errors import EdgebenchError, ExitStatus  # noqa: E402
-from edgebench.paths import demo_dir  # noqa: E402
-from edgebench.training.importer import module_names, to_onnx, to_torch  # noqa: E402
-from edgebench.training.methods.filters import prune_filters  # noqa: E402
-from tests.corpus import corpus  # noqa: E402
+from edgebench.compress.graph import Graph, LayerSelection, lift_constants
+from edgebench.compress.prune_filters import prune_filters as numpy_prune_filters
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.paths import demo_dir
+from edgebench.training.importer import module_names, to_onnx, to_torch
+from edgebench.training.methods.filters import prune_filters
+from tests.corpus import corpus
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,14 +13,12 @@ from edgebench.compress.cluster import kmeans_1d
 from edgebench.errors import EdgebenchError
 from edgebench.training.methods.schedule import PolynomialDecay
 
-torch = pytest.importorskip("torch", reason="torch is in the 'train' extra")
+from torch.nn.utils import parametrize
 
-from torch.nn.utils import parametrize  # noqa: E402
-
-from edgebench.training.methods.clustering import ClusterTrainer  # noqa: E402
-from edgebench.training.methods.distill import distillation_loss  # noqa: E402
-from edgebench.training.methods.lowrank import factorize  # noqa: E402
-from edgebench.training.methods.magnitude import MagnitudePruner  # noqa: E402
+from edgebench.training.methods.clustering import ClusterTrainer
+from edgebench.training.methods.distill import distillation_loss
+from edgebench.training.methods.lowrank import factorize
+from edgebench.training.methods.magnitude import MagnitudePruner
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -315,7 +314,7 @@ def test_rank_is_the_smallest_keeping_the_energy_and_layers_that_save_nothing_st
 
 
 def test_methods_on_the_imported_digits_model(tmp_path):
-    importer = pytest.importorskip("edgebench.training.importer")
+    from edgebench.training import importer
     from edgebench.paths import demo_dir
 
     model = importer.to_torch(demo_dir() / "digits_cnn.onnx")

@@ -7,27 +7,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import importlib.util
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-if importlib.util.find_spec("onnx2torch") is None:
-    pytest.skip("onnx2torch is not installed", allow_module_level=True)
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-
-from edgebench import formats  # noqa: E402
-from edgebench.errors import EdgebenchError, ExitStatus  # noqa: E402
-from edgebench.formats.readback import Preservation, read_weights, verify  # noqa: E402
-from edgebench.paths import demo_dir  # noqa: E402
-from edgebench.training.importer import to_torch  # noqa: E402
-from edgebench.training.methods.clustering import ClusterTrainer  # noqa: E402
-from edgebench.training.methods.magnitude import MagnitudePruner  # noqa: E402
-from edgebench.training.methods.qat import prepare_qat  # noqa: E402
-from edgebench.training.methods.schedule import PolynomialDecay  # noqa: E402
-from edgebench.training.qdq import export_qdq  # noqa: E402
+from edgebench import formats
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.formats.readback import Preservation, read_weights, verify
+from edgebench.paths import demo_dir
+from edgebench.training.importer import to_torch
+from edgebench.training.methods.clustering import ClusterTrainer
+from edgebench.training.methods.magnitude import MagnitudePruner
+from edgebench.training.methods.qat import prepare_qat
+from edgebench.training.methods.schedule import PolynomialDecay
+from edgebench.training.qdq import export_qdq
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -143,8 +139,6 @@ def test_digits_qdq_is_int8_smaller_and_agrees(pruned_qat: dict[str, Any]) -> No
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino", "tensorrt", "tflite"])
 def test_formats_take_the_qdq_without_calibration(pruned_qat: dict[str, Any], fmt: str) -> None:
-    if fmt == "tflite" and formats.get("tflite").runtime_missing_here():
-        pytest.skip("LiteRT is not installed")
     assert formats.get(fmt).takes_qdq is (fmt != "tflite")
     calibration = DEMO / "calib.npz" if fmt == "tflite" else None  # onnx2tf cannot take Q/DQ ranges
     out = pruned_qat["work"] / fmt
