@@ -9,6 +9,11 @@ and f32 execution, which is what its fp32 artifacts run at). benchmark_app's JSO
 median to 10 µs, so its median is read from the text it prints (µs resolution).
 
     python benchmarks/vs_benchmark_app.py [--model M.onnx] [--batch 1] [--threads 1] [--seconds 5] [--rounds 3]
+    python benchmarks/vs_benchmark_app.py --mode throughput [--model M.onnx] [--seconds 5] [--rounds 3]
+
+``--mode throughput`` compares inferences per second instead: ``edgebench bench --mode throughput`` (streams and
+requests left to OpenVINO's THROUGHPUT hint) against ``benchmark_app -hint throughput -api async`` on the same IR,
+interleaved the same way; the ratio of the medians (target: within ±5%).
 
 edgebench feeds a fresh sample every iteration (copied into the request's input buffer) and times each
 iteration from Python; benchmark_app re-runs one filled buffer from C++. On a ~30 µs model those few µs
@@ -47,6 +52,47 @@ def benchmark_app_median_ms(xml: Path, shapes: str, threads: int, seconds: float
     return value / 1000 if found.group(2) == "us" else value
 
 
+def benchmark_app_throughput(xml: Path, shapes: str, seconds: float) -> tuple[float, str]:
+    """benchmark_app's inferences/s with ``-hint throughput`` (its streams and requests: what it printed)."""
+    tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
+    cmd = [tool, "-m", str(xml), "-d", "CPU", "-hint", "throughput", "-api", "async", "-t", str(seconds),
+           "-ip", "f32", "-infer_precision", "f32", "-data_shape", shapes]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 120)
+    found = re.search(r"Throughput:\s+([\d.]+)\s*FPS", proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise SystemExit(f"benchmark_app failed ({proc.returncode}): {(proc.stdout + proc.stderr)[-600:]}")
+    nireq = re.search(r"(\d+) inference requests", proc.stdout)
+    streams = re.search(r"NUM_STREAMS:\s*(\d+)", proc.stdout)
+    return float(found.group(1)), f"{streams.group(1) if streams else '?'} streams, " \
+                                  f"{nireq.group(1) if nireq else '?'} requests"
+
+
+def edgebench_throughput(xml: Path, seconds: float, batch: int) -> tuple[float, str]:
+    timing = TimingSpec(warmup_s=0.5, warmup_iterations=5, min_iterations=100, min_duration_s=seconds,
+                        max_duration_s=seconds + 1)
+    result = run_bench(BenchRequest(model=xml, threads=0, batch=batch, timing=timing, mode="throughput"))
+    assert result.throughput is not None, "bench measured no throughput"
+    load = result.throughput
+    return load.inferences_per_s, f"{load.streams} streams, {load.requests} requests"
+
+
+def compare_throughput(xml: Path, shapes: str, args: argparse.Namespace) -> int:
+    ours, theirs = [], []
+    for r in range(args.rounds):
+        rate, ran = edgebench_throughput(xml, args.seconds, args.batch)
+        ours.append(rate)
+        theirs_rate, their_ran = benchmark_app_throughput(xml, shapes, args.seconds)
+        theirs.append(theirs_rate)
+        print(f"round {r + 1}: edgebench {rate:.1f} inf/s ({ran})   benchmark_app {theirs_rate:.1f} inf/s ({their_ran})")
+    a, b = statistics.median(ours), statistics.median(theirs)
+    ratio = a / b
+    print(f"model {args.model.name} (OpenVINO IR fp32), batch {args.batch}, THROUGHPUT hint, "
+          f"{args.seconds:g} s x {args.rounds} rounds")
+    print(f"edgebench median {a:.1f} inf/s, benchmark_app median {b:.1f} inf/s")
+    print(f"ratio edgebench / benchmark_app inf/s {ratio:.3f}  ({'within' if abs(ratio - 1) <= 0.05 else 'OUTSIDE'} ±5%)")
+    return 0
+
+
 def edgebench_median_ms(xml: Path, threads: int, seconds: float, batch: int) -> tuple[float, float]:
     timing = TimingSpec(warmup_s=0.5, warmup_iterations=5, min_iterations=100, min_duration_s=seconds,
                         max_duration_s=seconds + 1)
@@ -64,10 +110,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1, help="the dynamic batch dimension (a bigger batch makes "
                         "the model's own time dominate the per-iteration Python overhead)")
+    parser.add_argument("--mode", choices=("latency", "throughput"), default="latency",
+                        help="throughput: inferences/s against benchmark_app -hint throughput")
     args = parser.parse_args()
     art = artifacts.ensure(args.model, "openvino", "fp32")
     shapes = ",".join(f"{t.name}[{','.join(str(d) if isinstance(d, int) else str(args.batch) for d in t.shape)}]"
                       for t in art.meta.inputs)
+    if args.mode == "throughput":
+        return compare_throughput(art.main, shapes, args)
     ours, inner, theirs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):

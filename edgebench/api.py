@@ -121,12 +121,12 @@ def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | Non
           include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False,
           name: str | None = None, cache_dir: PathLike | None = None, store: PathLike | None = None,
           finetune: PathLike | None = None, teacher: PathLike | None = None, train_config: PathLike | None = None,
-          progress: Callable[[str], None] | None = None) -> Result:
+          progress: Callable[[str], None] | None = None, profile: bool = False) -> Result:
     """``edgebench bench``: one model or artifact on one device (``format``/``recipe``: converted through the
     cache first; ``finetune``: fine-tuned on that labelled .npz, as :func:`compress`). ``options`` are the
-    runtime's (``--option``); ``timing`` a :class:`TimingSpec` or a mapping of its fields. With ``store``, the
-    result is also filed there as a finished run named ``bench-<model name>``. Returns the
-    :class:`~edgebench.result.Result`."""
+    runtime's (``--option``); ``timing`` a :class:`TimingSpec` or a mapping of its fields; ``profile``: also
+    per-layer times (``--profile``, ``Result.profile``). With ``store``, the result is also filed there as a
+    finished run named ``bench-<model name>``. Returns the :class:`~edgebench.result.Result`."""
     model_path = Path(model).expanduser()
     req = BenchRequest(
         model=model_path, device=device, dataset=_path(dataset), batch=batch, threads=threads,
@@ -134,7 +134,7 @@ def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | Non
         backend_options=dict(options or {}), format=format, precision=precision, recipe=recipe,
         calibration=_path(calibration), cache_dir=_path(cache_dir), timing=_timing(timing),
         layers=layer_selection(include, exclude, all_layers), name=name,
-        finetune=_finetune(finetune, teacher, train_config, output), progress=progress)
+        finetune=_finetune(finetune, teacher, train_config, output), progress=progress, profile=profile)
     result = run_bench(req)
     if store is not None:
         record_bench(Path(store).expanduser(), result, model_path)

@@ -72,6 +72,25 @@ class Thermal(Strict):
                                                                "before marks the result throttled")
 
 
+class Power(Strict):
+    """Where the runner reads the device's power for energy per inference (docs/devices.md, "Energy per
+    inference"): an idle baseline, then the timed window."""
+
+    source: Literal["rapl", "ina3221", "pmic", "nvml"] = Field(
+        ..., description="rapl: Intel/AMD RAPL (powercap sysfs); ina3221: Jetson power monitor; pmic: Raspberry Pi 5 "
+                         "(vcgencmd pmic_read_adc); nvml: NVIDIA GPU (libnvidia-ml)")
+    path: str | None = Field(None, description="rapl: the powercap folder (/sys/class/powercap); ina3221: the monitor's "
+                                               "hwmon or iio folder (found under /sys/bus/i2c/drivers/ina3221*); "
+                                               "pmic: the vcgencmd program; nvml: the library (libnvidia-ml.so.1)")
+    rails: list[str] = Field(default_factory=list, description="what to sum: RAPL zone names (package-0, dram, psys), "
+                                                               "INA3221 rail labels (VDD_IN), PMIC rails (VDD_CORE); "
+                                                               "empty: the packages, the input rail, every PMIC rail")
+    index: int = Field(0, ge=0, description="nvml: the GPU's index")
+    idle_s: float = Field(0.5, ge=0.1, le=60, description="seconds of idle sampled right before the timed loop")
+    interval_s: float | None = Field(None, gt=0, le=10, description="seconds between reads in the window; default: "
+                                                                    "1 (counters), 0.5 (pmic), 0.1 (others)")
+
+
 class TimingSpec(Strict):
     warmup_iterations: int = Field(5, ge=0)
     warmup_s: float = Field(0.5, ge=0)
@@ -118,7 +137,15 @@ class DeviceProfile(Strict):
     accelerator: Literal["cpu", "gpu", "npu"] = Field("cpu", description="the device string passed to the runtime")
     threads: int = Field(0, ge=0, le=MAX_THREADS, description="0: the runtime's default")
     thermal: Thermal = Field(Thermal(), description="cool-down and throttling rules")
+    cpus: list[int] | None = Field(None, min_length=1, description="pin the runner to these CPUs (e.g. [4, 5, 6, 7], "
+                                                                   "the big cores); none: as the OS starts it")
+    power: Power | None = Field(None, description="the power source read for energy per inference (none: no energy)")
     env: dict[str, str] = Field(default_factory=dict, description="environment for the runner (no secrets)")
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus_distinct(cls, cpus: list[int] | None) -> list[int] | None:
+        return check_cpus(cpus)
 
     @field_validator("runtimes")
     @classmethod
@@ -128,6 +155,13 @@ class DeviceProfile(Strict):
         if unknown:
             raise ValueError(f"unknown runtime {unknown[0]!r}: use one of {', '.join(known)}")
         return runtimes
+
+
+def check_cpus(cpus: list[int] | None) -> list[int] | None:
+    """CPU numbers for affinity: distinct, 0 or more (whether the device has them, its runner checks)."""
+    if cpus is not None and (not cpus or min(cpus) < 0 or len(set(cpus)) < len(cpus)):
+        raise ValueError(f"cpus {cpus}: list distinct CPU numbers, 0 or more")
+    return cpus
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
@@ -324,6 +358,12 @@ class SweepSpec(Strict):
                                           "(axis → glob), e.g. [{format: tflite, device: rpi*}]")
     exclude: list[dict[str, str]] = Field(default_factory=list, description="drop cells matching one of these")
     cell_timeout_s: float = Field(900.0, gt=0, description="a cell running longer is stopped and recorded failed")
+    mode: Literal["latency", "throughput"] = Field("latency", description="throughput: also requests in flight at "
+                                                   "once after each cell's single-stream loop (inferences/s)")
+    streams: int | None = Field(None, ge=1, description="throughput mode: model instances (default: the runtime's)")
+    requests: int | None = Field(None, ge=1, description="throughput mode: requests in flight (default: the runtime's)")
+    profile: bool = Field(False, description="also profile each cell per layer with its runtime's own profiler, "
+                          "in a pass after the timed loop (Result.profile)")
 
     @field_validator("options")
     @classmethod
@@ -364,6 +404,10 @@ GATE_METRICS: dict[str, dict[str, Any]] = {
     "accuracy_top1": {"max_drop_points": 0.5, "severity": "fail"},
     "agreement_top1": {"max_drop_points": 0.5, "severity": "fail"},
     "size": {"threshold": 0.01, "severity": "fail"},
+    # From the device's power sensor (a profile's power:): lower is better; a sensor's noise is not latency's,
+    # so a change warns unless the rules make it fail.
+    "energy_mj_per_inference": {"threshold": 0.10, "severity": "warn"},
+    "avg_power_w": {"threshold": 0.10, "severity": "warn"},
 }
 
 

@@ -9,71 +9,25 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import json
-import functools
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, get_type_hints
-
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from typing import Any, ClassVar, Mapping
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import atomic_write_text
+from edgebench.records import RecordError, known as _known, typed as _typed
+from edgebench.result_parts import Energy, LayerProfile, Latency, OpTime, Throughput
+
+# The parts' names, where users' scripts and edgebench's own modules have always imported them from.
+__all__ = ["CellKey", "DeviceInfo", "Energy", "LayerProfile", "Latency", "ModelInfo", "OpTime", "RecordError",
+           "Result", "Throughput", "read_results", "write_results"]
 
 SCHEMA_VERSION = 1
 
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-class RecordError(EdgebenchError):
-    """A result part that is not what edgebench writes (a hand-edited or foreign file)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, ExitStatus.USAGE)
-
-
-def _known(cls: type, data: Mapping[str, Any], part: str) -> dict[str, Any]:
-    """``data``'s keys that are ``cls``'s fields, each of its field's type; any other key is refused, naming it."""
-    if not isinstance(data, Mapping):
-        raise RecordError(f"result {part}: expected an object, got {type(data).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise RecordError(f"result {part}: unknown field {unknown[0]!r} (fields: {', '.join(sorted(names))})")
-    return _typed(cls, data, part)
-
-
-@functools.cache
-def _field_types(cls: type) -> dict[str, TypeAdapter[Any]]:
-    """A strict checker per field of the dataclass ``cls``: JSON's types as the field declares them, no "1"
-    for 1 and no 0 for False."""
-    hints, parts = get_type_hints(cls), getattr(cls, "_PARTS", {})  # a Result's parts check themselves
-    return {f.name: TypeAdapter(hints[f.name], config=ConfigDict(strict=True)) for f in fields(cls)
-            if f.name not in parts}
-
-
-def _typed(cls: type, data: Mapping[str, Any], part: str) -> dict[str, Any]:
-    """``data`` (unchanged) once each of its keys that is a field of ``cls`` holds that field's type."""
-    checks = _field_types(cls)
-    for key, value in data.items():
-        if key in checks:
-            try:
-                checks[key].validate_python(value)
-            except ValidationError as exc:
-                raise RecordError(f"result {part + ': ' if part else ''}field {_where(key, exc)}: pass a result "
-                                  "as edgebench writes it (bench/sweep --json, results export)") from None
-    return dict(data)
-
-
-def _where(key: str, exc: ValidationError) -> str:
-    """The first problem ``exc`` found under ``key``, as ``'samples_ns.3': Input should be … (got 'a')``."""
-    err = exc.errors()[0]
-    where = ".".join([key, *(str(p) for p in err["loc"])])
-    got = err.get("input")
-    shown = "" if isinstance(got, (dict, list)) else f" (got {repr(got)[:60]})"
-    return f"{where!r}: {err['msg']}{shown}"
 
 
 def canonical_options(options: Mapping[str, Any]) -> str:
@@ -100,36 +54,6 @@ class CellKey:
 
     def astuple(self) -> tuple[str, str, str, str, str]:
         return (self.model, self.recipe, self.format, self.device, self.options)
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Milliseconds, recomputed from ``samples_ns`` (pipeline.stats.summarize_ns). ``cv`` is the sample
-    standard deviation over the mean; ``robust_cv`` is 1.4826·MAD over the median, which one stray 4 ms
-    hiccup in 90 000 samples does not move."""
-
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    mean: float
-    std: float
-    min: float
-    max: float
-    cv: float
-    robust_cv: float
-
-    def percentile(self, p: int) -> float | None:
-        """``p50``, ``p90``, ``p95`` or ``p99`` by number; None for another."""
-        value = getattr(self, f"p{p}", None)
-        return float(value) if value is not None else None
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Latency":
-        return cls(**_known(cls, data, "latency_ms"))
 
 
 @dataclass(frozen=True)
@@ -200,13 +124,16 @@ class DeviceInfo:
     profile: str
     host: str | None = None
     accelerator: str | None = None
+    cpus: tuple[int, ...] | None = None  # the CPUs the runner pinned itself to (cpus:, --cpus); None: not pinned
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        return {**out, "cpus": list(self.cpus)} if self.cpus is not None else {k: out[k] for k in out if k != "cpus"}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DeviceInfo":
-        return cls(**_known(cls, data, "device"))
+        cpus = data.get("cpus") if isinstance(data, Mapping) else None
+        return cls(**_known(cls, {**data, "cpus": tuple(cpus)} if isinstance(cpus, list) else data, "device"))
 
 
 @dataclass(frozen=True)
@@ -392,6 +319,10 @@ class Result:
     created_utc: str = field(default_factory=utc_now)
     commit: dict[str, Any] | None = None  # edgebench's own checkout (git_commit), None when installed
     provenance: Provenance | None = None  # None: a result written before it; left out of the JSON then
+    energy: Energy | None = None  # None: no power source declared, or none readable (energy_note says why)
+    energy_note: str | None = None  # why energy is absent (or 0); both left out of the JSON when None
+    profile: LayerProfile | None = None  # bench --profile's per-layer times; left out of the JSON when None
+    throughput: Throughput | None = None  # throughput mode's figures; left out of the JSON when None
 
     _PARTS: ClassVar[dict[str, Any]] = {}  # field → its part's class (filled below)
 
@@ -414,7 +345,7 @@ class Result:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "provenance" and value is None:
+            if f.name in ("provenance", "energy", "energy_note", "profile", "throughput") and value is None:
                 continue
             if f.name in self._PARTS:
                 out[f.name] = value.to_dict() if value is not None else None
@@ -469,6 +400,9 @@ class _PooledRounds:
     round_sizes: list[int] | None = None
 
 
+Result._PARTS.update(energy=Energy)
+Result._PARTS.update(profile=LayerProfile)
+Result._PARTS.update(throughput=Throughput)
 Result._PARTS.update(model=ModelInfo, device=DeviceInfo, error=ResultError, latency_ms=Latency, memory_mb=Memory,
                      accuracy=Accuracy, validity=Validity, provenance=Provenance)
 

@@ -3,7 +3,6 @@ errors), with 1 cell, with a real run of several cells and an error, and with ~5
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,32 +11,8 @@ from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from edgebench.result import Result
 from edgebench.store.db import Store
-from tests.results_fixtures import chromium, real_results  # noqa: F401  (session fixture)
-
-needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium is not installed: run scripts/system-deps.sh")
-
-
-def open_in_chromium(html: Path, tmp: Path) -> tuple[Path, list[str], str]:
-    """Screenshot, console messages and rendered DOM of the page, offline (no network features)."""
-    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--enable-logging=stderr", "--v=0", "--window-size=1280,2000", "--hide-scrollbars"]
-    png = tmp / "shot.png"
-    shot = subprocess.run([*base, f"--user-data-dir={tmp / 'profile-1'}", f"--screenshot={png}", html.as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    dom = subprocess.run([*base, f"--user-data-dir={tmp / 'profile-2'}", "--dump-dom", html.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    console = [line for line in (shot.stderr + dom.stderr).splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-    return png, console, dom.stdout
-
-
-def distinct_colours(png: Path) -> int:
-    from PIL import Image
-
-    with Image.open(png) as image:
-        assert image.format == "PNG" and image.size == (1280, 2000)
-        return len(image.convert("RGB").getcolors(maxcolors=1 << 24))
-
+from tests.browser import distinct_colours, needs_chromium, open_in_chromium
+from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
 
 def report(store: Path, tmp: Path, *args: str) -> tuple[ExitStatus, Path, Path]:
     html, md = tmp / "report.html", tmp / "report.md"
@@ -92,7 +67,9 @@ def test_report_of_one_cell_and_of_fifty_cells_render(tmp_path, real_results):
         assert status == 0
         png, console, dom = open_in_chromium(html, tmp_path / run)
         assert console == [] and distinct_colours(png) > 100
-        assert dom.count("<tr") == rows + 1 + 2  # device table rows + its header + the sizes table (1 artifact)
+        # device table rows + its header, the sizes table (1 artifact) + its header, and the device × variant matrix:
+        # a header and one row per variant (every cell here is a variant of its own)
+        assert dom.count("<tr") == (rows + 1) + 2 + (rows + 1)
 
 
 def test_report_defaults_to_the_newest_run_next_to_the_store(store_path):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from edgebench.cli import main
-from edgebench.config import Connection, DeviceProfile, Thermal, known_profiles, load_profile
+from edgebench.config import Connection, DeviceProfile, Power, Thermal, known_profiles, load_profile
 from edgebench.errors import ExitStatus
 from pathlib import Path
 
@@ -34,9 +34,10 @@ def test_every_profile_field_is_documented():
     rows = set(re.findall(r"^\| `([a-z_.]+)` \|", doc, flags=re.M))
     fields = {f for f in DeviceProfile.model_fields}
     fields |= {f"connection.{f}" for f in Connection.model_fields} | {f"thermal.{f}" for f in Thermal.model_fields}
-    fields -= {"connection", "thermal"}
+    fields |= {f"power.{f}" for f in Power.model_fields}
+    fields -= {"connection", "thermal", "power"}
     assert fields == rows
-    for model in (DeviceProfile, Connection, Thermal):
+    for model in (DeviceProfile, Connection, Thermal, Power):
         assert all(f.description for f in model.model_fields.values()), model.__name__
 
 

@@ -1,18 +1,23 @@
-"""Report data (best cell, Pareto front, distributions from raw samples), the SVG plots and the Markdown
-summary, from real results."""
+"""Report data (best cell and its caveats, Pareto front, the device × variant matrix, distributions from raw
+samples), the matplotlib plots (inline SVG with a tooltip per mark) and the Markdown summary, from real
+results."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
+import pytest
 
 from edgebench.report import build_report, render_html, render_markdown
 from edgebench.report.data import pareto_front
-from edgebench.report.svg import box_svg, nice_ticks, pareto_svg, size_svg
+from edgebench.report.plots import format_colours, latency_svg, pareto_svg, size_svg
+from edgebench.pipeline.noise import NoiseFloor
 from edgebench.pipeline.stats import nearest_rank
+from edgebench.result import Energy, LayerProfile, OpTime, Throughput
 from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
 
 
@@ -83,37 +88,41 @@ def _options(r) -> str:
     return f"batch={r.options['batch']} threads={r.options['threads']}"
 
 
+def _colours(data) -> dict[str, str]:
+    return format_colours([c.format for c in data.cells])
+
+
 def test_pareto_points_carry_their_figures_as_tooltips(real_results):
     ok = [r for r in real_results if r.ok]
     by_options = {_options(r): r for r in ok}
     fastest = min(ok, key=lambda r: _nearest_rank_ms(r.samples_ns, 50))  # all three share one top-1
-    svg = ET.fromstring(pareto_svg(build_report(real_results).devices[0].cells, "top1"))
+    data = build_report(real_results)
+    svg = ET.fromstring(pareto_svg(data.devices, _colours(data)))
     tips = _tooltips(svg)
-    # every plotted point (r=5) sits inside a titled group, one point per measured cell, none for the error
-    points = _marks(svg, "circle", r="5")
-    assert len(points) == len(tips) == len(ok) == 3
-    assert sorted(id(p) for _, g in tips for p in _marks(g, "circle", r="5")) == sorted(id(p) for p in points)
-    seen = set()
-    for text, _ in tips:
+    # two panels (latency vs top-1, latency vs size), one titled point per measured cell in each, none for the error
+    assert len(tips) == 2 * len(ok) == 6
+    seen = []
+    for text, group in tips:
+        assert _marks(group, "use") or _marks(group, "path"), text  # the point's marker is inside its group
         m = re.fullmatch(r"digits-cnn · fp32 · onnx · (batch=\d+ threads=\d+)\n"
-                         r"p50 (\S+) ms, top1 (\S+)%( — best)?", text)
+                         r"p50 (\S+) ms, top1 (\S+)%, (\S+) KiB( — best)?", text)
         assert m, text
         r = by_options[m[1]]
-        seen.add(m[1])
+        seen.append(m[1])
         assert _close(m[2], _nearest_rank_ms(r.samples_ns, 50)), (text, r.latency_ms)
         assert abs(float(m[3]) / 100 - r.accuracy.top1) <= 5e-4  # one decimal of a percentage
-        assert bool(m[4]) == (r is fastest)
-    assert seen == set(by_options)
+        assert abs(float(m[4]) * 1024 - r.model.size_bytes) <= 52  # one decimal of KiB
+        assert bool(m[5]) == (r is fastest)
+    assert sorted(seen) == sorted(list(by_options) * 2)
 
 
 def test_box_rows_carry_the_distribution_of_the_raw_samples_as_tooltips(real_results):
     ok = [r for r in real_results if r.ok]
     by_options = {_options(r): r for r in ok}
-    svg = ET.fromstring(box_svg(build_report(real_results).devices[0].cells))
+    data = build_report(real_results)
+    svg = ET.fromstring(latency_svg(data.devices, _colours(data)))
     tips = _tooltips(svg)
-    boxes = _marks(svg, "rect", height="14")  # the q1–q3 box of each row
-    assert len(boxes) == len(tips) == len(ok) == 3
-    assert sorted(id(b) for _, g in tips for b in _marks(g, "rect", height="14")) == sorted(id(b) for b in boxes)
+    assert len(tips) == len(ok) == 3  # the q1–q3 box of each measured cell
     number = r"(\S+)"
     pattern = (rf"digits-cnn · fp32 · onnx · (batch=\d+ threads=\d+)\nmin {number} · p1 {number} · q1 {number} · "
                rf"median {number} · q3 {number} · p99 {number} · max {number} ms \((\d+) samples\)")
@@ -130,36 +139,56 @@ def test_box_rows_carry_the_distribution_of_the_raw_samples_as_tooltips(real_res
     assert seen == set(by_options)
 
 
+def _tick_values(svg: ET.Element, axis: str) -> list[float]:
+    """The numbers printed at an axis's major ticks (matplotlib keeps text as <text> with svg.fonttype none)."""
+    groups = [g for g in svg.iter(f"{SVG}g") if re.fullmatch(rf"\w+-{axis}tick_\d+", g.get("id", ""))]
+    return [float(t.text) for g in groups for t in g.iter(f"{SVG}text") if t.text and t.text.strip()]
+
+
+def test_latency_axis_is_logarithmic_and_spans_every_sample(real_results):
+    data = build_report(real_results)
+    svg = ET.fromstring(latency_svg(data.devices, _colours(data)))
+    ticks = _tick_values(svg, "x")
+    assert len(ticks) >= 2
+    ratios = {round(b / a, 6) for a, b in zip(ticks, ticks[1:])}
+    assert ratios <= {2.0, 2.5, 10.0}, ticks  # 1-2-5 or decade steps: a log axis, not equal differences
+    d = [c.distribution for c in data.cells if c.distribution]
+    assert ticks[0] / 5 <= min(x.min for x in d) and max(x.max for x in d) <= ticks[-1] * 5
+
+
 def test_size_bars_carry_the_file_sizes_as_tooltips(real_results, digits_onnx):
-    svg = ET.fromstring(size_svg(build_report(real_results).artifacts))
+    data = build_report(real_results)
+    svg = ET.fromstring(size_svg(data.artifacts, _colours(data)))
     tips = _tooltips(svg)
-    bars = _marks(svg, "rect")
     raw = digits_onnx.read_bytes()
     gz = len(gzip.compress(raw, compresslevel=9, mtime=0))  # what `gzip -9` writes, measured independently
     # one artifact (the three cells share the digits ONNX); the broken model has no size to plot
     assert [t for t, _ in tips] == [f"digits-cnn · fp32 · onnx: raw {len(raw)} B, gzip {gz} B"]
-    assert len(bars) == 2 and all(b in list(tips[0][1]) for b in bars)  # raw and gzip bar, both in the group
+    labels = [t.text for t in svg.iter(f"{SVG}text")]
+    assert f"{len(raw) / 1024:.1f} KiB" in labels and f"{gz / 1024:.1f} KiB gzip" in labels
 
 
-def test_svg_plots_are_well_formed(real_results):
+def test_plots_are_well_formed_with_ids_unique_in_the_page(real_results):
     data = build_report(real_results)
-    cells = data.devices[0].cells
-    for svg in (pareto_svg(cells, "top1"), box_svg(cells), size_svg(data.artifacts)):
+    colours = _colours(data)
+    for svg in (pareto_svg(data.devices, colours), latency_svg(data.devices, colours),
+                size_svg(data.artifacts, colours)):
         assert ET.fromstring(svg).tag == f"{SVG}svg"
-    assert pareto_svg([c for c in cells if not c.result.ok], "top1") == ""
-
-
-def test_nice_ticks_are_round_and_cover_the_range():
-    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    ticks = nice_ticks(0.0193, 0.0821)
-    assert ticks[0] >= 0.0193 and ticks[-1] <= 0.0821 and len(ticks) >= 3
+    html = render_html(data)
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) > 50 and len(ids) == len(set(ids))
+    refs = set(re.findall(r'(?:url\(#|href="#)([^")]+)', html))
+    assert refs and refs <= set(ids)  # every clip path and marker a plot uses is defined in the page
+    errors_only = build_report([r for r in real_results if not r.ok])
+    assert pareto_svg(errors_only.devices, colours) == latency_svg(errors_only.devices, colours) == ""
 
 
 def test_markdown_holds_the_table_the_best_cell_and_errors(real_results):
     data = build_report(real_results)
     md = render_markdown(data)
     assert "| cell | p50 ms | p99 ms | robust CV | peak MB | size B | gzip B | top1 | validity |" in md
-    table = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
+    device_table = md[md.index("## local-cpu"):]
+    table = [line for line in device_table.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(table) == 1 + len(real_results)
     assert all(line.count("|") - line.count("\\|") == 10 for line in table)  # 9 columns on every row
     best = next(c for c in data.cells if c.best)
@@ -169,8 +198,10 @@ def test_markdown_holds_the_table_the_best_cell_and_errors(real_results):
 
 def test_html_is_self_contained(real_results):
     html = render_html(build_report(real_results))
-    for needle in ("src=", "href=", "<link", "url(", "@import", "<script"):
+    for needle in ("src=", "<link", "@import", "<script", "<image", "@font-face"):
         assert needle not in html
+    # the plots' only references are to their own clip paths and markers, in the page
+    assert re.findall(r'href="([^#])', html) == [] and re.findall(r"url\(([^#])", html) == []
     assert html.count("<svg") == 3 and "not a readable ONNX model" in html
 
 
@@ -211,3 +242,81 @@ def test_the_terminal_table_names_a_slow_int8_cell(real_results):
     text = console.export_text()
     assert "int8 runs 2.00× slower than fp32 here" in text  # the caption
     assert text.count("2.00× slower than fp32") == 2 and text.count("1.00× slower") == 0  # + the int8 row
+
+
+def _variant(r, recipe: str = "fp32", fmt: str = "onnx", device: str | None = None, factor: float = 1.0,
+             accuracy_drop: float = 0.0, **more):
+    """A real measured result under another cell key: its p50 scaled, its top-1 lowered by ``accuracy_drop``."""
+    d = r.to_dict()
+    return type(r).from_dict({
+        **d, **more, "model": {**d["model"], "recipe": recipe, "precision": recipe, "format": fmt},
+        "device": {**d["device"], "profile": device or d["device"]["profile"]},
+        "latency_ms": {**d["latency_ms"], "p50": r.latency_ms.p50 * factor},
+        "accuracy": {**d["accuracy"], "top1": r.accuracy.top1 - accuracy_drop}})
+
+
+def test_matrix_sets_each_variant_against_its_fp32_cell_on_every_device(real_results):
+    r = next(r for r in real_results if r.ok)
+    data = build_report([_variant(r, device="board-a"), _variant(r, "int8", device="board-a", factor=0.5,
+                                                                 accuracy_drop=0.004),
+                         _variant(r, device="board-b", factor=2.0), _variant(r, "int8", device="board-b", factor=3.0),
+                         _variant(r, "fp16", "openvino", device="board-b")])
+    rows = data.matrix
+    assert [(row.recipe, row.format) for row in rows] == [("fp32", "onnx"), ("int8", "onnx"), ("fp16", "openvino")]
+    int8 = rows[1].cells
+    assert int8["board-a"].vs_fp32 == pytest.approx(-0.5) and int8["board-b"].vs_fp32 == pytest.approx(0.5)
+    assert int8["board-a"].accuracy_vs_fp32 == pytest.approx(-0.004) and int8["board-b"].accuracy_vs_fp32 == 0
+    assert set(rows[2].cells) == {"board-b"} and rows[2].cells["board-b"].vs_fp32 is None  # no fp32 OpenVINO cell
+    assert int8["board-a"].best and rows[2].cells["board-b"].best  # within 1 point, the fastest wins
+    html, md = render_html(data), render_markdown(data)
+    assert "-50% vs fp32" in html and "+50% vs fp32" in html and "-0.4 pt top1" in html
+    assert "| variant | board-a | board-b |" in md and "(-50%, -0.4 pt)" in md and "(+50%, +0.0 pt)" in md
+
+
+def test_every_best_pick_carries_its_noise_and_validity_caveats(real_results):
+    r = next(r for r in real_results if r.ok)
+    device = r.device.profile
+    pair = [_variant(r), _variant(r, "fp16", factor=1.03)]
+
+    def caveats(results, floors=None):
+        best = [c for c in build_report(results, floors=floors).devices[0].cells if c.best]
+        assert len(best) == 1
+        return [(k.text, k.warn) for k in best[0].caveats]
+
+    tie = caveats(pair, {device: NoiseFloor(device, 8, 0.01, 0.05)})
+    assert tie[0] == ("valid measurement", False)
+    assert tie[1][1] and "3.0% ahead of fp16 · onnx" in tie[1][0] and "noise floor 5.0%: a tie" in tie[1][0]
+    clear = caveats(pair, {device: NoiseFloor(device, 8, 0.005, 0.01)})
+    assert clear[1] == ("3.0% ahead of fp16 · onnx, beyond the noise floor 1.0%", False)
+    few = caveats(pair, {device: NoiseFloor(device, 2, 0.01)})
+    assert few[1][1] and "not enough A/A history: 2 pairs (5 needed)" in few[1][0]
+    assert caveats(pair)[1][1] and "no stored runs" in caveats(pair)[1][0]
+    noisy = _variant(r, validity={**r.validity.to_dict(), "cv_ok": False})
+    first = caveats([noisy])
+    assert first[0][1] and first[0][0].startswith("not a valid measurement: noisy (rCV ")
+    assert first[1] == ("the only candidate: nothing to beat", False)
+    data = build_report(pair, floors={device: NoiseFloor(device, 8, 0.01, 0.05)})
+    assert "noise floor 5.0%: a tie" in render_html(data) and "  - ⚠ 3.0% ahead of" in render_markdown(data)
+
+
+def test_throughput_energy_and_layer_profile_show_only_where_results_carry_them(real_results):
+    r = next(r for r in real_results if r.ok)
+    plain = build_report([r])
+    html = render_html(plain)
+    assert "load inf/s" not in html and "mJ/inf" not in html and "Per-layer profile" not in html
+    ops = tuple(OpTime(node=f"/conv{i}/Conv", op="Conv", ms=0.01 * (12 - i), share=(12 - i) / 78,
+                       precision="jit_avx2_FP32") for i in range(12))
+    rich = dataclasses.replace(
+        r, throughput=Throughput(streams=2, requests=4, inferences_per_s=12345.6, latency_ms=r.latency_ms,
+                                 duration_s=1.5, settings={"PERFORMANCE_HINT": "THROUGHPUT"}),
+        energy=Energy(source="rapl", avg_power_w=12.5, idle_power_w=8.0, energy_mj_per_inference=0.321,
+                      window_s=1.0, samples=100),
+        profile=LayerProfile(source="openvino", iterations=50, ops=ops))
+    no_sensor = dataclasses.replace(_variant(r, "fp16"), energy_note="no RAPL: /sys/class/powercap is absent",
+                                    profile=LayerProfile(source="tflite", iterations=0,
+                                                         note="the Python interpreter has no op profiler"))
+    html = render_html(build_report([rich, no_sensor]))
+    assert "load inf/s" in html and "12,346" in html and "(2×4)" in html and "0.321" in html
+    assert 'title="no RAPL: /sys/class/powercap is absent">—<' in html
+    assert "Per-layer profile" in html and html.count("jit_avx2_FP32") == 10 and "2 more ops not shown" in html
+    assert "the Python interpreter has no op profiler" in html

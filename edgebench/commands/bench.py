@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -16,7 +16,9 @@ from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclud
                                        writable_file, writable_folder)
 from edgebench.commands.progress import Steps
 from edgebench.compress.graph import layer_selection
-from edgebench.commands.tables import result_table
+from edgebench.config import check_cpus
+from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.commands.tables import energy_line, profile_table, result_table, throughput_line
 from edgebench.result import write_results
 from edgebench.store.runs import record_bench
 
@@ -46,6 +48,17 @@ def bench(
     min_duration_s: float = typer.Option(1.0, min=0, help="Measure at least this long."),
     max_duration_s: float = typer.Option(60.0, min=0.001, help="Stop measuring after this long."),
     output: Optional[str] = typer.Option(None, help="Output scored for top-1 (default: the first)."),
+    mode: str = typer.Option("latency", "--mode", help="throughput: after the single-stream loop, also several "
+                             "requests in flight at once (inferences/s and latency under that load)."),
+    streams: Optional[int] = typer.Option(None, min=1, help="--mode throughput: model instances (OpenVINO streams, "
+                                          "ONNX Runtime sessions, TFLite interpreters); default: the runtime's."),
+    requests: Optional[int] = typer.Option(None, min=1, help="--mode throughput: requests in flight; default: "
+                                           "--streams, else the runtime's (OpenVINO) or one per CPU."),
+    cpus: Optional[str] = typer.Option(None, help="Pin the runner to these CPUs, e.g. 4,5,6,7 (default: the "
+                                       "profile's cpus, else none)."),
+    profile: bool = typer.Option(False, "--profile", help="Also profile per layer with the runtime's own profiler, "
+                                 "in a pass after the timed loop (the latency stays unprofiled): the top ops, "
+                                 "stored in the result."),
     option: list[str] = typer.Option([], "--option", "-o", help="Runtime option KEY=VALUE (repeatable), e.g. "
                                      "graph_optimization_level=basic, execution_providers=CPUExecutionProvider, "
                                      "inter_op_threads=2."),
@@ -66,6 +79,8 @@ def bench(
         timing=timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s),
         layers=layer_selection(include, exclude, all_layers), name=name,
         finetune=finetune_from(finetune, teacher, train_config, output),
+        **load_options(mode, streams, requests, cpus),
+        profile=profile,
     )
     env = environment(ctx)
     console = env.console
@@ -81,6 +96,12 @@ def bench(
             steps.step(measuring, "cache hit" if target.cache_hit else "converted")
         result = execute(req, target=target).result
     console.print(result_table([result]))
+    if result.throughput is not None:
+        console.print(throughput_line(result))
+    if result.profile is not None:
+        console.print(profile_table(result.profile))
+    if energy_line(result):
+        console.print(energy_line(result), markup=False)
     print_warnings(console, result.model.warnings)
     if json_out:
         write_results([result], json_out)
@@ -89,3 +110,18 @@ def bench(
         run = record_bench(store, result, req.model)
         console.print(f"stored as run {run.id} ({run.name}) in {store}")
 
+
+def load_options(mode: str, streams: int | None, requests: int | None, cpus: str | None) -> dict[str, Any]:
+    """--mode, --streams, --requests and --cpus as BenchRequest fields; a bad one is one line, exit 2."""
+    if mode not in ("latency", "throughput"):
+        raise EdgebenchError(f"--mode {mode!r} is not latency or throughput: pick one", ExitStatus.USAGE)
+    if mode != "throughput" and (streams or requests):
+        raise EdgebenchError("--streams and --requests apply in throughput mode: add --mode throughput",
+                             ExitStatus.USAGE)
+    try:
+        pinned = [int(c) for c in cpus.split(",")] if cpus is not None else None
+        check_cpus(pinned)
+    except ValueError:
+        raise EdgebenchError(f"--cpus {cpus!r} is not a list of distinct CPU numbers: pass e.g. --cpus 0,2",
+                             ExitStatus.USAGE) from None
+    return {"mode": mode, "streams": streams, "requests": requests, "cpus": pinned}

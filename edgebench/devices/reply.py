@@ -51,6 +51,17 @@ class _Memory(BaseModel):
     peak: Number | None = None
 
 
+class _Energy(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    source: str
+    avg_power_w: Number
+    idle_power_w: Number
+    energy_mj_per_inference: Number
+    window_s: Number
+    samples: Annotated[int, Field(strict=True, ge=1)]
+
+
 class _Environment(_Part):
     hostname: str | None = None
     governor: str | None = None
@@ -84,6 +95,8 @@ class OkReply(_Part):
     distinct_inputs: StrictInt | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
+    energy: _Energy | None = None  # with a profile's power source (runner/power.py)
+    energy_note: str | None = None
 
 
 class _ErrorDetail(_Part):

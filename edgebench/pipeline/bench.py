@@ -28,7 +28,8 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import temp_prefix
 from edgebench.data.domains import integer_input_domains
 from edgebench.commits import git_commit, user_commit
-from edgebench.result import Accuracy, DeviceInfo, Memory, ModelInfo, Provenance, Result, Validity
+from edgebench.result import Accuracy, DeviceInfo, Energy, Memory, ModelInfo, Provenance, Result, Validity
+from edgebench.result import LayerProfile, Throughput
 from edgebench.data.source import TensorSpec, load_onnx_info
 from edgebench.runner.job import INPUT_ROTATION, RunnerJob
 from edgebench.runner.timing import TimingRules
@@ -65,6 +66,11 @@ class BenchRequest:
     layers: LayerSelection | None = None  # which layers the recipe's prune/cluster steps touch (None: default)
     finetune: Finetune | None = None  # training data (and teacher, settings) for a recipe that fine-tunes
     progress: Callable[[str], None] | None = None  # fine-tuning's epoch lines
+    profile: bool = False  # a per-layer profiling pass after the timed loop (Result.profile)
+    mode: str = "latency"  # throughput: also requests in flight at once after the timed loop (Result.throughput)
+    streams: int | None = None  # throughput mode's model instances and requests in flight (None: the runtime's)
+    requests: int | None = None
+    cpus: list[int] | None = None  # pin the runner to these CPUs (None: the profile's cpus, if any)
 
 
 @dataclass
@@ -148,6 +154,10 @@ def plan_job(req: BenchRequest, profile: DeviceProfile, target: Target) -> Plann
         rotation=INPUT_ROTATION,
         capture_outputs=capture,
         thermal=profile.thermal.model_dump(),
+        profile=req.profile,
+        mode=req.mode, streams=req.streams, requests=req.requests,
+        cpus=tuple(cpus) if (cpus := req.cpus if req.cpus is not None else profile.cpus) is not None else None,
+        power=profile.power.model_dump(exclude_none=True) if profile.power is not None else None,
     )
     return PlannedJob(req, profile, target, plan, arrays, labels, threads, job)
 
@@ -300,9 +310,10 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
             costs=costs, warnings=list(warnings), inputs=[t.to_dict() for t in target.inputs],
             outputs=[t.to_dict() for t in target.outputs]),
         device=DeviceInfo(profile=profile.name, host=reply.get("environment", {}).get("hostname"),
-                          accelerator=profile.accelerator),
+                          accelerator=profile.accelerator, cpus=tuple(reply["cpus"]) if reply.get("cpus") else None),
         runtime=reply["runtime"],
-        options=cell_options(threads, plan.batch, target.backend_options(req.backend_options), req.backend_options),
+        options={**cell_options(threads, plan.batch, target.backend_options(req.backend_options), req.backend_options),
+                 **({"cpus": reply["cpus"]} if reply.get("cpus") else {})},  # pinned: another cell
         latency_ms=summary,
         samples_ns=samples,
         iterations=len(samples),
@@ -330,7 +341,26 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
                "inputs": plan.describe(from_dataset=req.dataset is not None), **(reply.get("extra") or {})},
         commit=git_commit(),
         provenance=provenance(target, reply["runtime"]),
+        energy=Energy.from_dict(reply["energy"]) if reply.get("energy") is not None else None,
+        energy_note=reply.get("energy_note"),
+        profile=LayerProfile.from_dict(reply["profile"]) if reply.get("profile") is not None else None,
+        throughput=throughput(reply.get("throughput"), plan.batch),
     )
+
+
+def throughput(load: Mapping[str, Any] | None, batch: int) -> Throughput | None:
+    """Throughput mode's figures from the runner's reply: inferences (samples) per second over its window and
+    the latency of the requests completed in it."""
+    if load is None:
+        return None
+    samples = [int(s) for s in load["samples_ns"]]
+    if not samples:
+        raise EdgebenchError(f"throughput mode completed no request in its {load['duration_s']:.3g} s window: "
+                             "raise --max-duration-s", ExitStatus.USAGE)
+    settings = {**load["settings"], "completed": len(samples), "validity": load["validity"]}
+    return Throughput(streams=int(settings["streams"]), requests=int(settings["requests"]),
+                      inferences_per_s=len(samples) * batch / float(load["duration_s"]),
+                      latency_ms=summarize_ns(samples), duration_s=float(load["duration_s"]), settings=settings)
 
 
 def provenance(target: Target | None = None, runtime: Mapping[str, Any] | None = None) -> Provenance:

@@ -210,6 +210,8 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
             check = _points(label, rule, base.accuracy.metric(key), cand.accuracy.metric(key))
         elif metric == "memory_peak":
             check = _relative(label, rule, base.memory_mb.peak, cand.memory_mb.peak, "MB")
+        elif metric in ENERGY_UNITS:
+            check = _relative(label, rule, _energy(base, metric), _energy(cand, metric), ENERGY_UNITS[metric])
         else:
             check = _relative(label, rule, base.model.size_bytes, cand.model.size_bytes, "B")
         if check is not None:
@@ -221,6 +223,15 @@ def compare(base: Result, cand: Result, spec: GateSpec, label: str | None = None
                 or (check.verdict == "missing" and spec.missing == "fail"))
             checks.append(check)
     return checks
+
+
+ENERGY_UNITS = {"energy_mj_per_inference": "mJ", "avg_power_w": "W"}
+
+
+def _energy(result: Result, metric: str) -> float | None:
+    """An energy figure of ``result`` (None without one, or at 0: below what its sensor resolves)."""
+    value = getattr(result.energy, metric) if result.energy is not None else None
+    return float(value) if value else None
 
 
 def _absent(label: str, rule: ResolvedRule, base: Any) -> Check | None:

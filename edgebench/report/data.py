@@ -1,5 +1,6 @@
-"""What every report shows, computed once from Result records: cells per device, the best cell, the
-Pareto front, latency distributions from raw samples, artifact sizes, flags and environment.
+"""What every report shows, computed once from Result records: cells per device, the best cell and its
+caveats, the Pareto fronts, the device × variant matrix with each cell's change against fp32, latency
+distributions from raw samples, artifact sizes, flags and environment.
 
 The HTML, Markdown and CSV views only lay this out, so the three never disagree on a number.
 Distributions are recomputed from ``samples_ns`` (never from stored aggregates).
@@ -53,6 +54,9 @@ class Cell:
     on_front: bool = False
     distribution: Distribution | None = None
     slower_than_fp32: float | None = None  # an int8 cell's p50 over its fp32 cell's, when int8 is the slower
+    vs_fp32: float | None = None  # p50 / p50 of the fp32 cell of the same model, format and options, minus 1
+    accuracy_vs_fp32: float | None = None  # accuracy minus that fp32 cell's (a fraction: -0.004 = -0.4 points)
+    caveats: list["Caveat"] = field(default_factory=list)  # a best cell's: what to know before trusting the pick
 
     @property
     def precision(self) -> str:
@@ -98,6 +102,14 @@ class Cell:
         return [f"{self.precision} {self.slower_than_fp32:.2f}× slower than fp32"]
 
 
+@dataclass(frozen=True)
+class Caveat:
+    """One thing to know about a best pick; ``warn``: it weakens the pick (a flag failed, the margin is noise)."""
+
+    text: str
+    warn: bool
+
+
 @dataclass
 class DeviceView:
     name: str
@@ -116,6 +128,21 @@ class Artifact:
     precision: str
     size_bytes: int | None
     gzip_bytes: int | None
+
+
+@dataclass
+class MatrixRow:
+    """One variant (model, recipe, format, options) across the devices: its cell on each, where measured."""
+
+    model: str
+    recipe: str
+    format: str
+    options: str
+    cells: dict[str, Cell]  # by device name
+
+    def name(self, with_model: bool) -> str:
+        """``recipe · format · options``, the model first when the report holds several."""
+        return " · ".join(x for x in (self.model if with_model else "", self.recipe, self.format, self.options) if x)
 
 
 @dataclass
@@ -140,6 +167,16 @@ class ReportData:
     @property
     def errors(self) -> list[Cell]:
         return [c for c in self.cells if not c.result.ok]
+
+    @property
+    def matrix(self) -> list[MatrixRow]:
+        """Device × variant, the variants by model, format, then recipe (fp32 first) and options."""
+        rows: dict[tuple[str, str, str, str], MatrixRow] = {}
+        for view in self.devices:
+            for c in view.cells:
+                key = (c.model, c.format, c.recipe, c.options)
+                rows.setdefault(key, MatrixRow(c.model, c.recipe, c.format, c.options, {})).cells[view.name] = c
+        return [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1], k[2] != "fp32", k[2], k[3]))]
 
 
 def validity_problems(result: Result) -> list[str]:
@@ -218,15 +255,55 @@ def _known(value: float | None) -> float:
     return value
 
 
-def _device_view(name: str, cells: list[Cell], max_drop: float) -> DeviceView:
-    ok = [c for c in cells if c.result.ok and c.p50 is not None]
-    for c, ratio in zip(ok, int8_slowdowns([c.result for c in ok])):
+def _fp32_references(cells: Sequence[Cell]) -> None:
+    """Set each measured cell's change against the fp32 cell of its model, format, device and options."""
+    def key(c: Cell) -> CellKey:
+        return dataclasses.replace(c.result.cell_key, recipe="")
+
+    fp32 = {key(c): c for c in cells if c.recipe == "fp32"}
+    for c, ratio in zip(cells, int8_slowdowns([c.result for c in cells])):
         c.slower_than_fp32 = ratio
+        ref = fp32.get(key(c))
+        if ref is None or ref.p50 is None or c.p50 is None:
+            continue
+        c.vs_fp32 = c.p50 / ref.p50 - 1
+        if c.accuracy is not None and ref.accuracy is not None:
+            c.accuracy_vs_fp32 = c.accuracy - ref.accuracy
+
+
+def best_caveats(best: Cell, runner_up: Cell | None, metric: str | None, floor: NoiseFloor | None) -> list[Caveat]:
+    """What a user should know before trusting a best pick: its validity flags, whether its lead over the
+    next candidate is larger than the device's noise between runs, and what it was picked on."""
+    problems = best.problems
+    out = [Caveat("not a valid measurement: " + ", ".join(problems), True) if problems else
+           Caveat("valid measurement", False)]
+    if runner_up is None:
+        out.append(Caveat("the only candidate: nothing to beat", False))
+    else:
+        lead = _known(runner_up.p50) / _known(best.p50) - 1
+        ahead = f"{lead:.1%} ahead of {runner_up.label}"
+        if floor is None or floor.floor is None:
+            why = floor.describe() if floor is not None else "no stored runs to tell noise from"
+            out.append(Caveat(f"{ahead}; {why}: the margin cannot be told from noise between runs (run again "
+                              "or measure both with `edgebench ab`)", True))
+        elif lead <= floor.floor:
+            out.append(Caveat(f"{ahead}, within the noise floor {floor.floor:.1%}: a tie — `edgebench ab` "
+                              "decides it", True))
+        else:
+            out.append(Caveat(f"{ahead}, beyond the noise floor {floor.floor:.1%}", False))
+    if metric is None:
+        out.append(Caveat("no accuracy measured: picked on speed alone", True))
+    return out + [Caveat(n, True) for n in best.notes]
+
+
+def _device_view(name: str, cells: list[Cell], max_drop: float, floor: NoiseFloor | None) -> DeviceView:
+    ok = [c for c in cells if c.result.ok and c.p50 is not None]
     metric = next((m for m in ("top1", "agreement_top1") if any(c.result.accuracy.metric(m) is not None for c in ok)),
                   None)
     for c in ok:
         c.accuracy = c.result.accuracy.metric(metric) if metric else None
         c.distribution = Distribution.from_samples(c.result.samples_ns)
+    _fp32_references(ok)
     scored = [c for c in ok if c.accuracy is not None]
     for i in pareto_front([(_known(c.p50), _known(c.accuracy)) for c in scored]):
         scored[i].on_front = True
@@ -236,12 +313,14 @@ def _device_view(name: str, cells: list[Cell], max_drop: float) -> DeviceView:
             ceiling = max(_known(c.accuracy) for c in mine)
             mine = [c for c in mine if _known(c.accuracy) >= ceiling - max_drop]
         if mine:
-            min(mine, key=lambda c: _known(c.p50)).best = True
+            first, *rest = sorted(mine, key=lambda c: _known(c.p50))
+            first.best = True
+            first.caveats = best_caveats(first, rest[0] if rest else None, metric, floor)
     env = next((c.result.environment for c in ok), cells[0].result.environment)
     runtimes = sorted({f"{c.result.runtime.get('name')} {c.result.runtime.get('version')}"
                        for c in cells if c.result.runtime})
     order = sorted(ok, key=lambda c: _known(c.p50)) + [c for c in cells if c not in ok]
-    return DeviceView(name=name, cells=order, metric=metric, environment=env, runtimes=runtimes)
+    return DeviceView(name=name, cells=order, metric=metric, environment=env, runtimes=runtimes, noise_floor=floor)
 
 
 def build_report(results: Sequence[Result], run: RunInfo | None = None, max_accuracy_drop: float = 0.01,
@@ -257,10 +336,8 @@ def build_report(results: Sequence[Result], run: RunInfo | None = None, max_accu
     for r in results:
         cell = Cell(r, _format_options(r.options, varying), with_model=several_models)
         by_device.setdefault(str(r.device.profile), []).append(cell)
-    devices = [_device_view(name, cells, max_accuracy_drop) for name, cells in by_device.items()]
-    if floors is not None:
-        for view in devices:
-            view.noise_floor = floor_of(floors, view.name)
+    devices = [_device_view(name, cells, max_accuracy_drop, floor_of(floors, name) if floors is not None else None)
+               for name, cells in by_device.items()]
     artifacts: dict[tuple[str, ...], Artifact] = {}
     for r in results:
         m = r.model

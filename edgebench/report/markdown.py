@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgebench.report.data import Cell, ReportData
+from edgebench.report.data import Cell, MatrixRow, ReportData
 from edgebench.text import markdown_text
 
 
@@ -30,6 +30,32 @@ def _row(cell: Cell) -> str:
             f"| {_n(cell.accuracy, '.1%')} | {flags} |")
 
 
+def _matrix_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "—"
+    if not cell.result.ok:
+        return "error"
+    text = f"{cell.p50:.3g}" + (" ★" if cell.best else "") + (" ⚠" if cell.problems else "")
+    if cell.recipe != "fp32" and cell.vs_fp32 is not None:
+        text += f" ({cell.vs_fp32:+.0%}"
+        text += f", {cell.accuracy_vs_fp32 * 100:+.1f} pt)" if cell.accuracy_vs_fp32 is not None else ")"
+    return f"**{text}**" if cell.best else text
+
+
+def _matrix(data: ReportData) -> list[str]:
+    rows: list[MatrixRow] = data.matrix
+    several = len({r.model for r in rows}) > 1
+    names = [v.name for v in data.devices]
+    lines = ["## Device × variant", "", "p50 ms per device; in brackets the change against the fp32 cell of the "
+             "same model, format and options, and the accuracy change in points. ★ the best pick; ⚠ a failed "
+             "validity flag.", "",
+             "| variant | " + " | ".join(_cell_text(n) for n in names) + " |", "|---|" + "---:|" * len(names)]
+    for r in rows:
+        cells = " | ".join(_matrix_cell(r.cells.get(n)) for n in names)
+        lines.append(f"| {_cell_text(r.name(several))} | {cells} |")
+    return lines + [""]
+
+
 def render_markdown(data: ReportData) -> str:
     lines = [f"# {_cell_text(data.title)}", ""]
     run = data.run
@@ -47,10 +73,13 @@ def render_markdown(data: ReportData) -> str:
     best = [(v, c) for v in data.devices for c in v.cells if c.best]
     if best:
         lines += ["## Best per device", ""]
-        lines += [f"- **{_cell_text(v.name)}**: {_cell_text(c.label)}, p50 {c.p50:.4g} ms"
-                  + (f", {v.metric} {c.accuracy:.1%}" if c.accuracy is not None else "") for v, c in best]
+        for v, c in best:
+            lines.append(f"- **{_cell_text(v.name)}**: {_cell_text(c.label)}, p50 {c.p50:.4g} ms"
+                         + (f", {v.metric} {c.accuracy:.1%}" if c.accuracy is not None else ""))
+            lines += [f"  - {'⚠ ' if k.warn else ''}{_cell_text(k.text)}" for k in c.caveats]
         lines += ["", f"Best: the fastest p50 within {data.drop_text} of accuracy of the model's most "
                   "accurate cell on the device.", ""]
+    lines += _matrix(data)
     for view in data.devices:
         metric = _cell_text(view.metric or "accuracy")
         lines += [f"## {_cell_text(view.name)}", ""]

@@ -26,11 +26,12 @@ if not __package__:  # run as a plain file (on a device, without edgebench): thi
     sys.modules[__package__] = types.ModuleType(__package__)
     sys.modules[__package__].__path__ = [str(Path(__file__).resolve().parent)]
 
-from . import thermal  # noqa: E402
+from . import power, profiling, thermal  # noqa: E402
 from .backends.base import BaseBackend, BadOption, RuntimeMissing  # noqa: E402
 from .job import SCHEMA_VERSION, JobError, RunnerJob  # noqa: E402
 from .lifeline import die_with_parent  # noqa: E402
 from .runner_env import environment, peak_rss_mb, reset_peak_rss, thread_limit  # noqa: E402
+from .throughput import AffinityError, pin  # noqa: E402
 from .timing import measure, measure_pair  # noqa: E402
 
 
@@ -145,6 +146,10 @@ def one_line(text: str, limit: int = 1500) -> str:
 
 
 def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> dict[str, Any]:
+    try:  # first thing: the runtime's thread pools then start on these CPUs
+        cpus = pin(job.cpus) if job.cpus is not None else None
+    except AffinityError as exc:
+        raise RunnerError("config", str(exc)) from exc
     try:
         import numpy as np  # noqa: F401  (part of the baseline, like the runtime)
     except ImportError as exc:
@@ -174,17 +179,29 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
 
     load_ms, feeds, first_ms = _load(backend, job, arrays, clock)
     memory["after_load"] = peak_rss_mb()
+    energy: dict[str, Any] = {}
     if partner is None or job.partner is None:
-        timing = measure(backend.infer, feeds, job.timing, clock)
+        meter, energy_note = power.open_meter(job.power)
+        if meter is not None:  # the idle baseline: loaded, warm, at rest
+            meter.baseline(float((job.power or {}).get("idle_s") or 0.5))
+        timing = measure(backend.infer, feeds, job.timing, clock, window=meter)
+        energy = meter.report(timing["iterations"]) if meter is not None else \
+            {"energy_note": energy_note} if energy_note else {}
         partner_part = None
     else:  # a paired job: both loaded, then timed in alternating blocks; memory is the pair's
         p_load_ms, p_feeds, p_first_ms = _load(partner, job.partner, partner_arrays, clock)
         timing, p_timing = measure_pair((backend.infer, partner.infer), (feeds, p_feeds), job.timing, job.block_s,
                                         clock)
+        if job.power:
+            energy = {"energy_note": "not measured in a paired job (ab): it alternates two models in one window"}
         partner_part = {"runtime": _runtime(partner), "load_ms": p_load_ms, "first_inference_ms": p_first_ms,
                         **p_timing, "batch": job.partner.batch, "distinct_inputs": len(p_feeds), "io": partner.io(),
                         "extra": {**partner.extra_timings(), "threads_used": partner.threads_used()}}
     memory["peak"] = peak_rss_mb()
+    load = None
+    if job.mode == "throughput":  # after the single-stream figures, which it leaves as they were
+        with stage("runner_failed", "throughput mode: "):
+            load = backend.throughput(feeds, job.streams, job.requests, job.timing, clock)
 
     result: dict[str, Any] = {
         "status": "ok",
@@ -198,6 +215,11 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
         "io": backend.io(),
         "extra": {**backend.extra_timings(), "peak_rss_reset": peak_reset, "threads_used": backend.threads_used()},
     }
+    result.update(energy)
+    if load is not None:
+        result["throughput"] = load
+    if cpus is not None:
+        result["cpus"] = cpus
     if job.capture_outputs and job.outputs_npz:  # from_dict refuses a capture without outputs_npz
         all_feeds = [backend.prepare(f) for f in make_batches(arrays, job.batch, None, job.per_sample_inputs)]
         result["outputs"] = capture_outputs(backend, all_feeds, sample_count(arrays), job.batch, job.outputs_npz)
@@ -205,10 +227,22 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
     result["thermal"] = thermal.finish(heat)
     result["environment"] = {**env_before, "temperatures_c_after": env_after.get("temperatures_c"),
                              "frequency_mhz_after": env_after.get("frequency_mhz")}
+    if job.profile and partner_part is None:  # last, on a second instance: every figure above stays unprofiled
+        result["profile"] = _profile(backend, feeds, timing["samples_ns"])
     if partner_part is not None:
         result["partner"] = {"status": "ok", **partner_part, "memory_mb": memory, "thermal": result["thermal"],
                              "environment": result["environment"]}
     return result
+
+
+def _profile(backend: BaseBackend, feeds: list[Any], samples_ns: list[int]) -> dict[str, Any]:
+    """The per-layer profiling pass (runner/profiling.py); a runtime failing at it costs the result its profile
+    (the note says why), not its measurement."""
+    try:
+        return backend.profile(feeds, profiling.iterations_for(samples_ns))
+    except Exception as exc:
+        return profiling.unsupported(backend.runtime_name, "profiling failed: "
+                                     f"{one_line(f'{type(exc).__name__}: {exc}', 300)}")
 
 
 def _runtime(backend: BaseBackend) -> dict[str, Any]:

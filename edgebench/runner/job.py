@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping, TypeVar
 
+from .power import SOURCES
 from .timing import TimingRules
 
 # Both ends must agree on it: a job of another version is refused ("push the runner that matches").
@@ -50,6 +51,14 @@ class RunnerJob:
     # Its own timing, capture and thermal fields are ignored: this job's apply to the pair.
     partner: "RunnerJob | None" = None
     block_s: float = 0.01
+    # Throughput mode (runner/throughput.py): after the single-stream loop, ``requests`` in flight on ``streams``
+    # instances (None: the runtime's choice). "latency" (the default) leaves them out of job.json.
+    mode: str = "latency"
+    streams: int | None = None
+    requests: int | None = None
+    cpus: tuple[int, ...] | None = None  # the CPUs the runner pins itself to first (None: as it is started)
+    profile: bool = False  # a per-layer profiling pass after the timed loop (runner/profiling.py)
+    power: dict[str, Any] | None = None  # the profile's power source (runner/power.py); None: no energy, as before
     schema_version: int = SCHEMA_VERSION
 
     def placed(self, files: Mapping[str, str], outputs_npz: str) -> "RunnerJob":
@@ -68,7 +77,10 @@ class RunnerJob:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data.update(timing=asdict(self.timing), per_sample_inputs=list(self.per_sample_inputs),
                     partner=self.partner.to_dict() if self.partner is not None else None,
-                    block_s=self.block_s if self.partner is not None else None)  # a single job: as before
+                    block_s=self.block_s if self.partner is not None else None,  # a single job: as before
+                    mode=self.mode if self.mode != "latency" else None,
+                    cpus=list(self.cpus) if self.cpus is not None else None,
+                    profile=self.profile or None)  # unprofiled: as before
         return {key: value for key, value in data.items() if value is not None}
 
     @classmethod
@@ -95,6 +107,7 @@ class RunnerJob:
         block_s = data.get("block_s", 0.01)
         if not isinstance(block_s, (int, float)) or isinstance(block_s, bool) or not 0 < block_s <= 10:
             raise JobError(f"job field 'block_s' is {block_s!r}, not a number of seconds in (0, 10]")
+        mode, streams, requests, cpus = _load(data)
         return cls(
             backend=_required(data, "backend"), artifact=_required(data, "artifact"),
             inputs_npz=_required(data, "inputs_npz"), artifact_weights=_get(data, "artifact_weights", str),
@@ -106,7 +119,36 @@ class RunnerJob:
             rotation=rotation, capture_outputs=bool(_get(data, "capture_outputs", bool)),
             thermal=_get(data, "thermal", dict) or {},
             partner=cls.from_dict(partner) if partner is not None else None, block_s=float(block_s),
+            mode=mode, streams=streams, requests=requests, cpus=cpus,
+            profile=bool(_get(data, "profile", bool)),
+            power=_power(data),
         )
+
+
+def _power(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The job's power rules, their source one the runner knows."""
+    power = _get(data, "power", dict)
+    if power is not None and power.get("source") not in SOURCES:
+        raise JobError(f"job field 'power' names source {power.get('source')!r}, not one of {', '.join(SOURCES)}")
+    return power
+
+
+def _load(data: dict[str, Any]) -> tuple[str, int | None, int | None, tuple[int, ...] | None]:
+    """The job's mode, streams, requests and cpus, checked."""
+    mode = _get(data, "mode", str) or "latency"
+    if mode not in ("latency", "throughput"):
+        raise JobError(f"job field 'mode' is {mode!r}, not 'latency' or 'throughput'")
+    counts = {name: _get(data, name, int) for name in ("streams", "requests")}
+    for name, value in counts.items():
+        if value is not None and (value < 1 or mode != "throughput"):
+            raise JobError(f"job field {name!r} is {value}: 1 or more, in throughput mode only")
+    if mode == "throughput" and data.get("partner") is not None:
+        raise JobError("a paired job has no throughput mode")
+    cpus = _get(data, "cpus", list)
+    if cpus is not None and (not cpus or len(set(cpus)) < len(cpus)
+                             or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cpus)):
+        raise JobError(f"job field 'cpus' is {cpus!r}, not a list of distinct CPU numbers (0 or more)")
+    return mode, counts["streams"], counts["requests"], tuple(cpus) if cpus is not None else None
 
 
 _KINDS = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}

@@ -9,7 +9,7 @@ ns clock and feeds the next of several distinct inputs, never one pre-filled buf
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,18 @@ class TimingRules:
         return cls(**known)
 
 
+class Window(Protocol):
+    """Something started right before the first timed iteration and stopped right after the last (a power meter)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRules,
-            clock: Callable[[], int]) -> dict[str, Any]:
-    """Warm up, then time iterations; returns raw samples and whether each minimum was met."""
+            clock: Callable[[], int], window: Window | None = None) -> dict[str, Any]:
+    """Warm up, then time iterations (``window`` started and stopped around them, outside every sample);
+    returns raw samples and whether each minimum was met."""
     n_feeds = len(feeds)
     max_ns = int(rules.max_duration_s * 1e9)
 
@@ -45,6 +54,8 @@ def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRule
 
     samples: list[int] = []
     min_ns = int(rules.min_duration_s * 1e9)
+    if window is not None:
+        window.start()
     start = clock()
     i = warm
     while True:
@@ -57,6 +68,8 @@ def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRule
         if elapsed >= max_ns or (len(samples) >= rules.min_iterations and elapsed >= min_ns):
             break
     duration_ns = clock() - start
+    if window is not None:
+        window.stop()
     return {
         "samples_ns": samples,
         "iterations": len(samples),

@@ -148,7 +148,8 @@ def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None, target: Target | 
         values=dict(model.input_values), timing=plan.spec.timing, output=model.output, name=model.name,
         recipe=cell.recipe, format=cell.format, precision=parse_recipe(cell.recipe).precision,
         calibration=plan.path(model.calibration), cache_dir=cache_dir, timeout_s=plan.spec.cell_timeout_s,
-        layers=model_layers(model), finetune=model_finetune(plan, model, cell.recipe))
+        layers=model_layers(model), finetune=model_finetune(plan, model, cell.recipe),
+        mode=plan.spec.mode, streams=plan.spec.streams, requests=plan.spec.requests, profile=plan.spec.profile)
     if target is not None and target.cache_hit is not None:
         target = dataclasses.replace(target, cache_hit=True)  # as before: the cell finds it in the cache
     return execute(req, plan.profiles[cell.device], target=target).result

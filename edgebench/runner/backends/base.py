@@ -8,12 +8,15 @@ backend's own method, called bare in the timed loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
+from ..profiling import unsupported
 from ..runner_env import thread_limit
+from ..throughput import counts, measure_concurrent
 
 if TYPE_CHECKING:
     from ..job import RunnerJob
+    from ..timing import TimingRules
 
     OptionType = type | tuple[type, ...]  # an option's value type, or the types it may take
 
@@ -104,3 +107,22 @@ class BaseBackend:
         """The threads the loaded model runs with: the job's, or with 0 the runtime's own default, where the
         runtime (or its documented rule) says; None where it cannot."""
         return None
+
+    def profile(self, prepared: Sequence[Any], iterations: int) -> dict[str, Any]:
+        """The per-layer profiling pass (runner/profiling.py): ``iterations`` inferences over the prepared feeds on
+        a second, profiled instance of the loaded model, after the timed loop; the reply's ``profile`` part."""
+        return unsupported(self.runtime_name, f"{self.runtime_name} offers edgebench no per-layer profiler")
+
+    def throughput(self, feeds: Sequence[Any], streams: int | None, requests: int | None, rules: TimingRules,
+                   clock: Callable[[], int]) -> dict[str, Any]:
+        """Throughput mode (runner/throughput.py): ``requests`` in flight on ``streams`` instances of the loaded
+        model, timed together after the single-stream loop; the settings that ran under ``settings``."""
+        streams, requests = counts(streams, requests)
+        workers, settings = self.throughput_workers(streams, requests)
+        return {**measure_concurrent(workers, feeds, rules, clock),
+                "settings": {"streams": streams, "requests": requests, **settings}}
+
+    def throughput_workers(self, streams: int, requests: int) -> tuple[list[Callable[[Any], Any]], dict[str, Any]]:
+        """One ``infer`` per request, each on one of ``streams`` new instances of the model (a thread-safe one
+        may serve several requests), and what they run with."""
+        raise BadOption(f"{self.runtime_name} has no throughput mode in edgebench: use --mode latency")

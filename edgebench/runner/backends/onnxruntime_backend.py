@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import Any
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import profiling
 from ..runner_env import physical_cores
+from ..throughput import usable_cpus
 from .base import BadOption, BaseBackend, RuntimeMissing
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -48,15 +55,30 @@ class Backend(BaseBackend):
         return usable
 
     def load_impl(self, artifact: str) -> None:
+        self.session = self.ort.InferenceSession(artifact, sess_options=self.session_options(self.threads),
+                                                 providers=self._providers())
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def session_options(self, threads: int) -> Any:
+        """New SessionOptions from the job's (a session's own, from get_session_options, is shared with it)."""
         so = self.ort.SessionOptions()
-        if self.threads:
-            so.intra_op_num_threads = self.threads
+        if threads:
+            so.intra_op_num_threads = threads
         so.inter_op_num_threads = int(self.backend_options.get("inter_op_threads", 1))
         so.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
         level = str(self.backend_options.get("graph_optimization_level", "all"))
         so.graph_optimization_level = getattr(self.ort.GraphOptimizationLevel, _LEVELS[level])
-        self.session = self.ort.InferenceSession(artifact, sess_options=so, providers=self._providers())
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        return so
+
+    def throughput_workers(self, streams: int, requests: int) -> tuple[list[Callable[[Any], Any]], dict[str, Any]]:
+        """``streams`` sessions with the loaded one's options, the CPUs shared out between them unless the job
+        set threads; ``run`` is thread-safe, so requests beyond ``streams`` share a session."""
+        so = self.session_options(self.threads or max(1, usable_cpus() // streams))
+        sessions = [self.ort.InferenceSession(self.job.artifact, sess_options=so, providers=self._providers())
+                    for _ in range(streams)]
+        workers: list[Callable[[Any], Any]] = [functools.partial(sessions[k % streams].run, self.output_names)
+                                                for k in range(requests)]
+        return workers, {"sessions": streams, "threads_per_session": so.intra_op_num_threads}
 
     def prepare(self, feed: dict[str, Any]) -> dict[str, Any]:
         return {i.name: np.asarray(feed[i.name], order="C") for i in self.session.get_inputs()}
@@ -80,3 +102,19 @@ class Backend(BaseBackend):
     def options(self) -> dict[str, Any]:
         return {**super().options(), "providers": self.session.get_providers() if self.session else None,
                 "graph_optimization_level": self.backend_options.get("graph_optimization_level", "all")}
+
+    def profile(self, prepared: Sequence[Any], iterations: int) -> dict[str, Any]:
+        """ONNX Runtime's profiling trace (SessionOptions.enable_profiling) of a second session with the loaded
+        one's options: each node's kernel time, op type, element types and execution provider."""
+        folder = tempfile.mkdtemp(prefix="edgebench-ort-profile-")
+        try:
+            so = self.session_options(self.threads)  # fresh: the loaded session's own are shared with it
+            so.enable_profiling, so.profile_file_prefix = True, os.path.join(folder, "trace")
+            session = self.ort.InferenceSession(self.job.artifact, sess_options=so, providers=self._providers())
+            profiling.run_pass(functools.partial(session.run, self.output_names), prepared, iterations)
+            with open(session.end_profiling(), encoding="utf-8") as f:
+                events = json.load(f)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        times, runs = profiling.ort_node_times(events)
+        return profiling.summary("onnxruntime profiling trace", runs, times)

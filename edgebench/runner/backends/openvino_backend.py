@@ -13,11 +13,14 @@ from __future__ import annotations
 import importlib
 import os
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import profiling
 from ..runner_env import thread_limit
+from ..throughput import measure_async
+from ..timing import TimingRules
 from .base import BadOption, BaseBackend
 
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
@@ -132,6 +135,41 @@ class Backend(BaseBackend):
         self.request.infer()
         self.request_ms.append(self.request.latency)  # OpenVINO's own timing of infer(), as benchmark_app reports
 
+    def throughput(self, feeds: Sequence[Any], streams: int | None, requests: int | None, rules: TimingRules,
+                   clock: Callable[[], int]) -> dict[str, Any]:
+        """benchmark_app's throughput mode: the model compiled once more with the THROUGHPUT hint, ``requests``
+        (default: the compiled model's optimal number) in an AsyncInferQueue, each started with the next feed's
+        tensors and timed by OpenVINO. ``streams`` sets NUM_STREAMS, and with the job's threads (then per
+        stream) INFERENCE_NUM_THREADS; without it the hint picks both."""
+        config = {k: v for k, v in self.config().items() if k != "INFERENCE_NUM_THREADS"}
+        config["PERFORMANCE_HINT"] = "THROUGHPUT"
+        if streams is not None:
+            config["NUM_STREAMS"] = str(streams)
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = self.threads * streams
+        compiled = self.core.compile_model(self.model, self.device, config)
+        requests = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        queue = self.ov.AsyncInferQueue(compiled, requests)
+        tensors = [[self.ov.Tensor(array, shared_memory=True) for array in feed] for feed in feeds]
+        ends: list[tuple[int, int]] = []
+        in_flight: set[int] = set()
+
+        def submit(feed: list[Any]) -> None:
+            idle = queue.get_idle_request_id()
+            if idle in in_flight:  # it has just finished: OpenVINO's own latency of it
+                end = clock()
+                ends.append((end - int(queue[idle].latency * 1e6), end))
+            in_flight.add(idle)
+            for index, tensor in enumerate(feed):
+                queue[idle].set_input_tensor(index, tensor)
+            queue.start_async()
+
+        timed = measure_async(submit, queue.wait_all, ends, tensors, rules, clock)
+        settings: dict[str, Any] = {"streams": int(compiled.get_property("NUM_STREAMS")), "requests": requests}
+        for key in ("PERFORMANCE_HINT", "INFERENCE_NUM_THREADS"):
+            settings[key.lower()] = str(compiled.get_property(key))
+        return {**timed, "settings": settings}
+
     def outputs(self, prepared: list[Any]) -> dict[str, Any]:
         self.infer(prepared)
         return {name: np.array(self.request.get_output_tensor(i).data) for i, name in enumerate(self.output_names)}
@@ -173,3 +211,38 @@ class Backend(BaseBackend):
             self.core.compile_model(self.model, self.device, self.config())
             timings["warm_compile_ms"] = (time.perf_counter_ns() - t0) / 1e6
         return timings
+
+    def profile(self, prepared: Sequence[Any], iterations: int) -> dict[str, Any]:
+        """OpenVINO's performance counters (PERF_COUNT) on the model compiled once more with the same config:
+        each executed node's real time, its type and exec_type (the kernel and the precision it ran in, e.g.
+        brgconv_avx2_f32, jit_avx2_I8). The CPU plugin's counters are each node's mean over every inference of
+        the request so far (its PerfCount::avg): read after the warm-up (w) and at the end (m), the pass's own
+        total is (n + 1)·m − w. Other plugins report the last inference: read after each one and summed."""
+        compiled = self.core.compile_model(self.model, self.device, {**self.config(), "PERF_COUNT": True})
+        request = compiled.create_infer_request()
+        executed = self.ov.ProfilingInfo.Status.EXECUTED
+
+        def counters() -> dict[str, tuple[str, str | None, float, bool]]:
+            return {i.node_name: (i.node_type, i.exec_type or None, i.real_time.total_seconds() * 1e3,
+                                  i.status == executed) for i in request.profiling_info}
+
+        def run(arrays: list[Any]) -> None:
+            request.infer(dict(enumerate(arrays)))
+
+        times: dict[str, profiling.NodeTime] = {}
+        if self.device.upper().split(":")[0] != "CPU":
+            def collect() -> None:
+                for node, (kind, exec_type, ms, ran) in counters().items():
+                    if ran:
+                        profiling.add(times, node, kind, exec_type, ms)
+            profiling.run_pass(run, prepared, iterations, collect)
+            return profiling.summary("openvino performance counters", iterations, times)
+        run(prepared[0])  # the warm-up, then the counted inferences on top of it
+        warm = counters()
+        for i in range(iterations):
+            run(prepared[i % len(prepared)])
+        for node, (kind, exec_type, mean_ms, ran) in counters().items():
+            first = warm.get(node, (kind, exec_type, 0.0, False))
+            if ran or first[3]:
+                profiling.add(times, node, kind, exec_type, max(0.0, (iterations + 1) * mean_ms - first[2]))
+        return profiling.summary("openvino performance counters", iterations, times)

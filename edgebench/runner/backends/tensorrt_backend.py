@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .base import BaseBackend, RuntimeMissing
+from .. import profiling
+from .base import BadOption, BaseBackend, RuntimeMissing
 
 
 def _check(result: Any) -> Any:
@@ -157,6 +159,7 @@ class Backend(BaseBackend):
         config = builder.create_builder_config()
         workspace = int(self.backend_options.get("workspace_mb", 1024)) << 20
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer types and precisions for profile()
         if self.precision == "fp16":
             config.set_flag(trt.BuilderFlag.FP16)
         elif self.precision.startswith("int8"):
@@ -194,6 +197,43 @@ class Backend(BaseBackend):
             self.stage_ms[key].append(float(_check(cu.cudaEventElapsedTime(ev[a], ev[b]))))
         return self.host_outputs
 
+    def throughput_workers(self, streams: int, requests: int) -> tuple[list[Callable[[Any], Any]], dict[str, Any]]:
+        """One execution context per request, each with its own CUDA stream and buffers (trtexec --infStreams);
+        a context runs one inference at a time, so streams equal requests."""
+        if streams != requests:
+            raise BadOption(f"TensorRT runs one execution context per request: streams {streams} must equal "
+                            f"requests {requests} (or leave one of them out)")
+        shapes = {name: tuple(self.context.get_tensor_shape(name)) for name in self.input_names}
+        return [self._context_worker(shapes) for _ in range(requests)], {"contexts": requests}
+
+    def _context_worker(self, shapes: dict[str, tuple[int, ...]]) -> Callable[[Any], Any]:
+        """``infer`` on a new execution context of the loaded engine: H2D, execute_async_v3, D2H on its stream."""
+        cu, context = self.cudart, self.engine.create_execution_context()
+        stream = _check(cu.cudaStreamCreate())
+        for name, shape in shapes.items():
+            context.set_input_shape(name, shape)
+        buffers: dict[str, int] = {}
+        host_outputs: dict[str, np.ndarray] = {}
+        for name in [*self.input_names, *self.output_names]:
+            shape = tuple(context.get_tensor_shape(name))
+            dtype = np.dtype(self.trt.nptype(self.engine.get_tensor_dtype(name)))
+            buffers[name] = _check(cu.cudaMalloc(max(int(np.prod(shape)) * dtype.itemsize, 1)))
+            context.set_tensor_address(name, buffers[name])
+            if name in self.output_names:
+                host_outputs[name] = np.empty(shape, dtype=dtype)
+        h2d, d2h = cu.cudaMemcpyKind.cudaMemcpyHostToDevice, cu.cudaMemcpyKind.cudaMemcpyDeviceToHost
+
+        def infer(prepared: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            for name, host in prepared.items():
+                _check(cu.cudaMemcpyAsync(buffers[name], host.ctypes.data, host.nbytes, h2d, stream))
+            if not context.execute_async_v3(stream):
+                raise RuntimeError("execute_async_v3 failed")
+            for name, host in host_outputs.items():
+                _check(cu.cudaMemcpyAsync(host.ctypes.data, buffers[name], host.nbytes, d2h, stream))
+            _check(cu.cudaStreamSynchronize(stream))
+            return host_outputs
+        return infer
+
     def outputs(self, prepared: dict[str, np.ndarray]) -> dict[str, Any]:
         return {name: value.copy() for name, value in self.infer(prepared).items()}
 
@@ -207,3 +247,47 @@ class Backend(BaseBackend):
                 ordered = sorted(values)
                 stages[f"{key}_ms"] = {"p50": ordered[max(0, -(-len(ordered) // 2) - 1)], "mean": sum(values) / len(values)}
         return {**self.extra, "stages": stages, "stage_samples_ms": self.stage_ms}
+
+    def profile(self, prepared: Sequence[Any], iterations: int) -> dict[str, Any]:
+        """TensorRT's IProfiler on a second execution context of the engine (the timed one stays unprofiled):
+        each layer's time as TensorRT reports it after each inference, its type and output precision from the
+        engine inspector (detailed for engines built here; a name only for an engine built without it)."""
+        cu, stream, h2d = self.cudart, self.stream, self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        kinds, times = self._layer_kinds(), dict[str, profiling.NodeTime]()
+
+        class LayerTimes(self.trt.IProfiler):  # type: ignore[name-defined]
+            def report_layer_time(self, layer_name: str, ms: float) -> None:
+                op, precision = kinds.get(layer_name, ("layer", None))
+                profiling.add(times, layer_name, op, precision, ms)
+
+        context = self.engine.create_execution_context()
+        for name in self.input_names:
+            context.set_input_shape(name, self.context.get_tensor_shape(name))
+        for name, address in self.device_buffers.items():
+            context.set_tensor_address(name, address)
+        context.profiler = LayerTimes()
+
+        def run(feed: dict[str, np.ndarray]) -> None:
+            for name, host in feed.items():
+                _check(cu.cudaMemcpyAsync(self.device_buffers[name], host.ctypes.data, host.nbytes, h2d, stream))
+            if not context.execute_async_v3(stream):
+                raise RuntimeError("execute_async_v3 failed")
+            _check(cu.cudaStreamSynchronize(stream))
+
+        run(prepared[0])  # warm-up, not counted
+        times.clear()
+        for i in range(iterations):
+            run(prepared[i % len(prepared)])
+        return profiling.summary("tensorrt IProfiler", iterations, times)
+
+    def _layer_kinds(self) -> dict[str, tuple[str, str | None]]:
+        """Layer name → (type, first output's format/datatype) from the engine inspector's JSON, where detailed."""
+        inspector = self.engine.create_engine_inspector()
+        kinds: dict[str, tuple[str, str | None]] = {}
+        for index in range(self.engine.num_layers):
+            info = json.loads(inspector.get_layer_information(index, self.trt.LayerInformationFormat.JSON))
+            if isinstance(info, dict):  # a bare name (a string) without detailed verbosity
+                outputs = info.get("Outputs") or [{}]
+                kinds[str(info.get("Name"))] = (str(info.get("LayerType", "layer")),
+                                                outputs[0].get("Format/Datatype") if isinstance(outputs[0], dict) else None)
+        return kinds

@@ -8,13 +8,15 @@ Inputs with a dynamic or different batch are resized before the timed loop, neve
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..profiling import unsupported
 from .base import BadOption, BaseBackend, RuntimeMissing
 
 _RUNTIMES = (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime"),
@@ -61,6 +63,7 @@ class Backend(BaseBackend):
             if resolver is None:
                 raise ValueError("this TFLite runtime cannot turn XNNPACK off (no OpResolverType)")
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interp_kwargs = kwargs
         self.interp = self.module.Interpreter(**kwargs)
         self.interp.allocate_tensors()
         self._read_details()
@@ -97,6 +100,23 @@ class Backend(BaseBackend):
         self.interp.invoke()
         return [self.interp.get_tensor(d["index"]) for d in self.output_details]
 
+    def throughput_workers(self, streams: int, requests: int) -> tuple[list[Callable[[Any], Any]], dict[str, Any]]:
+        """One interpreter per request (an interpreter is not thread-safe), shaped like the loaded one."""
+        if streams != requests:
+            raise BadOption(f"TFLite runs one interpreter per request: streams {streams} must equal requests "
+                            f"{requests} (or leave one of them out)")
+        if self.backend_options.get("delegate"):
+            raise BadOption("throughput mode loads one interpreter per request, and an external delegate once: "
+                            "leave the delegate out, or use --mode latency")
+        workers: list[Callable[[Any], Any]] = []
+        for _ in range(requests):
+            interp = self.module.Interpreter(**self.interp_kwargs)
+            for d in self.interp.get_input_details():
+                interp.resize_tensor_input(d["index"], list(d["shape"]))
+            interp.allocate_tensors()
+            workers.append(functools.partial(_invoke, interp, [d["index"] for d in self.output_details]))
+        return workers, {"interpreters": requests, "threads_per_interpreter": self.threads_used()}
+
     def outputs(self, prepared: list[tuple[int, Any]]) -> dict[str, Any]:
         values = self.infer(prepared)
         return {d["name"]: np.array(v) for d, v in zip(self.output_details, values)}
@@ -115,3 +135,22 @@ class Backend(BaseBackend):
     def options(self) -> dict[str, Any]:
         return {**super().options(), "runtime_module": getattr(self.module, "__name__", None),
                 "xnnpack": self.backend_options.get("xnnpack", True)}
+
+    def profile(self, prepared: Sequence[Any], iterations: int) -> dict[str, Any]:
+        """No ops: the Python interpreters expose no op profiler (see the note)."""
+        return unsupported(self.runtime_name, NO_OP_PROFILER)
+
+
+def _invoke(interp: Any, outputs: list[int], prepared: list[tuple[int, Any]]) -> list[Any]:
+    """One inference on ``interp``, as ``Backend.infer`` runs it on the loaded interpreter."""
+    for index, value in prepared:
+        interp.set_tensor(index, value)
+    interp.invoke()
+    return [interp.get_tensor(index) for index in outputs]
+
+
+NO_OP_PROFILER = (
+    "the Python TFLite/LiteRT interpreters (ai-edge-litert, tflite-runtime, tf.lite) expose no op profiler, and "
+    "ai-edge-litert's litert-benchmark (a Python tool over the CompiledModel API) has none either; TFLite's C++ "
+    "benchmark_model binary (tensorflow/lite/tools/benchmark, or a nightly prebuilt for the device's CPU) "
+    "prints per-op times with --enable_op_profiling=true --graph=<the .tflite>")
