@@ -15,8 +15,8 @@ median to 10 µs, so its median is read from the text it prints (µs resolution)
 requests left to OpenVINO's THROUGHPUT hint) against ``benchmark_app -hint throughput -api async`` on the same IR,
 interleaved the same way; the ratio of the medians (target: within ±5%).
 
-edgebench feeds a fresh sample every iteration (copied into the request's input buffer) and times each
-iteration from Python; benchmark_app re-runs one filled buffer from C++. On a ~30 µs model those few µs
+edgebench feeds a fresh sample every iteration (copied into the request's input buffer right before the timer
+starts) and times each iteration's infer() from Python; benchmark_app reads OpenVINO's own request latency. On a ~30 µs model those few µs
 show; with --batch 32 the model's own time dominates.
 """
 

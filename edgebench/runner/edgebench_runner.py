@@ -184,14 +184,14 @@ def run_job(job: RunnerJob, clock: Callable[[], int] = time.perf_counter_ns) -> 
         meter, energy_note = power.open_meter(job.power)
         if meter is not None:  # the idle baseline: loaded, warm, at rest
             meter.baseline(float((job.power or {}).get("idle_s") or 0.5))
-        timing = measure(backend.infer, feeds, job.timing, clock, window=meter)
+        timing = measure(backend.infer, feeds, job.timing, clock, window=meter, feed=backend.feed)
         energy = meter.report(timing["iterations"]) if meter is not None else \
             {"energy_note": energy_note} if energy_note else {}
         partner_part = None
     else:  # a paired job: both loaded, then timed in alternating blocks; memory is the pair's
         p_load_ms, p_feeds, p_first_ms = _load(partner, job.partner, partner_arrays, clock)
         timing, p_timing = measure_pair((backend.infer, partner.infer), (feeds, p_feeds), job.timing, job.block_s,
-                                        clock)
+                                        clock, (backend.feed, partner.feed))
         if job.power:
             energy = {"energy_note": "not measured in a paired job (ab): it alternates two models in one window"}
         partner_part = {"runtime": _runtime(partner), "load_ms": p_load_ms, "first_inference_ms": p_first_ms,

@@ -3,7 +3,9 @@
 Warm-up runs until it has done at least ``warmup_iterations`` AND ``warmup_s``; measurement then runs
 until both ``min_iterations`` and ``min_duration_s`` are met, and never past ``max_duration_s``
 (warm-up is capped by ``max_duration_s`` too). Each iteration is timed on its own with a monotonic
-ns clock and feeds the next of several distinct inputs, never one pre-filled buffer.
+ns clock and feeds the next of several distinct inputs, never one pre-filled buffer. With ``feed`` (the
+backend's), each input is written into the runtime's input memory right before the timer starts, so a sample
+times the inference alone, as benchmark_app and benchmark_model time it; ``infer`` then finds it in place.
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ class Window(Protocol):
 
 
 def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRules,
-            clock: Callable[[], int], window: Window | None = None) -> dict[str, Any]:
-    """Warm up, then time iterations (``window`` started and stopped around them, outside every sample);
-    returns raw samples and whether each minimum was met."""
+            clock: Callable[[], int], window: Window | None = None,
+            feed: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Warm up, then time iterations (``window`` started and stopped around them, outside every sample; ``feed``
+    called with each input right before its timer starts); returns raw samples and whether each minimum was met."""
+    put = feed or _nothing
     n_feeds = len(feeds)
     max_ns = int(rules.max_duration_s * 1e9)
 
     start = clock()
     warm = 0
     while True:
+        put(feeds[warm % n_feeds])
         infer(feeds[warm % n_feeds])
         warm += 1
         elapsed = clock() - start
@@ -59,8 +64,10 @@ def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRule
     start = clock()
     i = warm
     while True:
+        x = feeds[i % n_feeds]
+        put(x)
         t0 = clock()
-        infer(feeds[i % n_feeds])
+        infer(x)
         t1 = clock()
         samples.append(t1 - t0)
         i += 1
@@ -83,14 +90,20 @@ def measure(infer: Callable[[Any], Any], feeds: Sequence[Any], rules: TimingRule
     }
 
 
+def _nothing(_: Any) -> None:
+    """No ``feed``: ``infer`` writes its input itself, inside the sample."""
+
+
 def measure_pair(infers: Sequence[Callable[[Any], Any]], feeds: Sequence[Sequence[Any]], rules: TimingRules,
-                 block_s: float, clock: Callable[[], int]) -> list[dict[str, Any]]:
+                 block_s: float, clock: Callable[[], int],
+                 feeders: Sequence[Callable[[Any], None] | None] = (None, None)) -> list[dict[str, Any]]:
     """Two models in one process: both warmed up, then timed in alternating blocks (each at least
     ``block_s`` and one iteration; the first of each block pair alternating A B, B A …) until both have
     their minimums, never past ``max_duration_s`` of measuring. Load that comes and goes on the device
-    then falls on both models alike. One ``measure``-shaped dict per model."""
+    then falls on both models alike; ``feeders`` as ``measure``'s ``feed``. One ``measure``-shaped dict per model."""
     warm = [measure(infer, f, TimingRules(rules.warmup_iterations, rules.warmup_s, 1, 0.0, rules.max_duration_s),
-                    clock)["warmup"] for infer, f in zip(infers, feeds)]
+                    clock, feed=put)["warmup"] for infer, f, put in zip(infers, feeds, feeders)]
+    puts = [put or _nothing for put in feeders]
     samples: tuple[list[int], list[int]] = ([], [])
     spent = [0, 0]
     counters = [0, 0]
@@ -99,11 +112,13 @@ def measure_pair(infers: Sequence[Callable[[Any], Any]], feeds: Sequence[Sequenc
     k = 0
     while True:
         for side in ((0, 1) if k % 2 == 0 else (1, 0)):
-            infer, own, n_feeds = infers[side], samples[side], len(feeds[side])
+            infer, put, own, n_feeds = infers[side], puts[side], samples[side], len(feeds[side])
             block_start = clock()
             while True:
+                x = feeds[side][counters[side] % n_feeds]
+                put(x)
                 t0 = clock()
-                infer(feeds[side][counters[side] % n_feeds])
+                infer(x)
                 t1 = clock()
                 own.append(t1 - t0)
                 counters[side] += 1

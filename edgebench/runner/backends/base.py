@@ -2,8 +2,9 @@
 
 ``open()`` imports the runtime and checks the job's backend options, once, before anything loads (both are
 part of the memory baseline); ``load()`` loads the model (the runner times it) through the backend's
-``load_impl``; ``prepare`` turns feeds into what ``infer`` takes, outside the timed region; ``infer`` is the
-backend's own method, called bare in the timed loop.
+``load_impl``; ``prepare`` turns feeds into what ``infer`` takes, outside the timed region; ``feed`` writes the
+next one into the runtime's input memory right before the timer starts; ``infer`` is the backend's own method,
+called bare in the timed loop.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ class BaseBackend:
     def prepare(self, feed: dict[str, Any]) -> Any:
         """Turn a {name: array} feed into what ``infer`` takes, outside the timed region."""
         return feed
+
+    def feed(self, prepared: Any) -> None:
+        """Write ``prepared`` into the runtime's own input memory, untimed, right before the timed ``infer(prepared)``
+        (which then finds it in place, and feeds it itself when not). Default: nothing, for runtimes that take
+        their inputs in the call itself."""
 
     def infer(self, prepared: Any) -> Any:
         """One inference, timed by the runner: nothing here but the runtime's call."""
