@@ -90,4 +90,46 @@ def test_export_of_one_cell_is_still_a_list(tmp_path, real_results):
 
 def test_export_needs_an_output(store_path, capsys):
     assert main(["results", "export", "2", "--store", str(store_path)]) == ExitStatus.USAGE
-    assert "--csv OUT and/or --json OUT" in capsys.readouterr().err
+    assert "--csv OUT, --json OUT and/or --bencher OUT" in capsys.readouterr().err
+
+
+def test_export_bencher_metric_format(store_path, tmp_path, real_results):
+    """BMF: one benchmark per measured cell, latency in ns at the samples' median with the median's 95 %
+    order-statistic interval, the artifact's size and top-1 where measured; the failed cell is left out."""
+    out = tmp_path / "bmf.json"
+    assert main(["results", "export", "nightly", "--bencher", str(out), "--store", str(store_path)]) == 0
+    bmf = json.loads(out.read_text())
+    measured = [r for r in real_results if r.ok]
+    assert len(bmf) == len(measured) and len(measured) < len(real_results)
+    from edgebench.store.bencher import benchmark_name
+
+    for r in measured:
+        key, name = r.cell_key, benchmark_name(r)
+        assert name.startswith("/".join((key.model, key.recipe, key.format, key.device)))
+        latency = bmf[name]["latency"]
+        samples = np.asarray(r.samples_ns, dtype=float)
+        assert latency["value"] == float(np.median(samples))
+        assert latency["lower_value"] <= latency["value"] <= latency["upper_value"]
+        assert latency["lower_value"] in samples and latency["upper_value"] in samples
+        assert bmf[name]["file-size"]["value"] == r.model.size_bytes
+        if r.accuracy.top1 is not None:
+            assert bmf[name]["top1"]["value"] == r.accuracy.top1
+        assert all(isinstance(m["value"], float) for m in bmf[name].values())
+
+
+@pytest.mark.parametrize("n", [1, 5, 6, 9, 17, 100, 1001])
+def test_median_interval_covers_at_least_95_percent(n):
+    """The ranks chosen cover the median with probability ≥ 95 % (binomial), and one rank narrower would not;
+    too few samples for any interval give the extremes."""
+    from scipy import stats
+
+    from edgebench.store.bencher import median_interval_ns
+
+    samples = list(range(1, n + 1))
+    lower, _, upper = median_interval_ns(samples)
+    k = int(lower)  # the samples are their own ranks
+    if k == 1 and upper == n and 1 - 2 * stats.binom.cdf(0, n, 0.5) < 0.95:
+        return  # n too small: the extremes
+    assert upper == n - k + 1
+    assert 1 - 2 * stats.binom.cdf(k - 1, n, 0.5) >= 0.95
+    assert 1 - 2 * stats.binom.cdf(k, n, 0.5) < 0.95

@@ -15,6 +15,7 @@ from edgebench.commands.tables import result_table
 from edgebench.result import write_results
 from edgebench.text import printable
 from edgebench.pipeline.noise import MIN_PAIRS, QUANTILE, store_floors
+from edgebench.store.bencher import write_bmf
 from edgebench.store.runs import load_run, write_csv
 from edgebench.store.db import Store
 
@@ -58,10 +59,13 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="Run id or name
 def export(ctx: typer.Context, run: str = typer.Argument(..., help="Run id or name (see 'edgebench results list')."),
            csv_out: Optional[Path] = typer.Option(None, "--csv", callback=writable_file, help="Write one flat row per cell here."),
            json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the list of full results here."),
+           bencher_out: Optional[Path] = typer.Option(None, "--bencher", callback=writable_file,
+                                                      help="Write Bencher Metric Format JSON here (bencher run "
+                                                      "--adapter json --file OUT)."),
            store: Path = store_option()) -> None:
-    """Export one run as CSV (a flat view) and/or JSON (full results with raw samples)."""
-    if csv_out is None and json_out is None:
-        raise EdgebenchError("results export needs --csv OUT and/or --json OUT", ExitStatus.USAGE)
+    """Export one run as CSV (a flat view), JSON (full results with raw samples) and/or Bencher Metric Format."""
+    if csv_out is None and json_out is None and bencher_out is None:
+        raise EdgebenchError("results export needs --csv OUT, --json OUT and/or --bencher OUT", ExitStatus.USAGE)
     console = environment(ctx).console
     info, results = load_run(store, run)
     if csv_out:
@@ -70,6 +74,9 @@ def export(ctx: typer.Context, run: str = typer.Argument(..., help="Run id or na
     if json_out:
         write_results(results, json_out, always_list=True)  # a list even of one: every export reads alike
         console.print(f"{len(results)} results of run {info.id} written to {json_out}")
+    if bencher_out:
+        count = write_bmf(results, bencher_out)
+        console.print(f"{count} measured cells of run {info.id} written to {bencher_out} (Bencher Metric Format)")
 
 
 @app.command("noise")
