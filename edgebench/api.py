@@ -32,7 +32,10 @@ from edgebench.pipeline.sweep.run import Events, Outcome
 from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan
 from edgebench.report import ReportData, write_report
 from edgebench.result import Result, read_results as _read, write_results as _write
-from edgebench.store.db import DEFAULT_PATH, RunInfo, Store
+from edgebench.store.base import RunInfo
+from edgebench.store.db import DEFAULT_PATH
+from edgebench.store.locate import default_location, open_store, resolve, shown
+from edgebench.devices.leases import use_lease_pool
 from edgebench.store.runs import load_run, record_bench, write_csv
 from edgebench.training.finetune import Finetune
 from edgebench.training.module import ModuleResult, compress_module
@@ -135,9 +138,10 @@ def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | Non
         calibration=_path(calibration), cache_dir=_path(cache_dir), timing=_timing(timing),
         layers=layer_selection(include, exclude, all_layers), name=name,
         finetune=_finetune(finetune, teacher, train_config, output), progress=progress, profile=profile)
+    use_lease_pool(resolve(store) if store is not None else default_location())
     result = run_bench(req)
     if store is not None:
-        record_bench(Path(store).expanduser(), result, model_path)
+        record_bench(resolve(store), result, model_path)
     return result
 
 
@@ -226,26 +230,27 @@ def sweep(spec: PathLike | SweepSpec | Mapping[str, Any], *, store: PathLike = D
     (``pipeline.sweep.run.Events``). Returns the :class:`SweepRun`; an interrupted sweep raises EdgebenchError
     (status INTERRUPTED) after keeping its finished cells."""
     planned = plan(spec, base_dir=base_dir)
-    store_path = Path(store).expanduser()
-    with Store(store_path) as db:
+    store_path = resolve(store)
+    use_lease_pool(store_path)  # a PostgreSQL store: its database leases the boards to every host
+    with open_store(store_path) as db:
         run_id, done = resume_point(db, planned, None if resume is None else str(resume))
         run_id, outcome = run_plan(planned, db, run_id, done, _path(cache_dir), events or _Silent())
         if outcome.interrupted:
-            raise EdgebenchError(f"interrupted: finished cells are stored in {store_path}; continue with "
+            raise EdgebenchError(f"interrupted: finished cells are stored in {shown(store_path)}; continue with "
                                  f"sweep(spec, resume={run_id})", ExitStatus.INTERRUPTED)
         return SweepRun(db.run(run_id), db.results(run_id), outcome)
 
 
 def runs(*, store: PathLike = DEFAULT_PATH, limit: int | None = None) -> list[RunInfo]:
-    """``edgebench results list``: the store's runs, newest first, as :class:`~edgebench.store.db.RunInfo`."""
-    with Store(Path(store).expanduser(), read_only=True) as db:
+    """``edgebench results list``: the store's runs, newest first, as :class:`~edgebench.store.base.RunInfo`."""
+    with open_store(resolve(store), read_only=True) as db:
         return db.runs(limit=limit)
 
 
 def results(run: str | int | None = None, *, store: PathLike = DEFAULT_PATH) -> list[Result]:
     """``edgebench results show``: the results of one run (an id or a name; None: the newest), in the order its
     cells finished."""
-    return load_run(Path(store).expanduser(), None if run is None else str(run))[1]
+    return load_run(resolve(store), None if run is None else str(run))[1]
 
 
 def export(run: str | int | None = None, *, csv: PathLike | None = None, json: PathLike | None = None,
@@ -267,14 +272,14 @@ def report(run: str | int | None = None, *, store: PathLike = DEFAULT_PATH, html
     """``edgebench report``: the HTML page and/or Markdown summary of one run (None: the newest; neither path:
     nothing written). Returns the :class:`~edgebench.report.data.ReportData` both show (per device: its cells,
     the Pareto front, the best)."""
-    info, found = load_run(Path(store).expanduser(), None if run is None else str(run))
-    return write_report(found, info, _path(html), _path(md), max_accuracy_drop, store_floors(Path(store).expanduser()))
+    info, found = load_run(resolve(store), None if run is None else str(run))
+    return write_report(found, info, _path(html), _path(md), max_accuracy_drop, store_floors(resolve(store)))
 
 
 def noise(*, store: PathLike = DEFAULT_PATH) -> dict[str, NoiseFloor]:
     """``edgebench results noise``: each device's noise floor between the store's runs, from the A/A pairs (the
     same cell and artifact measured in two runs) it holds, as :class:`~edgebench.pipeline.noise.NoiseFloor`."""
-    return store_floors(Path(store).expanduser())
+    return store_floors(resolve(store))
 
 
 def read_results(path: PathLike) -> list[Result]:
@@ -289,7 +294,7 @@ def write_results(results: Sequence[Result], path: PathLike) -> None:
 
 def _side(ref: Side, store: PathLike) -> list[Result]:
     if isinstance(ref, (str, Path, int)):
-        return load_results(str(ref), Path(store).expanduser())
+        return load_results(str(ref), resolve(store))
     return list(ref)
 
 
@@ -322,7 +327,7 @@ def gate(baseline: Side, candidate: Side, *,
     spec = _rules(rules).for_ci(Environment().ci if ci is None else ci)
     sides = _side(baseline, store), _side(candidate, store)
     stored = any(isinstance(ref, (str, Path, int)) and is_stored_run(str(ref)) for ref in (baseline, candidate))
-    result = run_gate(*sides, spec, store_floors(Path(store).expanduser()) if stored else None)
+    result = run_gate(*sides, spec, store_floors(resolve(store)) if stored else None)
     _write_gate(result, md, junit)
     return result
 
@@ -344,6 +349,7 @@ def ab(baseline: PathLike, candidate: PathLike, *, device: str = "local-cpu",
     a, b = (BenchRequest(model=Path(m).expanduser(), device=device, dataset=_path(dataset), batch=batch,
                          threads=threads, timing=run_timing, name=name, shapes=sizes, ranges=ranges, values=values)
             for m in (baseline, candidate))
+    use_lease_pool(default_location())
     rounds = run_sequential((a, b), spec, budget)
     verdicts = gate_rounds(rounds, (a, b), spec, budget)
     _write_gate(verdicts, md, junit)

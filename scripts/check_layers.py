@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "edgebench"
 # Lowest first; a unit may import its own package and any unit of a lower layer, nothing else.
 LAYERS: list[set[str]] = [
     {"runner", "errors", "text", "edgebench"},  # "edgebench": the package itself (__version__)
-    {"paths", "files", "environment", "commits", "records"},
+    {"paths", "files", "environment", "commits", "records", "postgres"},
     {"data", "result_parts"},
     {"compress"},
     {"training"},

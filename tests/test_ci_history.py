@@ -15,7 +15,7 @@ import yaml
 from edgebench.cli import main
 from edgebench.commits import user_commit
 from edgebench.result import Result
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS, QUICK_TIMING
 
 RECORDED = Path(__file__).resolve().parent / "fixtures" / "gate"
@@ -40,7 +40,7 @@ def test_bench_store_files_a_run_that_results_and_gate_read_beside_a_sweep(tmp_p
     assert main(["results", "show", "bench-digits_cnn", "--store", str(store)]) == 0
     shown = capsys.readouterr().out
     assert "digits_cnn" in shown and "openvino" in shown
-    with Store(store, create=False) as db:
+    with SqliteStore(store, create=False) as db:
         (stored,) = db.results(1)
     assert stored.provenance is not None and stored.provenance.commit == provenance["commit"]
 
@@ -104,10 +104,10 @@ def test_results_from_before_provenance_load_store_and_write_back_unchanged(path
         text = f.read()
     old = Result.from_dict(json.loads(text), path.name)
     assert old.provenance is None
-    with Store(tmp_path / "r.db") as store:
+    with SqliteStore(tmp_path / "r.db") as store:
         run = store.create_run("old", {})
         store.add_result(run, old)
         store.finish_run(run)
-    with Store(tmp_path / "r.db", create=False) as store:
+    with SqliteStore(tmp_path / "r.db", create=False) as store:
         (again,) = store.results(run)
     assert json.dumps(again.to_dict(), separators=(",", ":")) == text

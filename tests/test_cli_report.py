@@ -10,7 +10,7 @@ import pytest
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from edgebench.result import Result
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.browser import distinct_colours, needs_chromium, open_in_chromium
 from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
 
@@ -22,7 +22,7 @@ def report(store: Path, tmp: Path, *args: str) -> tuple[ExitStatus, Path, Path]:
 @pytest.fixture
 def store_path(tmp_path, real_results):
     path = tmp_path / "results.db"
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         run = store.create_run("nightly", {"recipes": ["fp32"], "formats": ["onnx"], "devices": ["local-cpu"]})
         for r in real_results:
             store.add_result(run, r)
@@ -54,7 +54,7 @@ def test_report_of_a_real_run_renders_in_chromium(store_path, tmp_path, capsys):
 @needs_chromium
 def test_report_of_one_cell_and_of_fifty_cells_render(tmp_path, real_results):
     path = tmp_path / "results.db"
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         single = store.create_run("single", {})
         store.add_result(single, real_results[0])
         many = store.create_run("many", {})
@@ -100,6 +100,6 @@ def test_report_of_an_unknown_run_lists_recent_runs(store_path, tmp_path, capsys
 
 
 def test_report_of_an_empty_store(tmp_path, capsys):
-    Store(tmp_path / "empty.db").close()
+    SqliteStore(tmp_path / "empty.db").close()
     status, _, _ = report(tmp_path / "empty.db", tmp_path)
     assert status == ExitStatus.NOT_FOUND and "holds no runs yet" in capsys.readouterr().err

@@ -12,16 +12,19 @@ from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from edgebench.store.runs import CSV_COLUMNS
 from edgebench.result import read_results
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
+from edgebench.store.locate import open_store
+from tests.postgres import pg_server, pg_url  # noqa: F401  (fixtures)
 from tests.results_fixtures import DIGITS, SMALL_TIMING, real_results  # noqa: F401  (session fixture)
 
 DIGITS_ONNX = DIGITS / "digits_cnn.onnx"
 
 
-@pytest.fixture
-def store_path(tmp_path, real_results):
-    path = tmp_path / "results.db"
-    with Store(path) as store:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_path(request, tmp_path, real_results):
+    """A store with two runs, in each dialect: an SQLite file, or a PostgreSQL database (its URL)."""
+    path = str(tmp_path / "results.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    with open_store(path) as store:
         old = store.create_run("older", {})
         store.finish_run(old)
         run = store.create_run("nightly", {"recipes": ["fp32"]})
@@ -81,7 +84,7 @@ def test_export_csv_and_json_parse_back(store_path, tmp_path, real_results):
 
 def test_export_of_one_cell_is_still_a_list(tmp_path, real_results):
     path = tmp_path / "results.db"
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         store.add_result(store.create_run("one", {}), real_results[0])
     out = tmp_path / "one.json"
     assert main(["results", "export", "one", "--json", str(out), "--store", str(path)]) == 0

@@ -9,7 +9,7 @@ import threading
 from edgebench.config import load_profile
 from edgebench.devices.lock import device_lock
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS, QUICK_TIMING
 from tests.sshd import gate_factory  # noqa: F401  (fixture)
 from tests.test_sweep import _gated_cpu, _wait_for, write_spec
@@ -42,7 +42,7 @@ def test_a_second_process_waits_for_the_device_or_is_refused_naming_the_holder(t
     assert first.wait(120) == 0 and waiting.wait(120) == 0, waited.read_text()
     assert "device gated-cpu is free: measuring" in waited.read_text()
     for store in ("a.db", "c.db"):
-        with Store(tmp_path / store) as db:
+        with SqliteStore(tmp_path / store) as db:
             assert [r.ok for r in db.results(1)] == [True]
 
 

@@ -18,7 +18,7 @@ from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.pipeline.sweep.plan import Cell
 from edgebench.result import CellKey, Result
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS
 from tests.mounts import Tmpfs
 from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
@@ -54,7 +54,7 @@ class FillAfterFirstCell:
 
 def run_status(store: Path) -> list[tuple[int, str, int]]:
     """(run id, status, stored cells) of every run, read as a CI job would: read-only, nothing written."""
-    with Store(store, read_only=True) as db:
+    with SqliteStore(store, read_only=True) as db:
         return [(r.id, r.status, r.cells) for r in db.runs()]
 
 
@@ -116,7 +116,7 @@ def test_disk_already_full_is_one_line(exists, tmpfs, tmp_path, capsys):
     disk = tmpfs(size=512 << 10)
     store = disk.path / "results.db"
     if exists:
-        with Store(store) as db:
+        with SqliteStore(store) as db:
             db.finish_run(db.create_run("before", {}))
     disk.fill()
     spec = write_spec(tmp_path / "s.yaml", threads=[1])
@@ -131,7 +131,7 @@ def test_disk_already_full_is_one_line(exists, tmpfs, tmp_path, capsys):
 def test_output_running_out_of_space_half_way_leaves_no_partial_file(tmpfs, tmp_path, real_results, capsys):
     """The probe finds room, the export does not: the atomic write fails as one line and leaves nothing."""
     store = tmp_path / "results.db"
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         run = db.create_run("r", {})
         for r in real_results:
             db.add_result(run, r)
@@ -148,7 +148,7 @@ def test_output_running_out_of_space_half_way_leaves_no_partial_file(tmpfs, tmp_
 def test_sqlite_full_is_mapped_in_the_store_itself(tmpfs, real_results):
     """Store.add_result on a full disk: one EdgebenchError naming the disk; what was stored stays readable."""
     disk = tmpfs(size=512 << 10)
-    with Store(disk.path / "r.db") as db:
+    with SqliteStore(disk.path / "r.db") as db:
         run = db.create_run("r", {})
         db.add_result(run, real_results[0])
         disk.fill()

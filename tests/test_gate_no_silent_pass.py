@@ -19,7 +19,7 @@ from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.pipeline.bench import cell_options, model_name
 from edgebench.pipeline.gate import run_gate
 from edgebench.result import DeviceInfo, ModelInfo, Result, ResultError, read_results, write_results
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS, QUICK_TIMING
 from tests.test_gate_recorded import junit_cases, recorded
 
@@ -110,7 +110,7 @@ def test_an_export_keeps_the_samples_the_gate_needs(tmp_path, capsys):
     """What the message points at: results export --json writes every sample, so exports gate."""
     db = tmp_path / "r.db"
     for name, result in (("base", recorded("quiet-a")), ("cand", recorded("quiet-b"))):
-        with Store(db) as store:
+        with SqliteStore(db) as store:
             run = store.create_run(name, {"name": name})
             store.add_result(run, result)
             store.finish_run(run)

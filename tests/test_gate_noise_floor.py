@@ -22,7 +22,7 @@ from edgebench.pipeline.gate import compare
 from edgebench.pipeline.noise import NoiseFloor, store_floors
 from edgebench.pipeline.stats import summarize_ns
 from edgebench.result import DeviceInfo, Result
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.test_gate_recorded import as_file, recorded
 
 # Each run's p50 relative to the first: consecutive |Δ| 2.0%, 3.0%, 11.1%, 4.8%, 4.0%, 2.0% → 6 A/A pairs,
@@ -41,7 +41,7 @@ def on_board(result: Result) -> Result:
     return dataclasses.replace(result, device=DeviceInfo(profile="board", host="b", accelerator="cpu"))
 
 
-def add_run(db: Store, name: str, results: list[Result]) -> int:
+def add_run(db: SqliteStore, name: str, results: list[Result]) -> int:
     run = db.create_run(name, {"name": name})
     for r in results:
         db.add_result(run, r)
@@ -59,7 +59,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     base_model.write_bytes(b"model A")
     cand_model.write_bytes(b"model B")
     quiet = recorded("quiet-b")
-    with Store(d / "history.db") as db:
+    with SqliteStore(d / "history.db") as db:
         for k, factor in enumerate(HISTORY):
             cells = [scaled(quiet, factor)] + ([on_board(scaled(quiet, factor))] if k < 3 else [])
             add_run(db, f"nightly-{k}", cells)
@@ -86,7 +86,7 @@ def test_the_floor_is_the_95th_percentile_of_aa_changes_per_device(history):
 def test_a_change_within_the_floor_is_inconclusive_when_stored_runs_are_gated(history):
     """+8% on quiet samples convicts between two files; between stored runs on a device whose runs disagree
     by up to 11.1% with nothing changed, it cannot be resolved."""
-    with Store(history["store"], read_only=True) as db:
+    with SqliteStore(history["store"], read_only=True) as db:
         base, cand = db.results(int(history["base"]))[0], db.results(int(history["cand"]))[0]
     assert {c.metric: c.verdict for c in compare(base, cand, GateSpec())}["latency_p50"] == "regression"
     report = api.gate(history["base"], history["cand"], store=history["store"], ci=False)
@@ -145,7 +145,7 @@ def test_the_report_and_results_noise_show_each_devices_floor(history, tmp_path)
 
 
 def test_a_store_without_aa_pairs_says_so(tmp_path):
-    with Store(tmp_path / "s.db") as db:
+    with SqliteStore(tmp_path / "s.db") as db:
         add_run(db, "once", [recorded("quiet-b")])
     run_cli(["report", "once", "--store", str(tmp_path / "s.db"), "--md", str(tmp_path / "r.md")], {})
     assert "No A/A history." in (tmp_path / "r.md").read_text()

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgebench.cli import main
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from edgebench.text import one_line
 from tests.conftest import DIGITS, QUICK_TIMING
 from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
@@ -113,7 +113,7 @@ def test_compare_reads_a_model_input_named_labels_as_an_input(tmp_path, capsys):
 ])
 def test_a_stored_row_that_is_not_json_is_a_damaged_store(table, text, real_results, tmp_path, capsys):  # noqa: F811
     db = tmp_path / "results.db"
-    with Store(db) as store:
+    with SqliteStore(db) as store:
         run = store.create_run("r", {"name": "r"})
         store.add_result(run, real_results[0])
         store.finish_run(run)

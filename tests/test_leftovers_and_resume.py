@@ -16,7 +16,7 @@ import yaml
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
 from edgebench.pipeline.sweep.stored import plan_sweep
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS, QUICK_TIMING
 from tests.sshd import gate_factory, sshd_factory  # noqa: F401  (fixtures)
 from tests.test_sweep import write_spec
@@ -86,7 +86,7 @@ def test_resume_refuses_a_changed_spec_and_names_the_change(tmp_path, capsys):
     store = tmp_path / "r.db"
     stored = plan_sweep(spec).spec.model_dump(mode="json")
     del stored["cell_timeout_s"]  # a run from a version before this field: its default is no change
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         run = db.create_run("t", stored)
     resume = ["sweep", str(spec), "--store", str(store), "--resume", str(run), "--dry-run"]
     assert main(resume) == 0  # the spec it was made from
@@ -101,5 +101,5 @@ def test_resume_refuses_a_changed_spec_and_names_the_change(tmp_path, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "options.threads: [1] → [1, 2]" in err and "timing.min_iterations: 20 → 30" in err
     assert "without --resume" in err
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         assert db.results(run) == []

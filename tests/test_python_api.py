@@ -15,7 +15,7 @@ from edgebench import api
 from edgebench.cli import main
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import Result, read_results
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS, QUICK_TIMING
 
 MODEL, EVAL, CALIB = DIGITS / "digits_cnn.onnx", DIGITS / "eval.npz", DIGITS / "calib.npz"
@@ -55,7 +55,7 @@ def test_sweep_stores_what_the_cli_sweep_stores(tmp_path: Path) -> None:
     assert main(["sweep", str(tmp_path / "mini.yaml"), "--store", str(tmp_path / "cli.db"),
                  "--cache-dir", cache]) == ExitStatus.OK
     swept = api.sweep(tmp_path / "mini.yaml", store=tmp_path / "api.db", cache_dir=cache)
-    with Store(tmp_path / "cli.db", create=False) as db:
+    with SqliteStore(tmp_path / "cli.db", create=False) as db:
         by_cli = db.results(db.last_run().id)  # type: ignore[union-attr]
     def records(results: list[Result]) -> list[dict[str, Any]]:
         return [without_measurement(r.to_dict()) for r in sorted(results, key=lambda r: r.cell_key)]

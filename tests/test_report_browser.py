@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgebench.cli import main
 from edgebench.result import Energy, LayerProfile, OpTime, Result, Throughput
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.browser import distinct_colours, needs_chromium, open_in_chromium
 from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
 
@@ -51,7 +51,7 @@ def demo_sweep(real: list[Result]) -> list[Result]:
 def test_the_report_of_a_stored_sweep_renders_in_chromium(tmp_path, real_results):
     store = tmp_path / "results.db"
     cells = demo_sweep(real_results)
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         run = db.create_run("demo", {"recipes": list(RECIPES), "formats": list(SPEED)})
         for r in cells:
             db.add_result(run, r)

@@ -16,7 +16,7 @@ import yaml
 from edgebench import api
 from edgebench.cli import main
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS, QUICK_TIMING
 from tests.results_fixtures import real_results  # noqa: F401  (session fixture)
 
@@ -25,7 +25,7 @@ MODEL = str(DIGITS / "digits_cnn.onnx")
 
 def fill_store(path: Path, results) -> Path:
     """Two finished runs of the same real cells (so gating one against the other passes)."""
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         for name in ("baseline", "candidate"):
             run = store.create_run(name, {"name": name})
             for r in results:
@@ -77,7 +77,7 @@ def test_read_only_store_is_listed_shown_exported_reported_and_gated(ro_store, t
 def test_reading_opens_read_only_while_a_sweep_writes(tmp_path, real_results, capsys):
     """mode=ro, not a frozen copy: a store another process holds open for writing (WAL) is read as it is."""
     path = tmp_path / "live.db"
-    with Store(path) as writer:
+    with SqliteStore(path) as writer:
         run = writer.create_run("live", {})
         writer.add_result(run, real_results[0])
         assert main(["results", "show", "live", "--store", str(path)]) == ExitStatus.OK
@@ -85,7 +85,7 @@ def test_reading_opens_read_only_while_a_sweep_writes(tmp_path, real_results, ca
         writer.add_result(run, real_results[1])
         assert main(["results", "show", "live", "--store", str(path)]) == ExitStatus.OK
         assert "2 cells" in capsys.readouterr().out
-    with Store(path, read_only=True) as reader, pytest.raises(EdgebenchError) as err:
+    with SqliteStore(path, read_only=True) as reader, pytest.raises(EdgebenchError) as err:
         reader.create_run("x", {})
     assert err.value.status == ExitStatus.OUTPUT and "read-only" in str(err.value)
 
@@ -159,7 +159,7 @@ def test_store_copied_off_a_read_only_disk_is_still_usable(ro_store, tmp_path, c
     """The fix the refusal names: a writable copy takes new runs."""
     copy = tmp_path / "copy.db"
     shutil.copy(ro_store, copy)
-    with Store(copy) as store:
+    with SqliteStore(copy) as store:
         store.finish_run(store.create_run("more", {}))
     assert main(["results", "list", "--store", str(copy)]) == ExitStatus.OK
     assert "more" in capsys.readouterr().out

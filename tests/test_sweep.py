@@ -17,7 +17,7 @@ import yaml
 
 from edgebench.cli import main
 from edgebench.errors import ExitStatus
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS
 from tests.sshd import Gate, gate_factory, sshd_factory  # noqa: F401  (fixtures)
 
@@ -64,7 +64,7 @@ def test_dry_run_shows_plan_and_skips_cells_a_device_cannot_run(tmp_path, capsys
     assert sweep(spec, store, "--dry-run") == 0
     out = capsys.readouterr().out
     assert "1 cells" in out and "1 skipped" in out and "pi has no tflite" in out
-    assert Store(store).runs() == []  # a dry run records nothing
+    assert SqliteStore(store).runs() == []  # a dry run records nothing
 
 
 @pytest.mark.parametrize("over, status, message", [
@@ -81,7 +81,7 @@ def test_bad_specs_are_refused_before_anything_runs(tmp_path, capsys, over, stat
     assert sweep(write_spec(tmp_path / "s.yaml", **over), store) == status
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
-    assert not store.exists() or Store(store).runs() == []
+    assert not store.exists() or SqliteStore(store).runs() == []
 
 
 def test_store_that_is_not_edgebench_and_unknown_resume(tmp_path, capsys):
@@ -154,7 +154,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, gate_factor
     keys = [row[:5] for row in after]
     assert len(keys) == 6 and len(set(keys)) == 6  # every cell once
     assert set(before) <= set(after)  # the cells finished before the kill were kept, not re-run
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         assert db.run(1).status == "finished" and all(r.ok for r in db.results(1))
 
 
@@ -173,7 +173,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_cells(tmp_path, gate_factory):
     assert proc.returncode == ExitStatus.INTERRUPTED, err
     assert "--resume 1" in err and "Traceback" not in err
     assert "waiting for the 1 cell(s) in flight" in printed.read_text()
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         assert db.run(1).status == "interrupted"
         kept = db.results(1)
     assert len(kept) == 2 and all(r.ok for r in kept)  # the finished cell and the one in flight; no other began

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edgebench.errors import ExitStatus
-from edgebench.store.db import Store
+from edgebench.store.db import SqliteStore
 from tests.conftest import DIGITS, QUICK_TIMING
 from tests.sshd import Gate, gate_factory, sshd_factory  # noqa: F401  (fixtures)
 from tests.test_sweep import SIX_CELLS, _gated_cpu, _stored, _wait_for, write_spec
@@ -84,7 +84,7 @@ def test_sigterm_stops_the_runner_in_flight_and_marks_the_run_interrupted(tmp_pa
     assert f"--resume 1 --store {store}" in err and "terminated" in err
     assert "stopping the runners of the 1 cell(s) in flight" in printed.read_text()
     assert _ends(runner)  # the held runner was killed, not left behind
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         assert db.run(1).status == "interrupted"
         assert [r.ok for r in db.results(1)] == [True]  # the finished cell; the stopped one left nothing
     assert not gate.started(3).exists()
@@ -105,7 +105,7 @@ def test_ctrl_c_twice_stops_the_cells_it_was_waiting_for(tmp_path, gate_factory)
     assert proc.returncode == ExitStatus.INTERRUPTED, err
     assert "--resume 1 --store" in err and "Traceback" not in err
     assert _ends(runner)
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         assert db.run(1).status == "interrupted" and db.results(1) == []
 
 
@@ -137,5 +137,5 @@ def test_sigterm_stops_the_runner_on_an_ssh_board_and_removes_its_job_folder(tmp
     assert _ends(runner)
     assert list((board.workdir / "jobs").iterdir()) == []
     assert _stored(store) == []
-    with Store(store) as db:
+    with SqliteStore(store) as db:
         assert db.run(1).status == "interrupted"

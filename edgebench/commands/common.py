@@ -16,7 +16,9 @@ from edgebench.data.inputs import parse_shape
 from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import check_writable
+from edgebench.postgres import is_url
 from edgebench.store.db import DEFAULT_PATH
+from edgebench.store.locate import ENV as STORE_ENV
 
 if TYPE_CHECKING:
     from edgebench.training.finetune import Finetune
@@ -74,10 +76,29 @@ def environment(ctx: typer.Context) -> Environment:
     return ctx.ensure_object(Environment)
 
 
-def store_option(write: bool = False) -> Path:
-    """``--store``; a command that writes to it (``write``) checks it can before any work."""
-    return typer.Option(DEFAULT_PATH, "--store", callback=writable_file if write else None,
-                        help="Results store (SQLite file written by 'edgebench sweep').")
+STORE_HELP = ("Results store: an SQLite file, or a PostgreSQL URL postgresql://USER@HOST:PORT/DB for a team "
+              "(password in PGPASSWORD or ~/.pgpass).")
+
+
+def store_option(write: bool = False) -> str:
+    """``--store`` (default ``$EDGEBENCH_STORE``, else the SQLite file in this folder); a command that writes to
+    it (``write``) checks it can before any work."""
+    return typer.Option(str(DEFAULT_PATH), "--store", envvar=STORE_ENV, callback=writable_store if write else None,
+                        help=STORE_HELP)
+
+
+def writable_store(ctx: typer.Context, param: typer.CallbackParam, value: Optional[str]) -> Optional[str]:
+    """Typer callback of a ``--store`` the command writes to: an SQLite file checked like any output, a
+    PostgreSQL store opened once (reachable, credentials, schema not newer than this edgebench) before any work."""
+    if ctx.resilient_parsing or value is None:
+        return value
+    if not is_url(value):
+        check_output(Path(value).expanduser(), _option_name(param))
+        return value
+    from edgebench.store.locate import open_store
+
+    open_store(value).close()
+    return value
 
 
 def check_output(path: Optional[Path], what: str, directory: bool = False) -> Optional[Path]:

@@ -19,7 +19,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from edgebench.result import CellKey, Result, Validity, read_results
 from edgebench.pipeline.noise import NoiseFloor, floor_of, settle_command
 from edgebench.pipeline.stats import (MannWhitney, bootstrap_ratio_ci, half_drift, mann_whitney, nearest_rank,
                              summarize_ns, throughput_per_s)
+
+if TYPE_CHECKING:
+    from edgebench.store.locate import StoreLocation
 
 LATENCY_PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
 FAILING = {"regression", "error"}
@@ -84,21 +87,24 @@ def is_stored_run(ref: str) -> bool:
     return not (Path(ref).expanduser().exists() or ref.endswith(".json") or os.sep in ref)
 
 
-def load_results(ref: str, store: Path | None = None) -> list[Result]:
+def load_results(ref: str, store: "StoreLocation | None" = None) -> list[Result]:
     """Results named by a reference: a result JSON file (one object or a list, as ``bench --json``,
     ``sweep --json`` and ``results export --json`` write), or a run id/name in the results store."""
     if not is_stored_run(ref):
         results = read_results(Path(ref).expanduser())
     else:
-        from edgebench.store.db import DEFAULT_PATH, Store
+        from edgebench.store.locate import default_location, open_store, store_exists
+        from edgebench.store.runs import check_complete
 
-        store_path = store or DEFAULT_PATH
-        if not Path(store_path).is_file():
+        store_path = store or default_location()
+        if not store_exists(store_path):
             raise EdgebenchError(f"{ref!r} is neither a result file nor a run in a store ({store_path} does not "
                                  "exist): pass a JSON file from 'edgebench bench/sweep --json', or --store PATH",
                                  ExitStatus.USAGE)
-        with Store(store_path, read_only=True) as db:
-            results = db.results(db.run(ref).id)
+        with open_store(store_path, read_only=True) as db:
+            run = db.run(ref)
+            check_complete(run)  # a shared run with shards still out would gate a part as the whole
+            results = db.results(run.id)
     if not results:  # a gate over nothing would pass, whatever changed
         raise EdgebenchError(f"{ref} holds no results: pass a file or run with at least one measured cell",
                              ExitStatus.USAGE)

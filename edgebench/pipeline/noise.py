@@ -20,7 +20,8 @@ from pathlib import Path
 
 from edgebench.pipeline.stats import nearest_rank
 from edgebench.result import CellKey, Result
-from edgebench.store.db import Store, StoredLatency
+from edgebench.store.base import StoredLatency
+from edgebench.store.locate import StoreLocation, open_store
 
 QUANTILE = 95  # the floor: this percentile of |Δ| over a device's A/A pairs
 MIN_PAIRS = 5  # fewer pairs than this give no floor
@@ -43,7 +44,7 @@ class NoiseFloor:
 
 def aa_changes(history: Iterable[StoredLatency]) -> dict[str, list[float]]:
     """Per device, |Δ| of the p50 between each stored result and the previous one of its cell and artifact in
-    another run (``history`` oldest first, as :meth:`Store.latency_history` gives it)."""
+    another run (``history`` oldest first, as :meth:`BaseStore.latency_history` gives it)."""
     last: dict[tuple[CellKey, tuple[str, ...]], StoredLatency] = {}
     changes: dict[str, list[float]] = {}
     for row in history:
@@ -66,9 +67,9 @@ def noise_floors(history: Iterable[StoredLatency]) -> dict[str, NoiseFloor]:
     return floors
 
 
-def store_floors(path: Path) -> dict[str, NoiseFloor]:
+def store_floors(path: StoreLocation) -> dict[str, NoiseFloor]:
     """The floors of every device from the results store at ``path``."""
-    with Store(path, read_only=True) as db:
+    with open_store(path, read_only=True) as db:
         return noise_floors(db.latency_history())
 
 

@@ -12,7 +12,7 @@ from edgebench.report.data import ReportData, build_report
 from edgebench.report.html import render_html
 from edgebench.report.markdown import render_markdown
 from edgebench.result import Result
-from edgebench.store.db import RunInfo
+from edgebench.store.base import RunInfo
 
 __all__ = ["ReportData", "build_report", "render_html", "render_markdown", "write_report"]
 

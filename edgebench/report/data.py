@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 from edgebench.result import CellKey, Result, utc_now
 from edgebench.pipeline.noise import NoiseFloor, floor_of
 from edgebench.pipeline.stats import nearest_rank
-from edgebench.store.db import RunInfo
+from edgebench.store.base import RunInfo
 
 QUANTILES = tuple(range(2, 100, 2))  # the dots of a distribution strip
 

@@ -11,26 +11,59 @@ from typing import Any
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import atomic_write
 from edgebench.result import Result
-from edgebench.store.db import RunInfo, Store
+from edgebench.store.base import RunInfo
+from edgebench.store.locate import StoreLocation, open_store
 
 
-def load_run(store_path: Path, ref: str | None) -> tuple[RunInfo, list[Result]]:
-    """The run named by id or name (None: the newest) and its results; errors name the fix."""
-    with Store(store_path, read_only=True) as store:
+def load_run(store_path: StoreLocation, ref: str | None, partial: bool = False) -> tuple[RunInfo, list[Result]]:
+    """The run named by id or name (None: the newest) and its results; errors name the fix. A shared run some of
+    whose shards are not in yet is refused (``check_complete``) unless ``partial`` (to show it as it stands)."""
+    with open_store(store_path, read_only=True) as store:
         if ref is None:
             run = store.last_run()
             if run is None:
-                raise EdgebenchError(f"{store_path} holds no runs yet: run 'edgebench sweep SPEC' first",
+                raise EdgebenchError(f"{store.location} holds no runs yet: run 'edgebench sweep SPEC' first",
                                      ExitStatus.NOT_FOUND)
         else:
             run = store.run(ref)
+        if not partial:
+            check_complete(run)
         return run, store.results(run.id)
 
 
-def record_run(store_path: Path, name: str, results: list[Result], spec: dict[str, Any] | None = None) -> RunInfo:
+def check_complete(run: RunInfo) -> None:
+    """A run that sweep shards fill (``sweep --shard I/N --run NAME``) is read whole or not at all: until every
+    shard has finished, a report, a gate or an export would judge a part of the matrix as if it were all of it."""
+    shards = run.shards
+    if shards is None or shards.complete:
+        return
+    running = [i for i in shards.missing if i in shards.running]
+    absent = [i for i in shards.missing if i not in shards.running]
+    waiting = [f"{_shards(running)} {'is' if len(running) == 1 else 'are'} still running"] if running else []
+    waiting += [f"{_shards(absent)} {'is' if len(absent) == 1 else 'are'} missing (not started, interrupted or "
+                "failed: run that job again)"] if absent else []
+    raise EdgebenchError(f"run {run.name} (id {run.id}) has {shards_in(run)}; {' and '.join(waiting)}: wait for "
+                         f"{'it' if len(shards.missing) == 1 else 'them'} to finish, then run this command again",
+                         ExitStatus.USAGE)
+
+
+def shards_in(run: RunInfo) -> str:
+    """Which shards of a shared run are in: 'shards 1, 3 of 4 in' ('' for a run that is not sharded)."""
+    if run.shards is None:
+        return ""
+    if not run.shards.finished:
+        return f"no shard of {run.shards.total} in"
+    return f"{_shards(run.shards.finished)} of {run.shards.total} in"
+
+
+def _shards(numbers: tuple[int, ...] | list[int]) -> str:
+    return f"shard{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}"
+
+
+def record_run(store_path: StoreLocation, name: str, results: list[Result], spec: dict[str, Any] | None = None) -> RunInfo:
     """File ``results`` (one bench, say) as one finished run named ``name`` in the store (created if need be);
     the run as the store now holds it."""
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         run_id = store.create_run(name, {"name": name, **(spec or {})})
         for result in results:
             store.add_result(run_id, result)
@@ -38,7 +71,7 @@ def record_run(store_path: Path, name: str, results: list[Result], spec: dict[st
         return store.run(run_id)
 
 
-def record_bench(store_path: Path, result: Result, model: Path | str) -> RunInfo:
+def record_bench(store_path: StoreLocation, result: Result, model: Path | str) -> RunInfo:
     """File one bench ``result`` (of the model file ``model``) as a finished run of one cell named
     ``bench-MODEL``, so single benches and sweeps share one history (``results list``, ``gate`` by run)."""
     return record_run(store_path, f"bench-{result.model.name}", [result], {"command": "bench", "model": str(model)})
