@@ -1,5 +1,5 @@
-"""`edgebench devices list | check NAME | schema`: the profiles known here, what a device offers, and
-the JSON schema editors use to validate profile YAML."""
+"""`edgebench devices list | check NAME | schema | status`: the profiles known here, what a device offers, the
+JSON schema editors use to validate profile YAML, and who holds which device (leases and local locks)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench.commands.common import environment, print_warnings, writable_file
+from edgebench.commands.common import environment, print_warnings, store_option, writable_file
 from edgebench.config import DeviceProfile, find_profiles, load_profile, profile_dirs, user_profiles_dir
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.text import one_line
 from edgebench.files import atomic_write_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Device profiles: list them, check a device, print the schema.")
+                  help="Device profiles: list them, check a device, print the schema; who holds which device.")
 
 
 @app.command("list")
@@ -135,3 +135,47 @@ def schema(ctx: typer.Context,
     else:
         env.stdout.write(text)
 
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if abs(value) < 120 else f"{value / 60:.0f} min"
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    store: str = store_option(),
+) -> None:
+    """Who holds which device: the leases in a PostgreSQL store (every host of a team) and the device locks held
+    on this host."""
+    from edgebench.devices.leases import lease_rows
+    from edgebench.devices.lock import held_locks, lock_dir
+    from edgebench.postgres import holder_host, is_url, redact
+
+    console = environment(ctx).console
+    leases = lease_rows(store) if is_url(store) else None  # an SQLite store: leases are this host's locks
+    locks = held_locks()
+    if leases:
+        table = Table(title=f"device leases in {escape(redact(store))}")
+        for col in ("device", "holder host", "pid", "command", "run", "since", "heartbeat", "expires in", "state"):
+            table.add_column(col, overflow="fold")
+        for row in leases:
+            state = row.state if row.state == "held" else f"[yellow]{row.state}[/yellow]"
+            expires = _seconds(row.expires_in_s) if row.expires_in_s >= 0 else f"expired {_seconds(-row.expires_in_s)} ago"
+            table.add_row(escape(row.device), escape(row.holder_host), str(row.pid), escape(row.command),
+                          escape(row.run_name or "—"), row.acquired_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                          f"{_seconds(row.heartbeat_age_s)} ago", expires, state)
+        console.print(table)
+    if locks:
+        table = Table(title=f"device locks held on this host ({escape(holder_host())})")
+        for col in ("device", "pid", "command", "since", "lock file"):
+            table.add_column(col, overflow="fold")
+        for lock in locks:
+            table.add_row(escape(lock["device"]), str(lock["pid"] or "?"), escape(lock["command"]),
+                          escape(lock["since"]), escape(lock["file"]))
+        console.print(table)
+    if not leases and not locks:
+        where = f"leased in {escape(redact(store))} or " if leases is not None else ""
+        hint = "" if leases is not None else " (--store postgresql://… also shows a team's leases)"
+        console.print(f"no device is {where}locked on this host (locks in {escape(str(lock_dir()))}){hint}",
+                      soft_wrap=True)

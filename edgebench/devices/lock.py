@@ -12,11 +12,15 @@ loses its connection, which is the common case this guards against; that limit i
 
 Within one process the lock is re-entrant per thread: a sweep's device worker holds it across its cells and
 each job it runs takes it again at no cost.
+
+With a PostgreSQL store (devices/leases.py) the device is also leased in the database inside this lock, which
+covers every host of a team; each job then confirms the lease is still its own at its start and end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -28,21 +32,38 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from filelock import FileLock, Timeout
 
 from edgebench.config import DeviceProfile
 from edgebench.devices.stop import STOP, Stopped
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.postgres import is_url, redact
 from edgebench.text import printable
+
+if TYPE_CHECKING:
+    from edgebench.devices.leases import Lease, PgLeases
 
 log = logging.getLogger("edgebench.devices")
 
 DIR_VAR = "EDGEBENCH_LOCK_DIR"
 WAIT_VAR = "EDGEBENCH_DEVICE_WAIT_S"
 
-_held: dict[tuple[str, int], tuple[FileLock, int]] = {}  # (lock file, thread) → (its lock, depth)
+
+@dataclasses.dataclass
+class _Hold:
+    """One thread's hold of one device: the file lock, the pool and lease when one is set, how deep the holds nest
+    and whether any nested (a sweep worker's hold has its jobs inside; a plain one is the measurement itself)."""
+
+    lock: FileLock
+    pool: "PgLeases | None"
+    lease: "Lease | None"
+    depth: int = 1
+    nested: bool = False
+
+
+_held: dict[tuple[str, int], _Hold] = {}  # (lock file, thread) → its hold
 _guard = threading.Lock()
 
 
@@ -93,28 +114,68 @@ def device_lock(profile: DeviceProfile, wait_s: float | None = None,
                 stop: threading.Event | None = None) -> Iterator[None]:
     """Hold ``profile``'s device for the block. ``wait_s``: how long to wait for another process to let it go
     (None: ``$EDGEBENCH_DEVICE_WAIT_S``, else no limit); ``stop`` (or edgebench stopping) ends the wait with
-    :class:`Stopped`."""
+    :class:`Stopped`. With a lease pool, a measurement whose lease was taken over while it ran raises the
+    lost-lease error as the block ends (a block that raised keeps its own error)."""
     path = _lock_file(lock_key(profile))
     me = (str(path), threading.get_ident())
     with _guard:
-        held = _held.get(me)
-        if held is not None:
-            _held[me] = (held[0], held[1] + 1)
-    if held is None:
-        lock = _acquire(profile, path, default_wait_s() if wait_s is None else wait_s, stop)
+        hold = _held.get(me)
+    if hold is None:
+        hold = _take(profile, path, default_wait_s() if wait_s is None else wait_s, stop)
         with _guard:
-            _held[me] = (lock, 1)
+            _held[me] = hold
+    else:
+        if hold.lease is not None and not hold.lease.renew():  # taken over between two jobs: wait for it again
+            hold.lease.release(check=False)
+            hold.lease = None
+        if hold.lease is None and hold.pool is not None:
+            hold.lease = hold.pool.acquire(profile, default_wait_s() if wait_s is None else wait_s, stop)
+        hold.depth += 1
+        hold.nested = True
     try:
         yield
+    except BaseException:
+        _leave(me, hold, check=False)
+        raise
+    _leave(me, hold, check=True)
+
+
+def _take(profile: DeviceProfile, path: Path, wait_s: float | None, stop: threading.Event | None) -> _Hold:
+    """The file lock, then the lease (if a pool is set) within what is left of ``wait_s``."""
+    started = time.monotonic()
+    lock = _acquire(profile, path, wait_s, stop)
+    try:
+        from edgebench.devices.leases import lease_pool
+
+        pool = lease_pool()
+        left = None if wait_s is None else max(0.0, round(wait_s - (time.monotonic() - started), 1))
+        return _Hold(lock, pool, None if pool is None else pool.acquire(profile, left, stop))
+    except BaseException:
+        _drop_lock(path, lock)
+        raise
+
+
+def _leave(me: tuple[str, int], hold: _Hold, check: bool) -> None:
+    """End one level of ``hold``: the outermost releases the lease and the lock; ``check``: the block ended
+    normally, so a lease lost meanwhile is raised (by the innermost level, the measurement)."""
+    hold.depth -= 1
+    if hold.depth > 0:
+        if check and hold.lease is not None:
+            hold.lease.confirm()
+        return
+    with _guard:
+        del _held[me]
+    try:
+        if hold.lease is not None:
+            hold.lease.release(check=check and not hold.nested)
     finally:
-        with _guard:
-            lock, depth = _held.pop(me)
-            if depth > 1:
-                _held[me] = (lock, depth - 1)
-        if depth == 1:
-            with contextlib.suppress(OSError):
-                _holder_file(path).unlink()
-            lock.release()
+        _drop_lock(Path(me[0]), hold.lock)
+
+
+def _drop_lock(path: Path, lock: FileLock) -> None:
+    with contextlib.suppress(OSError):
+        _holder_file(path).unlink()
+    lock.release()
 
 
 def _lock_file(key: str) -> Path:
@@ -145,9 +206,7 @@ def _acquire(profile: DeviceProfile, path: Path, wait_s: float | None, stop: thr
             raise Stopped(profile.name)
         holder = _holder(path)
         if left is not None and left <= 0:
-            raise EdgebenchError(f"device {profile.name} is in use by {holder}: wait for it to finish, or let "
-                                 f"edgebench wait longer (sweep --device-wait, ${WAIT_VAR}; now {wait_s:g} s)",
-                                 ExitStatus.DEVICE)
+            raise in_use_error(profile.name, holder, wait_s or 0.0)
         if not told:
             limit = "without limit" if wait_s is None else f"at most {wait_s:g} s"
             log.warning("device %s is in use by %s: waiting for it (%s)", profile.name, holder, limit)
@@ -155,14 +214,33 @@ def _acquire(profile: DeviceProfile, path: Path, wait_s: float | None, stop: thr
     if told:
         log.warning("device %s is free: measuring (waited %.0f s)", profile.name, time.monotonic() - started)
     with contextlib.suppress(OSError):
-        _write_holder(path)
+        _write_holder(path, lock_key(profile))
     return lock
 
 
-def _write_holder(path: Path) -> None:
+def in_use_error(device: str, holder: str, wait_s: float) -> EdgebenchError:
+    """The one line for a device another process kept past ``wait_s``."""
+    return EdgebenchError(f"device {device} is in use by {holder}: wait for it to finish, or let edgebench wait "
+                          f"longer (sweep --device-wait, ${WAIT_VAR}; now {wait_s:g} s)", ExitStatus.DEVICE)
+
+
+def holder_command() -> str:
+    """This process's command line as holders show it (``edgebench sweep nightly.yaml``), a store URL's
+    password left out."""
     argv = sys.argv or ["python"]
     prog = "edgebench" if Path(argv[0]).name in ("edgebench", "__main__.py") else Path(argv[0]).name
-    info = {"pid": os.getpid(), "command": " ".join([prog, *argv[1:]])[:200],
+    return " ".join([prog, *map(_without_password, argv[1:])])[:200]
+
+
+def _without_password(word: str) -> str:
+    if is_url(word):
+        return redact(word)
+    option, equals, value = word.partition("=")  # --store=URL
+    return f"{option}={redact(value)}" if equals and is_url(value) else word
+
+
+def _write_holder(path: Path, key: str) -> None:
+    info = {"pid": os.getpid(), "command": holder_command(), "device": key,
             "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(info))
@@ -175,3 +253,30 @@ def _holder(path: Path) -> str:
         return printable(f"pid {int(info['pid'])} ({info['command']}) since {info['since']}")
     except (OSError, ValueError, KeyError, TypeError):
         return "another edgebench process"
+
+
+def held_locks() -> list[dict[str, Any]]:
+    """The device locks held on this host now (device, pid, command, since, lock file): each holder file whose
+    lock a non-blocking try cannot take; a file left by a process that is gone is skipped."""
+    found = []
+    for holder in sorted(lock_dir().glob("*.holder.json")):
+        path = holder.with_name(holder.name[:-len(".holder.json")] + ".lock")
+        lock = FileLock(str(path), thread_local=False)
+        try:
+            lock.acquire(timeout=0.0)
+        except Timeout:
+            found.append(_held_row(holder, path))
+        except OSError:
+            pass
+        else:
+            lock.release()  # nobody holds it: a holder file left behind
+    return found
+
+
+def _held_row(holder: Path, path: Path) -> dict[str, Any]:
+    try:
+        info: Any = json.loads(holder.read_text())
+        return {"device": printable(str(info.get("device") or path.stem)), "pid": int(info["pid"]),
+                "command": printable(str(info["command"])), "since": printable(str(info["since"])), "file": str(path)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {"device": path.stem, "pid": None, "command": "?", "since": "?", "file": str(path)}
