@@ -11,7 +11,7 @@ from edgebench.pipeline.bench import BenchRequest, execute, resolve_target
 from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, FinetuneData, Include, InputRanges,
                                        InputValues, ModelName, Shapes, Teacher, Threads, TrainConfig,
                                        check_default_cache, environment, finetune_from, parse_options,
-                                       training_progress,
+                                       training_progress, writable_store,
                                        parse_ranges, parse_shapes, parse_values, print_warnings, timing_options,
                                        writable_file, writable_folder)
 from edgebench.commands.progress import Steps
@@ -20,6 +20,8 @@ from edgebench.config import check_cpus
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.commands.tables import energy_line, profile_table, result_table, throughput_line
 from edgebench.result import write_results
+from edgebench.store.locate import default_location, shown
+from edgebench.devices.leases import use_lease_pool
 from edgebench.store.runs import record_bench
 
 
@@ -67,11 +69,12 @@ def bench(
     all_layers: AllLayers = False,
     name: ModelName = None,
     json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the result JSON here."),
-    store: Optional[Path] = typer.Option(None, "--store", callback=writable_file, help="Also file the result in this results store (the "
-                                         "SQLite file of 'edgebench sweep', created if need be) as a run of one "
-                                         "cell, named bench-MODEL."),
+    store: Optional[str] = typer.Option(None, "--store", callback=writable_store, help="Also file the result in this results store (the "
+                                         "SQLite file of 'edgebench sweep', created if need be, or a PostgreSQL URL) "
+                                         "as a run of one cell, named bench-MODEL."),
 ) -> None:
     """Benchmark one model or artifact on one device: latency, load and first inference, peak memory, top-1."""
+    use_lease_pool(store or default_location())  # a PostgreSQL store: its database leases the boards to every host
     req = BenchRequest(
         model=model, device=device, dataset=dataset, batch=batch, threads=threads,
         shapes=parse_shapes(shape), ranges=parse_ranges(input_range), values=parse_values(input_value), output=output, backend_options=parse_options(option),
@@ -108,7 +111,7 @@ def bench(
         console.print(f"result written to {json_out}")
     if store:
         run = record_bench(store, result, req.model)
-        console.print(f"stored as run {run.id} ({run.name}) in {store}")
+        console.print(f"stored as run {run.id} ({run.name}) in {shown(store)}")
 
 
 def load_options(mode: str, streams: int | None, requests: int | None, cpus: str | None) -> dict[str, Any]:

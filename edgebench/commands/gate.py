@@ -30,6 +30,8 @@ from edgebench.pipeline.gate_report import gate_table, summary_line, terminal_no
 from edgebench.pipeline.noise import store_floors
 from edgebench.pipeline.remeasure import remeasure
 from edgebench.commands.tables import result_table
+from edgebench.devices.leases import use_lease_pool
+from edgebench.store.locate import default_location
 from edgebench.result import Result, write_results
 from edgebench.text import printable
 
@@ -71,7 +73,7 @@ def gate(
     baseline: str = typer.Option(..., "--baseline", "-b", help="Baseline results: a JSON file from bench/sweep "
                                  "--json or results export, or a run id/name in the store."),
     candidate: str = typer.Option(..., "--candidate", "-c", help="Candidate results, same forms."),
-    store: Path = store_option(),
+    store: str = store_option(),
     rules: Optional[Path] = typer.Option(None, "--rules", help=RULES_HELP),
     md: Optional[Path] = typer.Option(None, "--md", callback=writable_file, help="Write the Markdown report here."),
     junit: Optional[Path] = typer.Option(None, "--junit", callback=writable_file,
@@ -94,6 +96,7 @@ def gate(
 
     report, base, cand, spec = _gate_input(judge)
     if again:  # measurements: their errors keep their own status, as in ab
+        use_lease_pool(store)  # a PostgreSQL store: lease the boards from the team's pool
         with Steps(env) as steps:
             report = remeasure(report, base, cand, spec, Budget(max_rounds, max_time_s),
                                lambda label: steps.step(f"measuring again with ab: {label}"))
@@ -131,6 +134,7 @@ def ab(
     json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the two pooled results here."),
 ) -> None:
     """Measure A and B together, round by round, until a sequential test proves the latency verdict; then gate."""
+    use_lease_pool(default_location())  # $EDGEBENCH_STORE a PostgreSQL URL: lease the board from the team's pool
     env = environment(ctx)
     spec = _gate_input(lambda: load_gate_spec(rules).for_ci(env.ci))
     timing = timing_options(warmup_s, warmup_iterations, min_iterations, min_duration_s, max_duration_s)

@@ -21,12 +21,15 @@ from edgebench.paths import demo_dir
 from edgebench.commands.tables import result_table
 from edgebench.report import write_report
 from edgebench.result import CellKey, Result, write_results
-from edgebench.store.runs import load_run
-from edgebench.store.db import Store
+from edgebench.store.runs import load_run, shards_in
+from edgebench.store.base import RunInfo
+from edgebench.store.locate import open_store, shown
+from edgebench.devices.leases import use_lease_pool
 from edgebench.pipeline.sweep.plan import Cell, Plan
 from edgebench.pipeline.sweep.cells import cached
 from edgebench.pipeline.sweep.run import Outcome
-from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan
+from edgebench.pipeline.sweep.shard import Shard, check_run_name, dealt_cells, parse_shard, shard_plan
+from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan, shard_point
 
 
 def stopping_text(in_flight: int, at_once: bool) -> str:
@@ -128,8 +131,10 @@ def conversions_table(plan: Plan, cache_dir: Path | None) -> Table:
     return table
 
 
-def plan_table(plan: Plan, done: set[CellKey]) -> Table:
-    table = Table(title=f"sweep {plan.spec.name}: {len(plan.cells)} cells, {len(plan.conversions)} conversions "
+def plan_table(plan: Plan, done: set[CellKey], share: str | None = None) -> Table:
+    """The plan, cell by cell; ``share`` (a shard's plan) says what part of the whole plan it is."""
+    cells = share or f"{len(plan.cells)} cells"
+    table = Table(title=f"sweep {plan.spec.name}: {cells}, {len(plan.conversions)} conversions "
                         f"(each once), {len(plan.skipped)} skipped, {len(done)} already done")
     for col in ("model", "recipe", "format", "device", "options", "status"):
         table.add_column(col)
@@ -143,24 +148,37 @@ def plan_table(plan: Plan, done: set[CellKey]) -> Table:
     return table
 
 
-def resume_command(spec: Path, run_id: int, store: Path, cache_dir: Path | None) -> str:
-    """The command that continues run ``run_id``: the same store and cache, so it finds the run and its artifacts."""
-    words = ["edgebench", "sweep", str(spec), "--resume", str(run_id), "--store", str(store)]
+def resume_command(spec: Path, run_id: int, store: str, cache_dir: Path | None, shard: Shard | None = None,
+                   name: str | None = None) -> str:
+    """The command that continues run ``run_id``: the same store and cache, so it finds the run and its artifacts;
+    for a shard, the same shard of the same shared run (it skips the cells it already stored)."""
+    again = shard.args(name) if shard is not None and name is not None else ["--resume", str(run_id)]
+    words = ["edgebench", "sweep", str(spec), *again, "--store", shown(store)]
     return shlex.join(words + (["--cache-dir", str(cache_dir)] if cache_dir is not None else []))
 
 
-def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_run: bool, json_out: Path | None,
-           cache_dir: Path | None, device_wait_s: float | None = None) -> tuple[int, Outcome] | None:
+def _sweep(env: Environment, spec: Path, store: str, resume: str | None, dry_run: bool, json_out: Path | None,
+           cache_dir: Path | None, device_wait_s: float | None = None, name: str | None = None,
+           shard: Shard | None = None) -> tuple[int, Outcome] | None:
     """Show the plan, run it with progress bars (plain lines in a log), then show the results: sweep and demo
-    alike. The run's id and what happened; None for a dry run."""
+    alike. The run's id and what happened; None for a dry run. ``name``: the run's name (default the spec's);
+    with ``shard``, the shared run that shard fills (only the shard's cells are run, shown and written)."""
     console = env.console
     started = env.clock()
     plan = plan_sweep(spec)
+    share = None
+    if shard is not None:
+        whole = len(dealt_cells(plan))
+        plan = shard_plan(plan, shard)
+        share = f"shard {shard}: {len(plan.cells)} of {whole} cells"
     if plan.conversions:
         check_default_cache(cache_dir)
-    with Store(store) as db:
-        run_id, done = resume_point(db, plan, resume)
-        console.print(plan_table(plan, done))
+    with open_store(store) as db:
+        if shard is not None and name is not None:
+            run_id, done = shard_point(db, plan, name, shard, join=not dry_run)
+        else:
+            run_id, done = resume_point(db, plan, resume)
+        console.print(plan_table(plan, done, share))
         if plan.conversions:
             console.print(conversions_table(plan, cache_dir))
         if dry_run:
@@ -170,23 +188,35 @@ def _sweep(env: Environment, spec: Path, store: Path, resume: str | None, dry_ru
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=False) as progress:
                 run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, ProgressEvents(progress, plan, todo),
-                                           spec, device_wait_s)
+                                           spec, device_wait_s, name, shard)
         else:
-            run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, LogEvents(env, todo), spec, device_wait_s)
-    with Store(store, read_only=True) as db:
-        results = db.results(run_id)
+            run_id, outcome = run_plan(plan, db, run_id, done, cache_dir, LogEvents(env, todo), spec, device_wait_s,
+                                       name, shard)
+    with open_store(store, read_only=True) as db:
+        results, info = db.results(run_id), db.run(run_id)
+    if shard is not None:  # the other shards' cells are theirs to show and write
+        mine = {cell.key for cell in plan.cells}
+        results = [r for r in results if r.cell_key in mine]
     console.print(result_table(results))
-    console.print(f"run {run_id}: {len(outcome.results)} cells measured now ({outcome.failed} failed), "
+    what = f"run {run_id}" if shard is None else f"run {run_id} ({info.name}), shard {shard}"
+    console.print(f"{what}: {len(outcome.results)} cells measured now ({outcome.failed} failed), "
                   f"{outcome.conversions} conversions, {outcome.cache_hits} cache hits, "
-                  f"{env.clock() - started:.1f} s; report: edgebench report {run_id} --store {store}")
+                  f"{env.clock() - started:.1f} s; {next_step(info, store)}")
     if json_out:
         write_results(results, json_out, always_list=True)
         console.print(f"results written to {json_out}")
     if outcome.interrupted:
         raise EdgebenchError(f"{'terminated (SIGTERM)' if outcome.terminated else 'interrupted'}: finished cells are "
-                             f"stored; continue with '{resume_command(spec, run_id, store, cache_dir)}'",
+                             f"stored; continue with '{resume_command(spec, run_id, store, cache_dir, shard, name)}'",
                              ExitStatus.TERMINATED if outcome.terminated else ExitStatus.INTERRUPTED)
     return run_id, outcome
+
+
+def next_step(run: RunInfo, store: str) -> str:
+    """What to do with the run now: report it, or, for a shared run some shards have not filled yet, wait."""
+    if run.shards is None or run.shards.complete:
+        return f"report: edgebench report {run.id} --store {shown(store)}"
+    return f"{shards_in(run)}; report it once all are: edgebench report {run.id} --store {shown(store)}"
 
 
 def sweep(
@@ -195,7 +225,7 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id (or name): finished cells are "
                                          "skipped, failed ones retried."),
-    store: Path = store_option(write=True),
+    store: str = store_option(write=True),
     json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file,
                                             help="Write every result of the run as a JSON list."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", callback=writable_folder,
@@ -206,15 +236,33 @@ def sweep(
                                                 help="How long to wait for a device another edgebench process is "
                                                 "measuring on (default $EDGEBENCH_DEVICE_WAIT_S, else no limit; 0: "
                                                 "refuse at once); its cells then fail naming the holder."),
+    shard_text: Optional[str] = typer.Option(None, "--shard", metavar="I/N",
+                                             help="Run only shard I of N of the plan's cells (a CI matrix job), into "
+                                             "the run --run NAME that the N shards share; running a shard again "
+                                             "skips the cells it stored without error. See docs/ci.md."),
+    run_name: Optional[str] = typer.Option(None, "--run", metavar="NAME",
+                                           help="Name the run (default: the spec's name); with --shard, the shared "
+                                           "run every shard fills. Without --shard each sweep makes a new run."),
 ) -> None:
     """Run a sweep spec: convert each (model, recipe, format) once, measure every cell, store each at once."""
-    ran = _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir, device_wait)
+    if resume is not None and run_name is not None:
+        raise EdgebenchError(f"pass --resume {resume} or --run {run_name}, not both: --resume continues a run, --run "
+                             "names a new one (or, with --shard, the shared run a shard fills)", ExitStatus.USAGE)
+    if shard_text is not None and run_name is None:
+        raise EdgebenchError(f"--shard {shard_text} needs --run NAME: the run the shards share, the same name in every "
+                             "job of the matrix (e.g. --run nightly-$GITHUB_RUN_ID)", ExitStatus.USAGE)
+    shard = None if shard_text is None else parse_shard(shard_text)
+    if run_name is not None:
+        check_run_name(run_name)
+    if not dry_run:
+        use_lease_pool(store, run_name)  # a PostgreSQL store: its database leases the boards to every host
+    ran = _sweep(environment(ctx), spec, store, resume, dry_run, json_out, cache_dir, device_wait, run_name, shard)
     if ran is not None and ran[1].failed and not allow_failures:
         run_id, outcome = ran
         raise EdgebenchError(f"{outcome.failed} of {len(outcome.results)} cells failed (their errors are above and in "
                              f"the store): fix them and retry only those with "
-                             f"'{resume_command(spec, run_id, store, cache_dir)}', or pass --allow-failures to exit 0",
-                             ExitStatus.CELLS_FAILED)
+                             f"'{resume_command(spec, run_id, store, cache_dir, shard, run_name)}', or pass "
+                             "--allow-failures to exit 0", ExitStatus.CELLS_FAILED)
 
 
 def copy_demo(folder: Path) -> Path:
@@ -239,7 +287,7 @@ def copy_demo(folder: Path) -> Path:
 
 def demo(
     ctx: typer.Context,
-    store: Path = store_option(write=True),
+    store: str = store_option(write=True),
     html: Path = typer.Option(Path(".edgebench/reports/demo.html"), "--html", callback=writable_file,
                               help="Where to write the report."),
     json_out: Path = typer.Option(Path(".edgebench/demo/results.json"), "--json", callback=writable_file,
