@@ -45,8 +45,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ab": ("edgebench.commands.gate:ab", "Measure A and B together, round by round, until a sequential"
            " test proves the latency verdict; then gate."),
     "report": ("edgebench.commands.report:report", "Write a self-contained HTML report and/or a Markdown summary of "
-               "a run."),
-    "devices": ("edgebench.commands.devices:app", "Device profiles: list them, check a device, print the schema."),
+               "a run, or of each cell across runs."),
+    "devices": ("edgebench.commands.devices:app", "Device profiles: list them, check a device, print the schema; "
+                "who holds which device."),
     "results": ("edgebench.commands.results:app", "List, show and export the runs in the results store; their noise between runs."),
     "setup": ("edgebench.commands.setup:app", "Prepare the tools a conversion needs ahead of time (the ONNX → "
               "TFLite converter)."),
