@@ -156,6 +156,42 @@ def store_cases(ctx: Context) -> list[Case]:
     return found
 
 
+def team_cases(ctx: Context) -> list[Case]:
+    """Issue 18's: a team store that cannot be used, a shard spec that is not one."""
+    newer = "newer schema"
+
+    def newer_store(work: Path, c: Context) -> Argv:
+        import sqlite3
+
+        store = work / "n.db"
+        store.write_bytes(c.store.read_bytes())
+        conn = sqlite3.connect(store)
+        conn.execute("PRAGMA user_version=99")
+        conn.commit()
+        conn.close()
+        return ["sweep", c.spec, "--store", store]
+    found = [
+        case("team", "sweep --store a URL no server answers", ["sweep", ctx.spec, "--store",
+                                                               "postgresql://ci:pw@127.0.0.1:1/edgebench"], {12},
+             verify=lambda f, s, o, e: "password shown" if ":pw@" in o + e else None),
+        case("team", "results list --store a URL that is not one", ["results", "list", "--store",
+                                                                    "postgresql://ci@127.0.0.1:5432/db?nope=1"], {2}),
+        case("team", f"sweep into a store with a {newer}", newer_store, {2}),
+    ]
+    for shard in ("3/2", "0/2", "a/b", "2", "1/0", "-1/2"):
+        found.append(case("team", f"sweep --shard {shard}", lambda w, c, shard=shard: [
+            "sweep", c.spec, "--shard", shard, "--run", "ci", "--store", w / "r.db"], {2},
+            verify=nothing_made_at("r.db")))
+    return found
+
+
+def nothing_made_at(*names: str) -> Callable[[Path, int, str, str], str | None]:
+    def verify(folder: Path, status: int, out: str, err: str) -> str | None:
+        made = [n for n in names if (folder / n).exists()]
+        return f"made before the refusal: {made}" if made else None
+    return verify
+
+
 def no_partial(*names: str) -> Callable[[Path, int, str, str], str | None]:
     def verify(folder: Path, status: int, out: str, err: str) -> str | None:
         left = [n for n in names if (folder / n).exists()]
@@ -471,6 +507,7 @@ def message_cases(ctx: Context) -> list[Case]:
 
 
 def all_cases(ctx: Context) -> list[Case]:
-    return [*output_cases(ctx), *disk_cases(ctx), *store_cases(ctx), *data_cases(ctx), *limit_cases(ctx),
+    return [*output_cases(ctx), *disk_cases(ctx), *store_cases(ctx), *team_cases(ctx), *data_cases(ctx),
+            *limit_cases(ctx),
             *process_cases(ctx), *protocol_cases(ctx), *odd_file_cases(ctx), *gate_cases(ctx), *text_cases(ctx),
             *message_cases(ctx)]
