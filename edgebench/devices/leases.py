@@ -28,7 +28,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from edgebench.config import DeviceProfile
-from edgebench.devices.lock import holder_command, in_use_error, lock_key
+from edgebench.devices.lock import env_seconds, holder_command, in_use_error, lock_key
 from edgebench.devices.stop import STOP, Stopped
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.postgres import SCHEMA_LOCK, connect, holder_host, import_psycopg, is_url, lost_fault, redact
@@ -124,17 +124,9 @@ FROM edgebench.device_leases l ORDER BY l.device
 
 def lease_ttl_s() -> float:
     """``$EDGEBENCH_LEASE_TTL_S`` in seconds (default 60): how long a holder that stops renewing keeps a board."""
-    text = os.environ.get(TTL_VAR, "").strip()
-    if not text:
-        return DEFAULT_TTL_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise EdgebenchError(f"{TTL_VAR}={text!r} is not a positive number of seconds: set it to how long a frozen "
-                             f"holder may keep a board (e.g. {DEFAULT_TTL_S:g}), or unset it", ExitStatus.USAGE)
-    return value
+    value = env_seconds(TTL_VAR, lambda v: 0 < v < math.inf, "a positive number of seconds",
+                        f"set it to how long a frozen holder may keep a board (e.g. {DEFAULT_TTL_S:g}), or unset it")
+    return DEFAULT_TTL_S if value is None else value
 
 
 def lease_key(profile: DeviceProfile) -> str:

@@ -25,6 +25,7 @@ import datetime
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -94,19 +95,25 @@ def lock_dir() -> Path:
     return fallback
 
 
-def default_wait_s() -> float | None:
-    """``$EDGEBENCH_DEVICE_WAIT_S`` in seconds; None (no limit) when unset."""
-    text = os.environ.get(WAIT_VAR, "").strip()
+def env_seconds(var: str, fits: Callable[[float], bool], what: str, fix: str) -> float | None:
+    """``$var`` in seconds, None when unset; a value that does not parse or ``fits`` not (``what`` it must be)
+    is one line naming ``fix``."""
+    text = os.environ.get(var, "").strip()
     if not text:
         return None
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if not value >= 0:  # NaN too
-        raise EdgebenchError(f"{WAIT_VAR}={text!r} is not a number of seconds: set it to 0 (refuse a busy device) "
-                             "or more, or unset it to wait without limit", ExitStatus.USAGE)
+        value = math.nan
+    if math.isnan(value) or not fits(value):
+        raise EdgebenchError(f"{var}={text!r} is not {what}: {fix}", ExitStatus.USAGE)
     return value
+
+
+def default_wait_s() -> float | None:
+    """``$EDGEBENCH_DEVICE_WAIT_S`` in seconds; None (no limit) when unset."""
+    return env_seconds(WAIT_VAR, lambda v: v >= 0, "a number of seconds",
+                       "set it to 0 (refuse a busy device) or more, or unset it to wait without limit")
 
 
 @contextlib.contextmanager

@@ -30,6 +30,43 @@ RESULT_COLUMNS = ("model", "recipe", "format", "device", "options", "status", "e
                   "created_utc")
 
 
+def schema_migrations(identity: str, key: str, real: str) -> dict[int, tuple[str, ...]]:
+    """The schema as migrations, in a dialect's words for an identity column, a reference to one and a float:
+    each version's statements turn the one before into it (1 from an empty store)."""
+    return {
+        1: (f"""CREATE TABLE runs (
+  id {identity},
+  name TEXT NOT NULL,
+  created_utc TEXT NOT NULL,
+  finished_utc TEXT,
+  status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+  spec TEXT NOT NULL,
+  edgebench_version TEXT NOT NULL,
+  commit_sha TEXT,
+  commit_dirty INTEGER
+)""", f"""CREATE TABLE results (
+  id {identity},
+  run_id {key} NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  model TEXT NOT NULL, recipe TEXT NOT NULL, format TEXT NOT NULL, device TEXT NOT NULL, options TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  p50_ms {real},
+  top1 {real},
+  result TEXT NOT NULL,
+  created_utc TEXT NOT NULL,
+  UNIQUE (run_id, model, recipe, format, device, options)
+)""", "CREATE INDEX results_run ON results(run_id)"),
+        2: ("ALTER TABLE runs ADD COLUMN shared_name TEXT", "ALTER TABLE runs ADD COLUMN origin TEXT",
+            "CREATE UNIQUE INDEX runs_shared_name ON runs(shared_name)",
+            "CREATE UNIQUE INDEX runs_origin ON runs(origin)", f"""CREATE TABLE run_shards (
+  run_id {key} NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  shard INTEGER NOT NULL, total INTEGER NOT NULL, status TEXT NOT NULL, host TEXT NOT NULL,
+  started_utc TEXT NOT NULL, finished_utc TEXT,
+  PRIMARY KEY (run_id, shard)
+)"""),
+    }
+
+
 class Cursor(Protocol):
     def execute(self, sql: str, args: Sequence[Any] = ...) -> Any: ...
 

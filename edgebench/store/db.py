@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import check_writable, mount_point
-from edgebench.store.base import SCHEMA_VERSION, BaseStore
+from edgebench.store.base import SCHEMA_VERSION, BaseStore, schema_migrations
 
 DEFAULT_PATH = Path(".edgebench/results.db")
 APPLICATION_ID = 0x45424E43  # "EBNC": PRAGMA application_id marks the file as edgebench's
@@ -32,40 +32,7 @@ APPLICATION_ID = 0x45424E43  # "EBNC": PRAGMA application_id marks the file as e
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL = 5, 6, 8, 10, 11, 13
 SQLITE_CANTOPEN, SQLITE_NOTADB = 14, 26
 
-# The schema, as migrations: each version's statements turn the one before into it (1 from an empty file).
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("""CREATE TABLE runs (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  name TEXT NOT NULL,
-  created_utc TEXT NOT NULL,
-  finished_utc TEXT,
-  status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
-  spec TEXT NOT NULL,
-  edgebench_version TEXT NOT NULL,
-  commit_sha TEXT,
-  commit_dirty INTEGER
-)""", """CREATE TABLE results (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-  model TEXT NOT NULL, recipe TEXT NOT NULL, format TEXT NOT NULL, device TEXT NOT NULL, options TEXT NOT NULL,
-  status TEXT NOT NULL,
-  error TEXT,
-  p50_ms REAL,
-  top1 REAL,
-  result TEXT NOT NULL,
-  created_utc TEXT NOT NULL,
-  UNIQUE (run_id, model, recipe, format, device, options)
-)""", "CREATE INDEX results_run ON results(run_id)"),
-    2: ("ALTER TABLE runs ADD COLUMN shared_name TEXT", "ALTER TABLE runs ADD COLUMN origin TEXT",
-        "CREATE UNIQUE INDEX runs_shared_name ON runs(shared_name)", "CREATE UNIQUE INDEX runs_origin ON runs(origin)",
-        """CREATE TABLE run_shards (
-  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-  shard INTEGER NOT NULL, total INTEGER NOT NULL, status TEXT NOT NULL, host TEXT NOT NULL,
-  started_utc TEXT NOT NULL, finished_utc TEXT,
-  PRIMARY KEY (run_id, shard)
-)"""),
-}
-assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1))
+MIGRATIONS = schema_migrations("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "REAL")
 
 
 class SqliteStore(BaseStore):
