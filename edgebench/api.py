@@ -29,7 +29,8 @@ from edgebench.pipeline.noise import NoiseFloor, store_floors
 from edgebench.pipeline.sweep.cells import build_plan
 from edgebench.pipeline.sweep.plan import Cell, Plan
 from edgebench.pipeline.sweep.run import Events, Outcome
-from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan
+from edgebench.pipeline.sweep.shard import check_run_name, parse_shard, shard_plan
+from edgebench.pipeline.sweep.stored import plan_sweep, resume_point, run_plan, shard_point
 from edgebench.report import ReportData, write_report
 from edgebench.result import Result, read_results as _read, write_results as _write
 from edgebench.store.base import RunInfo
@@ -223,22 +224,41 @@ class _Silent:
 
 def sweep(spec: PathLike | SweepSpec | Mapping[str, Any], *, store: PathLike = DEFAULT_PATH,
           resume: str | int | None = None, cache_dir: PathLike | None = None, base_dir: PathLike | None = None,
-          events: Events | None = None) -> SweepRun:
+          events: Events | None = None, run: str | None = None, shard: str | None = None) -> SweepRun:
     """``edgebench sweep``: plan the spec (as :func:`plan` takes it), convert each (model, recipe, format) once,
     measure every cell and file each in ``store`` at once; ``resume`` (a run id or name) runs only what that run
-    lacks. A failed cell is a result with ``status="error"``, not an exception. ``events`` hears the progress
-    (``pipeline.sweep.run.Events``). Returns the :class:`SweepRun`; an interrupted sweep raises EdgebenchError
-    (status INTERRUPTED) after keeping its finished cells."""
+    lacks. ``run`` names the run; with ``shard`` (``"I/N"``, as ``--shard``) only that shard's cells run, into
+    the shared run ``run`` every shard fills. A failed cell is a result with ``status="error"``, not an
+    exception. ``events`` hears the progress (``pipeline.sweep.run.Events``). Returns the :class:`SweepRun`
+    (a shard's: its own cells); an interrupted sweep raises EdgebenchError (status INTERRUPTED) after keeping its
+    finished cells."""
+    part = None if shard is None else parse_shard(shard)
+    if part is not None and run is None:
+        raise EdgebenchError(f"shard={shard!r} needs run=NAME: the run the shards share", ExitStatus.USAGE)
+    if run is not None:
+        if resume is not None:
+            raise EdgebenchError("run= names a new run (or a shard's shared run); resume= continues one: pass one "
+                                 "of them", ExitStatus.USAGE)
+        check_run_name(run)
     planned = plan(spec, base_dir=base_dir)
+    if part is not None:
+        planned = shard_plan(planned, part)
     store_path = resolve(store)
     use_lease_pool(store_path)  # a PostgreSQL store: its database leases the boards to every host
     with open_store(store_path) as db:
-        run_id, done = resume_point(db, planned, None if resume is None else str(resume))
-        run_id, outcome = run_plan(planned, db, run_id, done, _path(cache_dir), events or _Silent())
+        if part is not None and run is not None:
+            run_id, done = shard_point(db, planned, run, part, join=True)
+        else:
+            run_id, done = resume_point(db, planned, None if resume is None else str(resume))
+        run_id, outcome = run_plan(planned, db, run_id, done, _path(cache_dir), events or _Silent(), name=run,
+                                   shard=part)
         if outcome.interrupted:
+            again = f"shard={shard!r}, run={run!r}" if part is not None else f"resume={run_id}"
             raise EdgebenchError(f"interrupted: finished cells are stored in {shown(store_path)}; continue with "
-                                 f"sweep(spec, resume={run_id})", ExitStatus.INTERRUPTED)
-        return SweepRun(db.run(run_id), db.results(run_id), outcome)
+                                 f"sweep(spec, {again})", ExitStatus.INTERRUPTED)
+        mine = {cell.key for cell in planned.cells}
+        found = [r for r in db.results(run_id) if part is None or r.cell_key in mine]
+        return SweepRun(db.run(run_id), found, outcome)
 
 
 def runs(*, store: PathLike = DEFAULT_PATH, limit: int | None = None) -> list[RunInfo]:

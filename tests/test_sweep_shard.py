@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from edgebench.cli import main
 from edgebench.config import SweepModel
-from edgebench.errors import ExitStatus
+from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.pipeline.sweep.plan import Cell
 from edgebench.pipeline.sweep.shard import Shard, deal, dealt_cells, parse_shard, shard_plan
 from edgebench.pipeline.sweep.stored import plan_sweep, run_plan, shard_point
@@ -263,3 +263,19 @@ def test_two_shards_at_once_into_one_sqlite_store(tmp_path):
         (run,) = db.runs()
         assert run.name == "ci-1" and run.status == "finished" and run.cells == 4
         assert run.shards is not None and run.shards.finished == (1, 2)
+
+
+def test_the_python_api_runs_shards_into_one_run(tmp_path):
+    from edgebench import api
+    from tests.test_sweep import write_spec
+
+    spec = write_spec(tmp_path / "s.yaml", options={"threads": [1, 2]})
+    store = tmp_path / "r.db"
+    with pytest.raises(EdgebenchError, match="needs run=NAME"):
+        api.sweep(spec, store=store, shard="1/2", cache_dir=tmp_path / "c")
+    first = api.sweep(spec, store=store, shard="1/2", run="ci-7", cache_dir=tmp_path / "c")
+    assert first.run.status == "running" and first.run.shards.missing == (2,) and len(first.results) == 1
+    second = api.sweep(spec, store=store, shard="2/2", run="ci-7", cache_dir=tmp_path / "c")
+    assert second.run.id == first.run.id and second.run.status == "finished" and len(second.results) == 1
+    assert {r.cell_key for r in first.results + second.results} == {r.cell_key for r in api.results("ci-7",
+                                                                                                      store=store)}
