@@ -153,7 +153,9 @@ def test_latency_axis_is_logarithmic_and_spans_every_sample(real_results):
     ratios = {round(b / a, 6) for a, b in zip(ticks, ticks[1:])}
     assert ratios <= {2.0, 2.5, 10.0}, ticks  # 1-2-5 or decade steps: a log axis, not equal differences
     d = [c.distribution for c in data.cells if c.distribution]
-    assert ticks[0] / 5 <= min(x.min for x in d) and max(x.max for x in d) <= ticks[-1] * 5
+    # The axis spans every sample; its first and last labelled ticks lie within a step of the ends (a decade at
+    # most: with decade ticks the lowest one can sit up to 10× above the fastest sample).
+    assert ticks[0] / 10 <= min(x.min for x in d) and max(x.max for x in d) <= ticks[-1] * 10
 
 
 def test_size_bars_carry_the_file_sizes_as_tooltips(real_results, digits_onnx):
