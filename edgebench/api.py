@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeAlias
+from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 
 from edgebench.artifacts import cache as artifacts
 from edgebench.compress.graph import layer_selection
@@ -22,7 +22,7 @@ from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import parse_formats
 from edgebench.pipeline.ab import AB_TIMING, ABRounds, Budget, gate_rounds, run_sequential
-from edgebench.pipeline.bench import BenchRequest, run_bench
+from edgebench.pipeline.bench import BenchRequest, hub_source, model_name, run_bench
 from edgebench.pipeline.compare import Criteria, Row, compare as run_compare
 from edgebench.pipeline.gate import GateReport, is_stored_run, load_results, run_gate
 from edgebench.pipeline.noise import NoiseFloor, store_floors
@@ -42,6 +42,9 @@ from edgebench.training.finetune import Finetune
 from edgebench.training.module import ModuleResult, compress_module
 from edgebench.training.spec import TrainSpec
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["ABRun", "ModuleResult", "SweepRun", "TrainSpec", "ab", "bench", "compare", "compress", "compress_module",
            "convert", "export", "gate", "noise", "plan", "read_results", "report", "results", "runs", "sweep",
            "write_results"]
@@ -52,6 +55,8 @@ Ranges: TypeAlias = Mapping[str, tuple[float, float]] | None
 Timing: TypeAlias = TimingSpec | Mapping[str, float] | None
 Side: TypeAlias = str | Path | int | Sequence[Result]  # a result file, a run id or name, or results
 Rules: TypeAlias = PathLike | GateSpec | Mapping[str, Any] | None
+Model: TypeAlias = "PathLike | torch.nn.Module"  # a model file (or SavedModel folder), or a module to export
+Examples: TypeAlias = "Sequence[torch.Tensor] | None"
 DEFAULT_FORMATS = ("onnx", "openvino", "tflite")  # compare's
 
 
@@ -107,6 +112,28 @@ def _ranges(ranges: Ranges) -> dict[str, tuple[float, float]]:
     return found
 
 
+def _model(model: Model, example_inputs: Examples, cache_dir: PathLike | None,
+           shapes: Mapping[str, tuple[int, ...]]) -> tuple[Path, str | None, dict[str, Any] | None]:
+    """The ONNX a call works on, the name its results take by default and its source record: a path as it is (a
+    Keras, SavedModel or PyTorch file exported to its hub ONNX first); a ``torch.nn.Module`` exported with
+    torch.export and the dynamo exporter from ``example_inputs`` (docs/sources.md)."""
+    from edgebench.artifacts.cache import cache_root
+    from edgebench.sources.hub import module_to_hub
+
+    if isinstance(model, (str, Path)):
+        if example_inputs is not None:
+            raise EdgebenchError("example_inputs apply to a torch.nn.Module; a model file carries its own: drop them",
+                                 ExitStatus.USAGE)
+        path = Path(model).expanduser()
+        hub = hub_source(path, _path(cache_dir), shapes)
+        return (path, None, None) if hub is None else (hub.onnx, model_name(path), hub.record())
+    if example_inputs is None:
+        raise EdgebenchError(f"a {type(model).__name__} is exported with torch.export, which needs example inputs: "
+                             "pass example_inputs=(tensor, …), one per forward() argument", ExitStatus.USAGE)
+    made = module_to_hub(model, tuple(example_inputs), cache_root(_path(cache_dir)))
+    return made.onnx, type(model).__name__, made.record()
+
+
 def _timing(timing: Timing) -> TimingSpec:
     if timing is None or isinstance(timing, TimingSpec):
         return timing or TimingSpec()
@@ -117,7 +144,8 @@ def _formats(formats: str | Sequence[str]) -> list[str]:
     return parse_formats(formats if isinstance(formats, str) else ",".join(formats))
 
 
-def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | None = None,
+def bench(model: Model, *, example_inputs: Examples = None, device: str = "local-cpu",
+          dataset: PathLike | None = None,
           format: str | None = None, precision: str | None = None, recipe: str | None = None,
           calibration: PathLike | None = None, batch: int | None = None, threads: int | None = None,
           shapes: Shapes = None, input_ranges: Ranges = None, input_values: Mapping[str, float] | None = None,
@@ -125,20 +153,26 @@ def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | Non
           include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False,
           name: str | None = None, cache_dir: PathLike | None = None, store: PathLike | None = None,
           finetune: PathLike | None = None, teacher: PathLike | None = None, train_config: PathLike | None = None,
-          progress: Callable[[str], None] | None = None, profile: bool = False) -> Result:
+          progress: Callable[[str], None] | None = None, profile: bool = False, route: str = "auto") -> Result:
     """``edgebench bench``: one model or artifact on one device (``format``/``recipe``: converted through the
     cache first; ``finetune``: fine-tuned on that labelled .npz, as :func:`compress`). ``options`` are the
     runtime's (``--option``); ``timing`` a :class:`TimingSpec` or a mapping of its fields; ``profile``: also
-    per-layer times (``--profile``, ``Result.profile``). With ``store``, the result is also filed there as a
-    finished run named ``bench-<model name>``. Returns the :class:`~edgebench.result.Result`."""
-    model_path = Path(model).expanduser()
+    per-layer times (``--profile``, ``Result.profile``); ``route="hub"``: a source model's format converted through
+    its ONNX even where a direct route exists (``--route``). With ``store``, the result is also filed there as a
+    finished run named ``bench-<model name>``. ``model``: a file (.onnx, an artifact, or a Keras, SavedModel or
+    PyTorch model exported to ONNX first), or a ``torch.nn.Module`` with ``example_inputs`` (a tuple of tensors,
+    one per ``forward`` argument), exported with torch.export (named after its class). Returns the
+    :class:`~edgebench.result.Result`; ``result.model.source`` says what was exported and how."""
+    sizes = _shapes(shapes)
+    model_path, default_name, source = _model(model, example_inputs, cache_dir, sizes)
     req = BenchRequest(
         model=model_path, device=device, dataset=_path(dataset), batch=batch, threads=threads,
-        shapes=_shapes(shapes), ranges=_ranges(input_ranges), values=dict(input_values or {}), output=output,
+        shapes=sizes, ranges=_ranges(input_ranges), values=dict(input_values or {}), output=output,
         backend_options=dict(options or {}), format=format, precision=precision, recipe=recipe,
         calibration=_path(calibration), cache_dir=_path(cache_dir), timing=_timing(timing),
-        layers=layer_selection(include, exclude, all_layers), name=name,
-        finetune=_finetune(finetune, teacher, train_config, output), progress=progress, profile=profile)
+        layers=layer_selection(include, exclude, all_layers), name=name or default_name, source=source,
+        finetune=_finetune(finetune, teacher, train_config, output), progress=progress, profile=profile,
+        route=route)
     use_lease_pool(resolve(store) if store is not None else default_location())
     result = run_bench(req)
     if store is not None:
@@ -146,29 +180,32 @@ def bench(model: PathLike, *, device: str = "local-cpu", dataset: PathLike | Non
     return result
 
 
-def convert(model: PathLike, to: str | Sequence[str] = ("onnx",), *, precision: str | None = None,
+def convert(model: Model, to: str | Sequence[str] = ("onnx",), *, example_inputs: Examples = None,
+            precision: str | None = None,
             recipe: str | None = None, calibration: PathLike | None = None, shapes: Shapes = None,
             include: Sequence[str] = (), exclude: Sequence[str] = (), all_layers: bool = False, seed: int = 0,
             cache_dir: PathLike | None = None, finetune: PathLike | None = None, teacher: PathLike | None = None,
-            train_config: PathLike | None = None,
-            progress: Callable[[str], None] | None = None) -> list[artifacts.CachedArtifact]:
+            train_config: PathLike | None = None, progress: Callable[[str], None] | None = None,
+            route: str = "auto") -> list[artifacts.CachedArtifact]:
     """``edgebench convert``: the model in each format of ``to`` (a list, or ``"onnx,openvino"``), through the
     artifact cache. Returns one :class:`~edgebench.artifacts.cache.CachedArtifact` per format: its folder, its
     typed ``meta`` (files, sizes, cost metrics, preservation) and whether the cache had it (``hit``).
     ``finetune`` (a labelled .npz), ``teacher`` and ``train_config``: as --finetune, --teacher, --train-config;
-    ``progress`` gets fine-tuning's epoch lines."""
-    source = Path(model).expanduser()
+    ``progress`` gets fine-tuning's epoch lines. ``model``/``example_inputs``/``route``: as :func:`bench` takes
+    them; ``meta.route`` says how each artifact was converted."""
     sizes = _shapes(shapes)
+    source, _, _ = _model(model, example_inputs, cache_dir, sizes)  # the artifacts' meta.json record it (origin)
     check_shapes(load_onnx_info(source).inputs, sizes)  # a bad model or shape: refused before converting
     canonical = artifacts.effective_recipe(recipe, precision).canonical
     selection = layer_selection(include, exclude, all_layers)
     training = _finetune(finetune, teacher, train_config, None)
     return [artifacts.ensure(source, fmt, recipe=canonical, calibration=_path(calibration), root=_path(cache_dir),
-                             shapes=sizes, selection=selection, seed=seed, finetune=training, progress=progress)
+                             shapes=sizes, selection=selection, seed=seed, finetune=training, progress=progress,
+                             route=route)
             for fmt in _formats(to)]
 
 
-def compress(model: PathLike, recipe: str, *, to: str | Sequence[str] = ("onnx",),
+def compress(model: Model, recipe: str, *, to: str | Sequence[str] = ("onnx",), example_inputs: Examples = None,
              calibration: PathLike | None = None, shapes: Shapes = None, include: Sequence[str] = (),
              exclude: Sequence[str] = (), all_layers: bool = False, seed: int = 0,
              cache_dir: PathLike | None = None, finetune: PathLike | None = None, teacher: PathLike | None = None,
@@ -179,13 +216,15 @@ def compress(model: PathLike, recipe: str, *, to: str | Sequence[str] = ("onnx",
     ``sparsity``, ``max_unique_values`` …) and whether the produced file kept it (``preservation``).
     ``finetune``: a labelled .npz (one array per model input + integer ``labels``) to train the recipe's steps
     on (gradual pruning, trained centroids, QAT for int8; ``meta.weights.training`` holds the epochs' loss and
-    held-out top-1); for a ``torch.nn.Module`` of your own see :func:`compress_module`."""
-    return convert(model, to, recipe=recipe, calibration=calibration, shapes=shapes, include=include,
-                   exclude=exclude, all_layers=all_layers, seed=seed, cache_dir=cache_dir, finetune=finetune,
-                   teacher=teacher, train_config=train_config, progress=progress)
+    held-out top-1); for a ``torch.nn.Module`` of your own see :func:`compress_module` (or pass it with
+    ``example_inputs`` to compress its export)."""
+    return convert(model, to, example_inputs=example_inputs, recipe=recipe, calibration=calibration, shapes=shapes,
+                   include=include, exclude=exclude, all_layers=all_layers, seed=seed, cache_dir=cache_dir,
+                   finetune=finetune, teacher=teacher, train_config=train_config, progress=progress)
 
 
-def compare(model: PathLike, formats: str | Sequence[str] = DEFAULT_FORMATS, *, dataset: PathLike | None = None,
+def compare(model: Model, formats: str | Sequence[str] = DEFAULT_FORMATS, *, example_inputs: Examples = None,
+            dataset: PathLike | None = None,
             precision: str | None = None, recipe: str | None = None, device: str = "local-cpu",
             threads: int | None = None, output: str | None = None, task: str = "auto",
             calibration: PathLike | None = None, criteria: Mapping[str, Criteria] | None = None,
@@ -195,21 +234,26 @@ def compare(model: PathLike, formats: str | Sequence[str] = DEFAULT_FORMATS, *, 
     """``edgebench compare``: every format on the same data, each output judged against the fp32 ONNX Runtime
     reference. ``criteria`` replaces the defaults (``DEFAULT_CRITERIA``) of the precisions it names. Returns one
     :class:`~edgebench.pipeline.compare.Row` per format; a format that fails the criteria is ``passed=False``
-    with its ``failures`` (not an exception, unlike the CLI's exit 1), one that fails to run has ``error``."""
-    return run_compare(Path(model).expanduser(), _formats(formats), _path(dataset), precision, device, threads,
+    with its ``failures`` (not an exception, unlike the CLI's exit 1), one that fails to run has ``error``.
+    ``model``/``example_inputs``: as :func:`bench` takes them."""
+    onnx, _, _ = _model(model, example_inputs, cache_dir, _shapes(shapes))
+    return run_compare(onnx, _formats(formats), _path(dataset), precision, device, threads,
                        output, _path(calibration), _path(cache_dir), criteria=dict(criteria or {}), recipe=recipe,
                        task=task, shapes=_shapes(shapes), ranges=_ranges(input_ranges),
                        values=dict(input_values or {}), layers=layer_selection(include, exclude, all_layers))
 
 
-def plan(spec: PathLike | SweepSpec | Mapping[str, Any], *, base_dir: PathLike | None = None) -> Plan:
+def plan(spec: PathLike | SweepSpec | Mapping[str, Any], *, base_dir: PathLike | None = None,
+         cache_dir: PathLike | None = None) -> Plan:
     """``edgebench sweep --dry-run``: the checked plan of a spec — a YAML path, a :class:`SweepSpec`, or a
     mapping of its fields (their paths relative to ``base_dir``, default the current folder). Returns the
-    :class:`~edgebench.pipeline.sweep.plan.Plan`: ``cells``, ``conversions`` and the ``skipped`` cells with why."""
+    :class:`~edgebench.pipeline.sweep.plan.Plan`: ``cells``, ``conversions`` and the ``skipped`` cells with why;
+    its Keras, SavedModel and PyTorch models are exported to ONNX into ``cache_dir`` (``hubs``)."""
     if isinstance(spec, (str, Path)):
-        return plan_sweep(Path(spec).expanduser())
+        return plan_sweep(Path(spec).expanduser(), _path(cache_dir))
     parsed = spec if isinstance(spec, SweepSpec) else parse_model(SweepSpec, dict(spec), "sweep spec")
-    return build_plan(parsed, Path(base_dir or Path.cwd()).expanduser().resolve(), f"sweep spec {parsed.name!r}")
+    return build_plan(parsed, Path(base_dir or Path.cwd()).expanduser().resolve(), f"sweep spec {parsed.name!r}",
+                      _path(cache_dir))
 
 
 class _Silent:
@@ -240,7 +284,7 @@ def sweep(spec: PathLike | SweepSpec | Mapping[str, Any], *, store: PathLike = D
             raise EdgebenchError("run= names a new run (or a shard's shared run); resume= continues one: pass one "
                                  "of them", ExitStatus.USAGE)
         check_run_name(run)
-    planned = plan(spec, base_dir=base_dir)
+    planned = plan(spec, base_dir=base_dir, cache_dir=cache_dir)
     if part is not None:
         planned = shard_plan(planned, part)
     store_path = resolve(store)

@@ -308,7 +308,8 @@ class LayerSpec(Strict):
 class SweepModel(Strict):
     name: str = Field("", description="the model's name in results and reports; default (empty): the file's name "
                       "as bench names it (the stem, or the folder of a generic stem like model.onnx)")
-    path: str = Field(..., description="the source model (.onnx), relative to the spec file")
+    path: str = Field(..., description="the source model (.onnx, or a Keras, SavedModel or PyTorch model exported "
+                      "to ONNX first: docs/sources.md), relative to the spec file")
     dataset: str | None = Field(None, description=".npz with one array per input (+ labels) for accuracy")
     calibration: str | None = Field(None, description=".npz of calibration inputs for int8 recipes")
     finetune: str | None = Field(None, description="labelled .npz (inputs + integer labels) the recipes with a "

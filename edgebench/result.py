@@ -64,7 +64,8 @@ class ModelInfo:
     ``costs`` is open-ended by design: the cost metrics read from the artifact (``COST_METRICS`` of
     artifacts.meta: params, sparsity, ratios …) and what the recipe asked for (``sparsity_requested``,
     ``clusters_requested``), plus any key this edgebench does not know, kept in order. ``inputs`` and
-    ``outputs`` are the artifact's tensors as ``formats.tensors.TensorIO.to_dict`` writes them.
+    ``outputs`` are the artifact's tensors as ``formats.tensors.TensorIO.to_dict`` writes them. ``source``: the
+    Keras, SavedModel or PyTorch model it was exported from (docs/sources.md), written only where there is one.
 
     JSON: a measured cell (one with ``source_sha256``) writes every field, null where unknown (``cache_hit``
     is null when the cache was not used); an error cell leaves out what is None, naming only its model,
@@ -85,6 +86,9 @@ class ModelInfo:
     warnings: list[str] = field(default_factory=list)
     inputs: list[dict[str, Any]] | None = None
     outputs: list[dict[str, Any]] | None = None
+    # the framework model the hub ONNX was exported from (sources.hub.HubModel.record: kind, path, sha256,
+    # exporter, route, versions); None, and absent from the JSON, for a model given as ONNX or as an artifact
+    source: dict[str, Any] | None = None
 
     _ORDER: ClassVar[tuple[str, ...]] = ("name", "source_sha256", "recipe", "format", "precision", "path", "size_bytes", "gzip_bytes",
               "files", "cache_hit")
@@ -105,13 +109,15 @@ class ModelInfo:
         for key in ("inputs", "outputs"):
             if getattr(self, key) is not None or measured:
                 out[key] = copy.deepcopy(getattr(self, key))
+        if self.source is not None:
+            out["source"] = copy.deepcopy(self.source)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelInfo":
         if not isinstance(data, Mapping) or "name" not in data:
             raise RecordError("result model: expected an object with a name")
-        typed = {*cls._ORDER, "warnings", "inputs", "outputs"}
+        typed = {*cls._ORDER, "warnings", "inputs", "outputs", "source"}
         rest = {k: copy.deepcopy(v) for k, v in data.items() if k not in typed}
         given = _typed(cls, {k: copy.deepcopy(v) for k, v in data.items() if k in typed}, "model")
         return cls(**given, costs=rest)

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"data", "result_parts"},
     {"compress"},
     {"training"},
-    {"formats"},
+    {"formats", "sources"},
     {"config", "result"},
     {"artifacts", "devices", "store"},
     {"pipeline"},

@@ -28,16 +28,20 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from edgebench import __version__
 from edgebench.artifacts.meta import META_VERSION, ArtifactMeta, ArtifactWeights
+from edgebench.artifacts.routes import Direct, choose, record
 from edgebench.compress.graph import LayerSelection, constant_weights
 from edgebench.compress.metrics import onnx_weights, ratios
+from edgebench.compress.prior import Prior, prior_compression
 from edgebench.compress.weights import apply_weight_steps
 from edgebench.compress.recipe import Recipe, parse_recipe
 from edgebench.errors import EdgebenchError, ExitStatus
-from edgebench.formats import Artifact, check_precision, convert
+from edgebench.formats import Artifact, check_precision, convert, get, names
 from edgebench.formats.calibration import check_calibration, require_calibration
+from edgebench.formats.prequantized import prequantized, with_int8_weights
 from edgebench.formats.readback import Preservation, costs, verify
-from edgebench.files import gzip_bytes, raw_bytes, remove_stale
+from edgebench.files import gzip_bytes, raw_bytes, remove_stale, temp_prefix
 from edgebench.data.source import require_file, sha256_file
+from edgebench.sources.hub import origin
 
 if TYPE_CHECKING:
     from edgebench.training.finetune import Finetune
@@ -95,6 +99,8 @@ class _Conversion:
     source_sha: str
     calib_sha: str | None
     key: str
+    direct: Direct | None = None  # the direct route from the source itself (artifacts.routes); None: the hub ONNX
+    route: str | None = None  # the route asked for ("hub" forces the hub ONNX)
 
     @property
     def entry(self) -> Path:
@@ -104,7 +110,7 @@ class _Conversion:
 def _conversion(source: Path, fmt: str, precision: str | None, recipe: str | None, calibration: Path | None,
                 root: Path | None, selection: LayerSelection | None, seed: int,
                 shapes: dict[str, tuple[int, ...]] | None, options: dict[str, Any],
-                finetune: "Finetune | None" = None) -> _Conversion:
+                finetune: "Finetune | None" = None, route: str | None = None) -> _Conversion:
     source = require_file(source)
     if shapes:  # sizes for dynamic dimensions (--shape), for converters and calibration: part of the key
         options["shapes"] = {name: [int(d) for d in dims] for name, dims in sorted(shapes.items())}
@@ -115,28 +121,38 @@ def _conversion(source: Path, fmt: str, precision: str | None, recipe: str | Non
 
         parsed, training = check_training(source, parsed, finetune)
     converter = check_precision(fmt, parsed.precision)
+    direct = choose(source, fmt, parsed, route)
     selection = selection or LayerSelection()
     source_sha = sha256_file(source)
     calib_sha = sha256_file(require_file(calibration, "calibration")) if calibration else None
-    if parsed.precision == "int8" and not (parsed.trains and converter.takes_qdq):  # QAT needs no calibration
+    # quantization-aware training, here or before the source was exported, needs no calibration
+    qat = parsed.trains or (parsed.precision == "int8" and not parsed.weight_steps and prequantized(source))
+    if parsed.precision == "int8" and not (qat and (converter.takes_qdq or direct is not None)):
+        if qat and calibration is None:
+            takers = ", ".join(name for name in names() if get(name).takes_qdq)
+            raise EdgebenchError(f"{fmt} int8 of a quantization-aware-trained model calibrates its activation ranges "
+                                 f"again ({fmt}'s converter cannot take Q/DQ ranges): pass --calibration NPZ, or use "
+                                 f"a format that takes them ({takers})", ExitStatus.USAGE)
         require_calibration(calibration)
     if calibration is not None:  # a misfit set, or NaN in it (a TFLite conversion's sample too), named before work
         check_calibration(source, calibration, parsed.precision == "int8", shapes)
     layers: dict[str, Any] = {} if selection == LayerSelection() else {"layers": asdict(selection)}
     if seed and (parsed.find("cluster") or parsed.trains):  # training: the seed splits, shuffles and inits
         layers["seed"] = seed
-    scheme = converter.key_material(parsed.precision)  # e.g. the int8 scheme
-    key = cache_key(source_sha, parsed.canonical, fmt, parsed.precision, converter.tool_versions(), calib_sha,
+    scheme = converter.key_material(parsed.precision) if direct is None else direct.key_material()
+    key = cache_key(source_sha, parsed.canonical, fmt, parsed.precision,
+                    converter.tool_versions() if direct is None else direct.versions(), calib_sha,
                     {**options, **layers, **scheme, **training})
     return _Conversion(source, fmt, parsed, calibration, root, selection, seed, options, layers, finetune, training,
-                       source_sha, calib_sha, key)
+                       source_sha, calib_sha, key, direct, route)
 
 
 def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | None = None,
            calibration: Path | None = None, root: Path | None = None,
            selection: LayerSelection | None = None, seed: int = 0,
            shapes: dict[str, tuple[int, ...]] | None = None, finetune: "Finetune | None" = None,
-           progress: Callable[[str], None] | None = None, **options: Any) -> CachedArtifact:
+           progress: Callable[[str], None] | None = None, route: str | None = None,
+           **options: Any) -> CachedArtifact:
     """The cached artifact for these inputs, converting only when no entry exists yet.
 
     ``recipe`` (e.g. ``prune:0.8+cluster:16+int8``) sets the precision; ``precision`` alone is the
@@ -147,8 +163,12 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
     ``finetune`` (training data, teacher, settings) trains the recipe's steps (edgebench.training): the trained
     float model (or, for int8, the QAT model as QDQ ONNX) is cached once for every format like the weight
     steps' model, keyed by the training data and settings too; ``progress`` gets its epoch lines.
+
+    A source model's artifact goes straight from the source where the format has a direct route for the recipe
+    (``artifacts.routes``; ``route="hub"`` forces its hub ONNX), and its meta.json records the route taken.
     """
-    c = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options, finetune)
+    c = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options, finetune,
+                    route)
     parsed = c.recipe
     remove_leftovers(cache_root(c.root))
 
@@ -160,21 +180,40 @@ def ensure(source: Path, fmt: str, precision: str | None = None, recipe: str | N
             float_path, weights = float_model(c.source, c.source_sha, Recipe(parsed.weight_steps), c.selection,
                                               c.seed, c.root)
         step = parsed.find("int8")
-        quantization = {"method": step.option if step else "minmax", "per_channel": not (weights or {}).get("clustered")}
-        qdq = (weights or {}).get("qdq")
-        if qdq and parsed.precision == "int8":  # QAT: the formats take its Q/DQ scales (quantizer: qat)
-            quantization["qdq"] = str(float_path.parent / qdq)
-        artifact = convert(float_path, fmt, parsed.precision, tmp, c.calibration, quantization=quantization,
-                           **c.options)
-        status, note = Preservation.NOTHING, "nothing to preserve: the recipe has no prune/cluster step"
-        made = None
-        if weights is not None:
-            made = ArtifactWeights(weights["sha256"], weights["steps"], weights["clustered"], weights.get("training"))
-            status, note = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("source")) as work:
+            prior, qdq = Prior(), (weights or {}).get("qdq")
+            if qdq:
+                qdq = str(float_path.parent / qdq)
+            if not (parsed.weight_steps or parsed.needs_torch):  # the compression the source arrived with
+                if parsed.precision == "int8" and prequantized(float_path):  # QAT elsewhere: its own Q/DQ
+                    float_path = qdq = with_int8_weights(float_path, Path(work) / "qdq.onnx")
+                prior = prior_compression(float_path)
+            clustered = (weights or {}).get("clustered") or prior.clustered
+            quantization = {"method": step.option if step else "minmax", "per_channel": not clustered}
+            if qdq and parsed.precision == "int8":  # QAT: the formats take its Q/DQ scales (quantizer: qat)
+                quantization["qdq"] = str(qdq)
+            if c.direct is not None:
+                artifact = c.direct.convert(parsed.precision, tmp, c.calibration, quantization, c.options)
+            else:
+                artifact = convert(float_path, fmt, parsed.precision, tmp, c.calibration, quantization=quantization,
+                                   **c.options)
+                if origin(c.source) is not None:
+                    artifact.meta["route"] = record(fmt, artifact)
+            status, note = Preservation.NOTHING, "nothing to preserve: the recipe has no prune/cluster step"
+            made = None
+            if weights is not None:
+                made = ArtifactWeights(weights["sha256"], weights["steps"], weights["clustered"],
+                                       weights.get("training"))
+            if prior:  # checked on the produced file as edgebench's own steps are
+                status, note = verify(fmt, artifact.main, onnx_weights(float_path)[1], prior.clustered)
+                note = f"{note}; the source arrived compressed: {prior.describe()}"
+            elif weights is not None:
+                status, note = verify(fmt, artifact.main, onnx_weights(float_path)[1], weights["clustered"])
         meta = build_meta(artifact, c.source, c.source_sha, parsed.canonical, c.key, c.calib_sha,
                           {**c.options, **c.layers}, status, note, made)
         if parsed.canonical != "fp32":
-            ref = ensure(c.source, fmt, "fp32", calibration=c.calibration, root=c.root, **c.options).meta
+            ref = ensure(c.source, fmt, "fp32", calibration=c.calibration, root=c.root, route=c.route,
+                         **c.options).meta
             r = ratios(meta.to_dict(), ref.to_dict())
             meta = replace(meta, size_ratio=r["size_ratio"], gzip_ratio=r["gzip_ratio"], dc_ratio=r.get("dc_ratio"),
                            reference_key=ref.key)
@@ -189,11 +228,11 @@ def lookup(source: Path, fmt: str, precision: str | None = None, recipe: str | N
            calibration: Path | None = None, root: Path | None = None,
            selection: LayerSelection | None = None, seed: int = 0,
            shapes: dict[str, tuple[int, ...]] | None = None, finetune: "Finetune | None" = None,
-           **options: Any) -> CachedArtifact | None:
+           route: str | None = None, **options: Any) -> CachedArtifact | None:
     """The artifact ``ensure`` would return when it is already cached, else None, converting nothing (so a
     plan can say what is already there); the inputs are checked as ``ensure`` checks them."""
     entry = _conversion(source, fmt, precision, recipe, calibration, root, selection, seed, shapes, options,
-                        finetune).entry
+                        finetune, route).entry
     return _load(entry, hit=True) if (entry / "meta.json").is_file() else None
 
 
@@ -282,12 +321,13 @@ def _materialize(entry: Path, build: Any) -> tuple[Path, bool]:
 
 def remove_leftovers(root: Path) -> list[Path]:
     """Remove (once per process) the build folders in cache ``root`` (``<shard>/.<key>-<pid>-*``, under
-    ``weights/`` too) that a killed conversion left: untouched for STALE_S, their process gone. Returns
+    ``weights/``, ``trained/`` and ``sources/`` too) that a killed conversion or export left: untouched for STALE_S, their process gone. Returns
     those removed."""
     if root in _swept:
         return []
     _swept.add(root)
-    return remove_stale([*root.glob("*/.*"), *root.glob("weights/*/.*"), *root.glob("trained/*/.*")], _BUILD)
+    return remove_stale([*root.glob("*/.*"), *root.glob("weights/*/.*"), *root.glob("trained/*/.*"),
+                         *root.glob("sources/*/.*")], _BUILD)
 
 
 def _load(entry: Path, hit: bool) -> CachedArtifact:
@@ -298,7 +338,8 @@ def build_meta(artifact: Artifact, source: Path, source_sha: str, recipe: str, k
                options: dict[str, Any], preservation: Preservation, preservation_note: str,
                weights: ArtifactWeights | None) -> ArtifactMeta:
     root = artifact.main.parent
-    details = {k: v for k, v in artifact.meta.items() if k not in ("files", "main", "convert_s", "tool_versions")}
+    details = {k: v for k, v in artifact.meta.items()
+               if k not in ("files", "main", "convert_s", "tool_versions", "route")}
     return ArtifactMeta(
         meta_version=META_VERSION, key=key, edgebench_version=__version__,
         created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -310,5 +351,6 @@ def build_meta(artifact: Artifact, source: Path, source_sha: str, recipe: str, k
         **costs(artifact.format, artifact.main),
         inputs=tuple(artifact.inputs), outputs=tuple(artifact.outputs), details=details,
         convert_s=artifact.meta["convert_s"], tool_versions=artifact.meta["tool_versions"],
-        preservation=preservation, preservation_note=preservation_note, weights=weights,
+        preservation=preservation, preservation_note=preservation_note, weights=weights, origin=origin(source),
+        route=artifact.meta.get("route"),
     )

@@ -13,8 +13,9 @@ from edgebench.formats.tensors import TensorIO
 
 # 2: recipes; costs read back from the produced files. 3: Constant weights lifted, layer rule, int8 scheme.
 # 4: preservation as a Preservation value, with preservation_note beside it. 5: Deep Compression's storage
-# measure (dc_bytes, dc_ratio); fine-tuned recipes (weights.training)
-META_VERSION = 5
+# measure (dc_bytes, dc_ratio); fine-tuned recipes (weights.training). 6: source models (origin, the route taken),
+# compression made in the framework kept (one int8 scale per clustered tensor, a QAT source's own Q/DQ)
+META_VERSION = 6
 
 # The cost metrics a result carries from its artifact (pipeline.bench.cost_metrics): counted on the produced
 # files (formats.readback.costs), ratios against the fp32 artifact of the same format (compress.metrics.ratios).
@@ -85,6 +86,12 @@ class ArtifactMeta:
     gzip_ratio: float | None = None
     dc_ratio: float | None = None
     reference_key: str | None = None
+    # the source model the hub ONNX was exported from (sources.hub.HubModel.record: kind, path, sha256, exporter,
+    # route, versions); None for an ONNX given as it is
+    origin: Mapping[str, Any] | None = None
+    # how a source's artifact was converted (artifacts.routes): {"route": "Keras model → TFLiteConverter…" or
+    # "hub ONNX → onnx2tf", "tool": "tensorflow 2.21.0"}; None for an ONNX given as it is
+    route: Mapping[str, Any] | None = None
 
     @property
     def weight_steps(self) -> Mapping[str, Any]:

@@ -79,7 +79,8 @@ class Target:
 def resolve(model: Path, fmt: str | None = None, precision: str | None = None, recipe: str | None = None,
             calibration: Path | None = None, cache_dir: Path | None = None,
             shapes: dict[str, tuple[int, ...]] | None = None, selection: LayerSelection | None = None,
-            finetune: "Finetune | None" = None, progress: Callable[[str], None] | None = None) -> Target:
+            finetune: "Finetune | None" = None, progress: Callable[[str], None] | None = None,
+            route: str | None = None) -> Target:
     model = require_file(model)
     own = format_of(model)
     if recipe is not None and own != "onnx":
@@ -91,7 +92,7 @@ def resolve(model: Path, fmt: str | None = None, precision: str | None = None, r
         recipe is None or artifacts.effective_recipe(recipe, None).canonical == "fp32")
     if fmt is not None and own == "onnx" and (fmt != "onnx" or not plain):
         cached = artifacts.ensure(model, fmt, precision, recipe, calibration, cache_dir, shapes=shapes,
-                                  selection=selection, finetune=finetune, progress=progress)
+                                  selection=selection, finetune=finetune, progress=progress, route=route)
         return Target.from_cached(cached)
     if fmt is not None and fmt != own:
         raise EdgebenchError(f"{model.name} is already a {own} artifact; --format {fmt} converts only from an "

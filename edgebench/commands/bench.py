@@ -9,7 +9,7 @@ import typer
 
 from edgebench.pipeline.bench import BenchRequest, execute, resolve_target
 from edgebench.commands.common import (AllLayers, Batch, Dataset, Device, Exclude, FinetuneData, Include, InputRanges,
-                                       InputValues, ModelName, Shapes, Teacher, Threads, TrainConfig,
+                                       InputValues, ModelName, Route, Shapes, Teacher, Threads, TrainConfig,
                                        check_default_cache, environment, finetune_from, parse_options,
                                        training_progress, writable_store,
                                        parse_ranges, parse_shapes, parse_values, print_warnings, timing_options,
@@ -18,6 +18,7 @@ from edgebench.commands.progress import Steps
 from edgebench.compress.graph import layer_selection
 from edgebench.config import check_cpus
 from edgebench.errors import EdgebenchError, ExitStatus
+from edgebench.sources.registry import source_of
 from edgebench.commands.tables import energy_line, profile_table, result_table, throughput_line
 from edgebench.result import write_results
 from edgebench.store.locate import default_location, shown
@@ -27,8 +28,11 @@ from edgebench.store.runs import record_bench
 
 def bench(
     ctx: typer.Context,
-    model: Path = typer.Argument(..., help="Model or artifact: .onnx, .xml (OpenVINO IR), .tflite, .engine/.plan."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Convert the .onnx to this format first (through the cache)."),
+    model: Path = typer.Argument(..., help="Model or artifact: .onnx, .xml (OpenVINO IR), .tflite, .engine/.plan; or a "
+                                 "model to export to ONNX first: .keras, .h5, a SavedModel folder, .pt2, .pt "
+                                 "(docs/sources.md)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Convert the model to this format first (through the "
+                                      "cache)."),
     precision: Optional[str] = typer.Option(None, help="With --format: fp32 (default), fp16, int8, int8-dynamic."),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Compress the .onnx first (through the cache), "
                                          "e.g. prune:0.5+int8; with --format, for that format."),
@@ -67,6 +71,7 @@ def bench(
     include: Include = [],
     exclude: Exclude = [],
     all_layers: AllLayers = False,
+    route: Route = "auto",
     name: ModelName = None,
     json_out: Optional[Path] = typer.Option(None, "--json", callback=writable_file, help="Write the result JSON here."),
     store: Optional[str] = typer.Option(None, "--store", callback=writable_store, help="Also file the result in this results store (the "
@@ -83,20 +88,21 @@ def bench(
         layers=layer_selection(include, exclude, all_layers), name=name,
         finetune=finetune_from(finetune, teacher, train_config, output),
         **load_options(mode, streams, requests, cpus),
-        profile=profile,
+        profile=profile, route=route,
     )
     env = environment(ctx)
     console = env.console
     req.progress = training_progress(console)
-    converts = (fmt or recipe or finetune) is not None and req.model.suffix.lower() == ".onnx"
-    if converts:
+    exports = source_of(model) is not None  # a Keras, SavedModel or PyTorch model: exported to ONNX first
+    converts = (fmt or recipe or finetune) is not None and (exports or req.model.suffix.lower() == ".onnx")
+    if converts or exports:
         check_default_cache(cache_dir)
     measuring = f"benchmarking {req.model.name} on {req.device}"
     with Steps(env, f"converting {req.model.name} to {fmt or 'onnx'} {recipe or precision or 'fp32'}" if converts
-               else measuring) as steps:
-        target = resolve_target(req)
-        if converts:
-            steps.step(measuring, "cache hit" if target.cache_hit else "converted")
+               else f"exporting {req.model.name} to ONNX" if exports else measuring) as steps:
+        target = resolve_target(req)  # a source model: its hub ONNX from here on (req.model, req.source)
+        if converts or exports:
+            steps.step(measuring, ("cache hit" if target.cache_hit else "converted") if converts else "done")
         result = execute(req, target=target).result
     console.print(result_table([result]))
     if result.throughput is not None:
@@ -110,7 +116,7 @@ def bench(
         write_results([result], json_out)
         console.print(f"result written to {json_out}")
     if store:
-        run = record_bench(store, result, req.model)
+        run = record_bench(store, result, model)
         console.print(f"stored as run {run.id} ({run.name}) in {shown(store)}")
 
 

@@ -62,6 +62,10 @@ Include = Annotated[list[str], typer.Option(help=INCLUDE_HELP)]
 Exclude = Annotated[list[str], typer.Option(help=EXCLUDE_HELP)]
 AllLayers = Annotated[bool, typer.Option("--all-layers", help=ALL_LAYERS_HELP)]
 ModelName = Annotated[Optional[str], typer.Option(help=NAME_HELP)]
+Route = Annotated[str, typer.Option("--route", help="For a Keras, SavedModel or PyTorch model: auto converts straight "
+                                    "from it where the format has a direct route (Keras/SavedModel → TFLite, "
+                                    "SavedModel/PyTorch → OpenVINO; plain precisions), hub always through its ONNX "
+                                    "(docs/sources.md).")]
 FinetuneData = Annotated[Optional[Path], typer.Option(
     "--finetune", help="Fine-tune the recipe's steps on this labelled .npz (one array per input + integer labels): "
     "gradual pruning, trained centroids, QAT for int8 (needs edgebench[train]; see docs/compression.md).")]
@@ -154,6 +158,23 @@ def print_warnings(console: Console, lines: list[str]) -> None:
     """Warnings (a recipe that got less than it asked …), one line each, after the table."""
     for line in lines:
         console.print(f"[yellow]warning:[/yellow] {escape(line)}")
+
+
+def onnx_of(model: Path, cache_dir: Optional[Path], shapes: dict[str, tuple[int, ...]], console: Console) -> Path:
+    """The ONNX a command works on: ``model`` itself, or a source model's hub ONNX (Keras, SavedModel, PyTorch:
+    exported once into the artifact cache; docs/sources.md), said on one line."""
+    from edgebench.artifacts.cache import cache_root
+    from edgebench.sources.hub import to_hub
+    from edgebench.sources.registry import source_of
+
+    if source_of(model) is None:
+        return model
+    check_default_cache(cache_dir)
+    with console.status(f"exporting {escape(model.name)} to ONNX…"):
+        hub = to_hub(model, cache_root(cache_dir), shapes)
+    console.print(f"{escape(model.name)}: {'its ONNX from the cache' if hub.hit else 'exported to ONNX'} "
+                  f"({escape(hub.route)})")
+    return hub.onnx
 
 
 def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:

@@ -56,7 +56,8 @@ def _percent(value: float | None) -> str:
 
 def compare(
     ctx: typer.Context,
-    model: Path = typer.Argument(..., help="Source model (.onnx); its fp32 ONNX Runtime outputs are the reference."),
+    model: Path = typer.Argument(..., help="Source model (.onnx, or .keras, .h5, a SavedModel folder, .pt2, .pt: "
+                                 "exported to ONNX first); its fp32 ONNX Runtime outputs are the reference."),
     formats: str = typer.Option("onnx,openvino,tflite", "--formats", help="Formats to compare, comma-separated."),
     dataset: Optional[Path] = typer.Option(None, help=".npz with one array per input (+ labels for top-1); "
                                            "without it, every format gets the same seeded random inputs."),

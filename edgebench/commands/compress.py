@@ -15,8 +15,8 @@ from edgebench.artifacts import cache as artifacts
 from edgebench.artifacts.cache import CachedArtifact
 from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta, Preservation
 from edgebench.commands.common import (CONVERT_SHAPE_HELP, AllLayers, FinetuneData, Teacher, TrainConfig,
-                                       check_default_cache, environment, finetune_from, parse_shapes, print_warnings,
-                                       training_progress, writable_file, writable_folder)
+                                       check_default_cache, environment, finetune_from, onnx_of, parse_shapes,
+                                       print_warnings, training_progress, writable_file, writable_folder)
 from edgebench.compress import LayerSelection
 from edgebench.compress.weights import slug, weight_warnings
 from edgebench.files import atomic_write_text, copy_folder
@@ -57,7 +57,8 @@ def compress_table(rows: list[tuple[str, CachedArtifact, Path]]) -> Table:
 
 def compress(
     ctx: typer.Context,
-    model: Path = typer.Argument(..., help="Model file (.onnx)."),
+    model: Path = typer.Argument(..., help="Model: .onnx, or .keras, .h5, a SavedModel folder, .pt2, .pt (exported "
+                                 "to ONNX first; docs/sources.md)."),
     recipe: str = typer.Option(..., "--recipe", "-r", help="Steps joined by '+', e.g. prune:0.8+cluster:16+int8."),
     calibration: Optional[Path] = typer.Option(None, help=".npz of calibration inputs (needed by int8)."),
     finetune: FinetuneData = None,
@@ -82,13 +83,14 @@ def compress(
     parsed = artifacts.effective_recipe(recipe, None)
     formats = parse_formats(to)
     shapes = parse_shapes(shape)
-    check_shapes(load_onnx_info(model).inputs, shapes)  # a bad model or --shape is refused before any step runs
+    onnx = onnx_of(model, cache_dir, shapes, console)  # a Keras, SavedModel or PyTorch model: its hub ONNX
+    check_shapes(load_onnx_info(onnx).inputs, shapes)  # a bad model or --shape is refused before any step runs
     selection = LayerSelection(tuple(include), tuple(exclude), all_layers)
     training = finetune_from(finetune, teacher, train_config)
     rows = []
     for fmt in formats:
         with console.status(f"compressing {model.name} with {parsed.canonical} for {fmt}…"):
-            cached = artifacts.ensure(model, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
+            cached = artifacts.ensure(onnx, fmt, recipe=parsed.canonical, calibration=calibration, root=cache_dir,
                                       selection=selection, seed=seed, shapes=shapes, finetune=training,
                                       progress=training_progress(console))
         where = cached.main

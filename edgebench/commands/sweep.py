@@ -165,7 +165,7 @@ def _sweep(env: Environment, spec: Path, store: str, resume: str | None, dry_run
     with ``shard``, the shared run that shard fills (only the shard's cells are run, shown and written)."""
     console = env.console
     started = env.clock()
-    plan = plan_sweep(spec)
+    plan = plan_sweep(spec, cache_dir)
     share = None
     if shard is not None:
         whole = len(dealt_cells(plan))

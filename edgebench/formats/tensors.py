@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -96,3 +96,20 @@ def channel_last(rank: int) -> tuple[int, ...]:
 
 def source_tensor_specs(tensors: list[TensorIO]) -> tuple[TensorSpec, ...]:
     return tuple(t.source_spec() for t in tensors)
+
+
+def matched(names: Sequence[str], specs: Sequence[TensorSpec], what: str,
+            aliases: Mapping[str, str] | None = None) -> list[TensorSpec]:
+    """The source tensor each of a converter's tensors ``names`` stands for, when the converter read the framework's
+    model rather than its ONNX (``artifacts.routes``): the one of the same name, else the one ``aliases`` names
+    (Keras 3's TFLite signature calls outputs ``output_0`` …), else the next one left, in order (the framework's
+    order is the ONNX's). Counts that differ are refused: the artifact would not fit the source's data."""
+    by_name = {s.name: s for s in specs}
+    chosen = [by_name.get(n) or by_name.get((aliases or {}).get(n, "")) for n in names]
+    left = [s for s in specs if s not in chosen]
+    found = [spec if spec is not None else left.pop(0) for spec in chosen] if len(names) == len(specs) else []
+    if len({s.name for s in found}) != len(specs):
+        raise EdgebenchError(f"{what}'s tensors ({', '.join(names)}) do not pair with its ONNX's "
+                             f"({', '.join(s.name for s in specs)}): convert it through its ONNX (--route hub)",
+                             ExitStatus.CONVERSION_FAILED)
+    return found

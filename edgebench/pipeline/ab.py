@@ -133,8 +133,14 @@ def _percentile(result: Result, p: int) -> float | None:
 def ab_label(pair: tuple[BenchRequest, BenchRequest]) -> str:
     """"NAME: A → B @DEVICE" as the checks are labelled."""
     a, b = pair
-    label = f"{model_name(a.model)} → {model_name(b.model)} @{a.device}"
-    return f"{a.name}: {label}" if a.name else label
+    label = f"{_shown(a)} → {_shown(b)} @{a.device}"
+    named = a.name and not (a.source is not None and a.name == _shown(a))  # not the name a source export gave it
+    return f"{a.name}: {label}" if named else label
+
+
+def _shown(req: BenchRequest) -> str:
+    """A side's model by bench's naming rule: its file, or the source model its hub ONNX was exported from."""
+    return model_name(str(req.source["path"]) if req.source is not None else req.model)
 
 
 def gate_rounds(rounds: ABRounds, pair: tuple[BenchRequest, BenchRequest], spec: GateSpec,

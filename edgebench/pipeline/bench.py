@@ -37,6 +37,9 @@ from edgebench.formats.tensors import from_artifact_outputs, source_tensor_specs
 from edgebench.pipeline.stats import summarize_ns, throughput_per_s
 from edgebench.artifacts.meta import COST_METRICS, ArtifactMeta
 from edgebench.artifacts.targets import Target, resolve
+from edgebench.artifacts.cache import cache_root
+from edgebench.sources.hub import HubModel, to_hub
+from edgebench.sources.registry import source_of
 from edgebench.training.finetune import Finetune
 
 
@@ -71,6 +74,9 @@ class BenchRequest:
     streams: int | None = None  # throughput mode's model instances and requests in flight (None: the runtime's)
     requests: int | None = None
     cpus: list[int] | None = None  # pin the runner to these CPUs (None: the profile's cpus, if any)
+    # the framework model ``model`` was exported from (HubModel.record; set by ``adopt_source``), for the result
+    source: dict[str, Any] | None = None
+    route: str | None = None  # "hub": convert a source model through its hub ONNX even where a direct route exists
 
 
 @dataclass
@@ -162,8 +168,29 @@ def plan_job(req: BenchRequest, profile: DeviceProfile, target: Target) -> Plann
     return PlannedJob(req, profile, target, plan, arrays, labels, threads, job)
 
 
+def hub_source(model: Path, cache_dir: Path | None, shapes: Mapping[str, tuple[int, ...]] | None = None
+               ) -> HubModel | None:
+    """A source model (Keras, SavedModel, PyTorch: edgebench.sources) exported into the artifact cache's hub ONNX
+    (once: a second call finds it); None for an .onnx or an artifact, which are used as they are."""
+    if source_of(model) is None:
+        return None
+    return to_hub(model, cache_root(cache_dir), shapes)
+
+
+def adopt_source(req: BenchRequest) -> None:
+    """``req`` on its source model's hub ONNX, in place, so that everything after (recipes, formats, inputs keyed
+    by name, accuracy) sees an ONNX model: ``model`` becomes the hub ONNX, ``name`` the source file's (by the
+    same rule), ``source`` its record. A request on an ONNX or an artifact is left as it is."""
+    hub = hub_source(Path(req.model), req.cache_dir, req.shapes)
+    if hub is not None:
+        req.name = req.name or model_name(req.model)
+        req.model, req.source = hub.onnx, hub.record()
+
+
 def resolve_target(req: BenchRequest) -> Target:
-    """The artifact ``req`` measures: the model as it is, or converted through the artifact cache."""
+    """The artifact ``req`` measures: the model as it is, or converted through the artifact cache (a source
+    model first exported to its hub ONNX: ``adopt_source``)."""
+    adopt_source(req)
     if (req.shapes or req.dataset or req.output) and (req.format or req.recipe) and \
             Path(req.model).suffix.lower() == ".onnx":
         info = load_onnx_info(req.model)
@@ -174,7 +201,7 @@ def resolve_target(req: BenchRequest) -> Target:
                          outputs=info.outputs, output=req.output)
     return resolve(req.model, req.format, req.precision, req.recipe, req.calibration, req.cache_dir,
                    shapes=conversion_shapes(req.model, req.format, req.dataset, req.calibration, req.shapes),
-                   selection=req.layers, finetune=req.finetune, progress=req.progress)
+                   selection=req.layers, finetune=req.finetune, progress=req.progress, route=req.route)
 
 
 def conversion_shapes(model: Path, fmt: str | None, dataset: Path | None, calibration: Path | None,
@@ -254,6 +281,8 @@ def model_name(path: str | Path, given: str | None = None, meta: ArtifactMeta | 
     that is not."""
     if given:
         return given
+    if meta is not None and meta.origin:  # made from a source model's hub ONNX: named after the source
+        return model_name(str(meta.origin["path"]))
     if meta is not None and meta.source:
         return model_name(meta.source)
     path = Path(path)
@@ -308,7 +337,8 @@ def build_result(req: BenchRequest, profile: DeviceProfile, target: Target, plan
             precision=target.precision, path=str(target.main), size_bytes=target.size_bytes,
             gzip_bytes=target.gzip_bytes, files=[str(f) for f in target.files], cache_hit=target.cache_hit,
             costs=costs, warnings=list(warnings), inputs=[t.to_dict() for t in target.inputs],
-            outputs=[t.to_dict() for t in target.outputs]),
+            outputs=[t.to_dict() for t in target.outputs],
+            source=req.source or (dict(target.meta.origin) if target.meta and target.meta.origin else None)),
         device=DeviceInfo(profile=profile.name, host=reply.get("environment", {}).get("hostname"),
                           accelerator=profile.accelerator, cpus=tuple(reply["cpus"]) if reply.get("cpus") else None),
         runtime=reply["runtime"],

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgebench.artifacts.cache import effective_recipe
 from edgebench.data import accuracy
-from edgebench.pipeline.bench import BenchRequest, Outcome, execute, model_name
+from edgebench.pipeline.bench import BenchRequest, Outcome, execute, hub_source, model_name
 from edgebench.compress.graph import LayerSelection
 from edgebench.config import TimingSpec, load_profile
 from edgebench.errors import EdgebenchError, ExitStatus
@@ -142,16 +142,20 @@ def compare(model: Path, formats: list[str], dataset: Path | None, precision: st
         raise EdgebenchError(f"bad --task {task!r}: choose one of {', '.join(accuracy.TASKS)}", ExitStatus.USAGE)
     if recipe is not None:
         recipe, precision = effective_recipe(recipe, precision).canonical, None
+    hub = hub_source(Path(model), cache_dir, shapes)  # a Keras, SavedModel or PyTorch model: its hub ONNX, once
+    onnx = hub.onnx if hub is not None else model
     if calibration is not None:  # a misfit set (or NaN in it) refused before any run
-        check_calibration(model, calibration, effective_recipe(recipe, precision).precision == "int8", shapes)
+        check_calibration(onnx, calibration, effective_recipe(recipe, precision).precision == "int8", shapes)
     criteria = {**DEFAULT_CRITERIA, **(criteria or {})}
     profile = load_profile(device)
 
     def request(fmt: str | None, prec: str | None, steps: str | None = None) -> BenchRequest:
-        return BenchRequest(model=model, device=device, dataset=dataset, threads=threads, timing=COMPARE_TIMING,
+        return BenchRequest(model=onnx, device=device, dataset=dataset, threads=threads, timing=COMPARE_TIMING,
                             format=fmt, precision=prec, calibration=calibration, cache_dir=cache_dir,
                             output=output, recipe=steps, shapes=dict(shapes or {}), ranges=dict(ranges or {}),
-                            values=dict(values or {}), capture=True, layers=layers)
+                            values=dict(values or {}), capture=True, layers=layers,
+                            name=model_name(model) if hub is not None else None,
+                            source=hub.record() if hub is not None else None)
 
     announce(f"reference: {Path(model).name} fp32 onnx on {device}")
     reference = execute(request(None, None), profile)

@@ -125,6 +125,12 @@ def _check_written(path: Path, tool: str) -> None:
                              ExitStatus.CONVERSION_FAILED) from None
 
 
+# Ops a per-tensor DequantizeLinear commutes with (onnxruntime's QDQ propagation moves it past them):
+# data read through them from a DequantizeLinear is still int8 data (tf2onnx leaves tfmot's MaxPool and
+# Flatten after the activation's DequantizeLinear).
+DQ_COMMUTES = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "MaxPool")
+
+
 def int8_structure(path: Path) -> dict[str, Any]:
     """What a QDQ int8 ONNX holds, read from the file: opset, activation type, per-channel or not, and
     which compute ops run in int8 (a DequantizeLinear on both data and weight) versus float.
@@ -151,6 +157,8 @@ def int8_structure(path: Path) -> dict[str, Any]:
         if node.op_type not in ("Conv", "ConvTranspose", "MatMul", "Gemm") or len(node.input) < 2:
             continue
         data, weight = (producer.get(node.input[i]) for i in (0, 1))
+        while data is not None and data.op_type in DQ_COMMUTES:  # quantized data moved or max-pooled
+            data = producer.get(data.input[0])
         dq = weight is not None and weight.op_type == "DequantizeLinear" and weight.input[0] in init
         stored = weight.input[0] if weight is not None and dq else node.input[1]
         size = int(np.prod(init[stored].dims)) if stored in init else 0

@@ -35,18 +35,9 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
     how: dict[str, Any] = {"compress_to_fp16": precision == "fp16"}
     if qdq is not None:  # its Q/DQ pairs are FakeQuantize now, run in int8 as NNCF's would be
         how.update(qdq)
-    elif precision == "int8":
-        from edgebench.formats.openvino.quantize import nncf_settings, quantize_openvino
-
-        per_channel = bool((quantization or {}).get("per_channel", True))
-        how.update(nncf_settings(model, per_channel))
-        model = quantize_openvino(model, calibration, per_channel=per_channel,
-                                  shapes={k: tuple(v) for k, v in (shapes or {}).items()})
-    elif precision == "int8-dynamic":
-        from edgebench.formats.openvino.quantize import compress_weights_int8
-
-        model = compress_weights_int8(model)
-        how.update(quantizer="nncf.compress_weights INT8_SYM (weight-only int8, float activations)")
+    else:
+        model = quantized(model, precision, calibration, bool((quantization or {}).get("per_channel", True)),
+                          shapes, how)
     xml = out_dir / "model.xml"
     ov.save_model(model, str(xml), compress_to_fp16=(precision == "fp16"))
     inputs, outputs = describe(xml)
@@ -55,6 +46,24 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
     _adopt_source_names(outputs, info.outputs)
     return Artifact("openvino", precision, [xml, xml.with_suffix(".bin")], xml, inputs, outputs,
                     meta=how)
+
+
+def quantized(model: Any, precision: str, calibration: Path | None, per_channel: bool,
+              shapes: dict[str, Any] | None, how: dict[str, Any]) -> Any:
+    """The converted ``model`` quantized by OpenVINO's own tools at ``precision`` (int8: NNCF on the calibration
+    set; int8-dynamic: NNCF's weight-only int8; otherwise as it is), what was done added to ``how``."""
+    if precision == "int8":
+        from edgebench.formats.openvino.quantize import nncf_settings, quantize_openvino
+
+        how.update(nncf_settings(model, per_channel))
+        return quantize_openvino(model, calibration, per_channel=per_channel,
+                                 shapes={k: tuple(v) for k, v in (shapes or {}).items()})
+    if precision == "int8-dynamic":
+        from edgebench.formats.openvino.quantize import compress_weights_int8
+
+        how.update(quantizer="nncf.compress_weights INT8_SYM (weight-only int8, float activations)")
+        return compress_weights_int8(model)
+    return model
 
 
 def _adopt_source_names(tensors: list[TensorIO], specs: Any) -> None:

@@ -17,12 +17,18 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             quantization: dict[str, Any] | None = None, shapes: dict[str, Any] | None = None,
             **_: Any) -> Artifact:
     target = out_dir / "model.onnx"
-    from edgebench.formats.prequantized import check_qdq, qdq_file
+    from edgebench.formats.prequantized import asymmetric_quantizers, check_qdq, qdq_file
 
     meta: dict[str, Any] = {"engine": "built on the target by the runner's tensorrt backend"}
     qdq = qdq_file(quantization)
     if qdq is not None:  # quantization-aware training's QDQ ONNX: the engine takes its scales from the Q/DQ nodes
         meta.update(check_qdq(qdq, precision, "tensorrt"))
+        if asymmetric := asymmetric_quantizers(qdq):  # the engine build on the device would refuse it
+            raise EdgebenchError(f"TensorRT takes only symmetric int8 Q/DQ (zero point 0), and this quantization-"
+                                 f"aware-trained model quantizes {asymmetric} tensors asymmetrically (uint8 or a "
+                                 "zero point, TF Model Optimization's and torch.ao's default for activations): bench "
+                                 "it in onnx or openvino, or train it with symmetric int8 activations",
+                                 ExitStatus.CONVERSION_FAILED)
         shutil.copyfile(qdq, target)
     elif precision == "int8":
         from edgebench.formats.onnx.convert import int8

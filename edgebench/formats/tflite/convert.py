@@ -26,7 +26,8 @@ from edgebench.data.npz import load_npz
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.files import temp_prefix
 from edgebench.formats.calibration import require_calibration
-from edgebench.formats.prequantized import TFLITE_QUANTIZER, check_qdq, dequantized, qdq_file
+from edgebench.formats.prequantized import (FLOAT_COPY, TFLITE_QUANTIZER, check_qdq, dequantized, prequantized,
+                                            qdq_file)
 from edgebench.formats.tensors import Artifact, TensorIO, channel_last
 from edgebench.formats.tflite.convert_env import WORKER, resolve
 from edgebench.formats.tflite.interpreter import describe
@@ -50,7 +51,8 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             **_: Any) -> Artifact:
     """onnx2tf on a prepared copy of ``source``: every input fixed at the shape of one sample (``shapes``
     where given, else the calibration data's, else the model's own with a batch of 1). A pre-quantized QDQ
-    (``quantization["qdq"]``) converts as its float copy (``prequantized.dequantized``), activations calibrated."""
+    (``quantization["qdq"]``, or a QDQ ``source``) converts as its float copy (``prequantized.dequantized``),
+    activations calibrated for int8."""
     qdq = qdq_file(quantization)
     if qdq is not None:
         per_channel = check_qdq(qdq, precision, "tflite")["per_channel"]  # the same integers as the QDQ's
@@ -58,6 +60,12 @@ def convert(source: Path, precision: str, out_dir: Path, calibration: Path | Non
             float_copy = dequantized(qdq, Path(work) / "float.onnx")
             artifact = convert(float_copy, precision, out_dir, calibration, {"per_channel": per_channel}, shapes)
         artifact.meta["quantizer"] = TFLITE_QUANTIZER
+        return artifact
+    if prequantized(source):  # a QDQ source at another precision: onnx2tf's float32 of Q/DQ is not faithful
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("qdq")) as work:
+            float_copy = dequantized(source, Path(work) / "float.onnx")
+            artifact = convert(float_copy, precision, out_dir, calibration, quantization, shapes)
+        artifact.meta["converted"] = FLOAT_COPY
         return artifact
     converter = resolve()
     versions = converter.versions

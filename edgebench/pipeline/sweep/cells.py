@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from edgebench.artifacts import cache as artifacts
-from edgebench.pipeline.bench import BenchRequest, conversion_shapes, execute, model_name
+from edgebench.pipeline.bench import BenchRequest, conversion_shapes, execute, hub_source, model_name
 from edgebench.compress.graph import LayerSelection, layer_selection
 from edgebench.compress.recipe import parse_recipe
 from edgebench.config import SweepModel, SweepSpec
@@ -34,15 +34,25 @@ def with_names(spec: SweepSpec, base_dir: Path) -> SweepSpec:
     return spec.model_copy(update={"models": models})
 
 
-def build_plan(spec: SweepSpec, base_dir: Path, source: str) -> Plan:
+def build_plan(spec: SweepSpec, base_dir: Path, source: str, cache_dir: Path | None = None) -> Plan:
+    """The checked plan of ``spec``; a source model (Keras, SavedModel, PyTorch) is exported to its hub ONNX in the
+    artifact cache ``cache_dir`` here, once, so that its inputs, dataset and calibration set are checked against
+    that ONNX before any cell runs."""
     spec = with_names(spec, base_dir)
     plan = make_plan(spec, base_dir, source, set(format_names()), canonical_recipe)
     for model in spec.models:
+        try:
+            hub = hub_source(plan.base_dir / Path(model.path).expanduser(), cache_dir, model_shapes(model))
+        except EdgebenchError as exc:
+            raise EdgebenchError(f"{source}: model {model.name!r}: {exc}", exc.status) from None
+        if hub is not None:
+            plan.hubs[model.name] = hub
+    for model in spec.models:
         named = sorted({*model.input_ranges, *model.input_values})
-        path = plan.path(model.path)
-        if (model.shapes or named) and path is not None and path.suffix.lower() == ".onnx":
+        path = plan.source(model)
+        if (model.shapes or named) and path.suffix.lower() == ".onnx":
             _check_inputs(load_onnx_info(path).inputs, model, named, f"{source}: model {model.name!r}")
-        if path is not None and path.suffix.lower() == ".onnx":
+        if path.suffix.lower() == ".onnx":
             _check_data(plan, model, path, f"{source}: model {model.name!r}")
     return plan
 
@@ -105,9 +115,7 @@ def model_shapes(model: SweepModel) -> dict[str, tuple[int, ...]]:
 def cell_shapes(plan: Plan, model: SweepModel, fmt: str) -> dict[str, tuple[int, ...]]:
     """The shapes the conversion fixes: the spec's, and the dataset's where a TFLite file needs them
     (what bench asks for the same cell, so the bench step finds the artifact this step made)."""
-    path = plan.path(model.path)
-    if path is None:
-        return model_shapes(model)
+    path = plan.source(model)
     return conversion_shapes(path, fmt, plan.path(model.dataset), plan.path(model.calibration), model_shapes(model))
 
 
@@ -149,7 +157,8 @@ def bench_cell(plan: Plan, cell: Cell, cache_dir: Path | None, target: Target | 
         recipe=cell.recipe, format=cell.format, precision=parse_recipe(cell.recipe).precision,
         calibration=plan.path(model.calibration), cache_dir=cache_dir, timeout_s=plan.spec.cell_timeout_s,
         layers=model_layers(model), finetune=model_finetune(plan, model, cell.recipe),
-        mode=plan.spec.mode, streams=plan.spec.streams, requests=plan.spec.requests, profile=plan.spec.profile)
+        mode=plan.spec.mode, streams=plan.spec.streams, requests=plan.spec.requests, profile=plan.spec.profile,
+        source=hub.record() if (hub := plan.hubs.get(model.name)) is not None else None)
     if target is not None and target.cache_hit is not None:
         target = dataclasses.replace(target, cache_hit=True)  # as before: the cell finds it in the cache
     return execute(req, plan.profiles[cell.device], target=target).result

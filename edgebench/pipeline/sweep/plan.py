@@ -16,6 +16,7 @@ from edgebench.config import DeviceProfile, SweepModel, SweepSpec, load_profile,
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import get as get_format
 from edgebench.result import CellKey
+from edgebench.sources.hub import HubModel
 
 AS_IS = ("onnx", "fp32")  # the source itself: nothing to convert
 
@@ -61,6 +62,7 @@ class Plan:
     profiles: dict[str, DeviceProfile]
     cells: list[Cell] = field(default_factory=list)
     skipped: list[tuple[Cell, str]] = field(default_factory=list)
+    hubs: dict[str, HubModel] = field(default_factory=dict)  # model name → its hub ONNX, for a source model
 
     @property
     def conversions(self) -> list[tuple[str, str, str]]:
@@ -72,8 +74,10 @@ class Plan:
         return next(m for m in self.spec.models if m.name == name)
 
     def source(self, model: SweepModel) -> Path:
-        """The model's file (its ``path``, relative to the spec file)."""
-        return self.base_dir / Path(model.path).expanduser()
+        """The model's ONNX: its ``path`` (relative to the spec file), or for a source model (Keras, SavedModel,
+        PyTorch) the hub ONNX it was exported to (``hubs``)."""
+        hub = self.hubs.get(model.name)
+        return hub.onnx if hub is not None else self.base_dir / Path(model.path).expanduser()
 
     def path(self, relative: str | None) -> Path | None:
         return None if relative is None else (self.base_dir / Path(relative).expanduser())
@@ -130,7 +134,7 @@ def make_plan(spec: SweepSpec, base_dir: Path, source: str, known_formats: set[s
     for model in spec.models:
         for what in ("path", "dataset", "calibration", "finetune", "teacher", "train_config"):
             p = plan.path(getattr(model, what))
-            if p is not None and not p.is_file():
+            if p is not None and not (p.is_file() or (what == "path" and p.is_dir())):  # a SavedModel is a folder
                 raise EdgebenchError(f"{source}: model {model.name!r} {what} not found: {p} — fix the path "
                                      "(relative paths are relative to the spec file)", ExitStatus.NOT_FOUND)
     for ref in spec.devices:

@@ -19,10 +19,11 @@ from edgebench.pipeline.sweep.run import Events, Outcome, SweepRunner
 from edgebench.pipeline.sweep.shard import Shard
 
 
-def plan_sweep(spec_path: Path) -> Plan:
-    """The plan of a sweep spec: every cell, the conversions they share, the cells a device cannot run."""
+def plan_sweep(spec_path: Path, cache_dir: Path | None = None) -> Plan:
+    """The plan of a sweep spec: every cell, the conversions they share, the cells a device cannot run (its source
+    models exported to ONNX in the artifact cache ``cache_dir``)."""
     spec, base = load_spec(spec_path)
-    return build_plan(spec, base, str(spec_path))
+    return build_plan(spec, base, str(spec_path), cache_dir)
 
 
 def resume_point(store: BaseStore, plan: Plan, resume: str | None) -> tuple[int | None, set[CellKey]]:
