@@ -185,6 +185,19 @@ def team_cases(ctx: Context) -> list[Case]:
     return found
 
 
+def source_cases(ctx: Context) -> list[Case]:
+    """Issue 19's: a source model that is not what its name says."""
+    found = []
+    for name, data in {"a text file": b"these are notes\n", "a zip of something else": b"PK\x05\x06" + bytes(18),
+                       "empty": b""}.items():
+        for suffix in (".keras", ".h5", ".pt2", ".pt"):
+            found.append(case("sources", f"bench {name} named model{suffix}", lambda w, c, data=data, suffix=suffix: [
+                "bench", _write(w / f"model{suffix}", data), *Q], {4}))
+    found.append(case("sources", "bench a folder that is not a SavedModel", lambda w, c: (
+        (w / "exported").mkdir(), ["bench", w / "exported", *Q])[-1], {2, 3, 4}))
+    return found
+
+
 def nothing_made_at(*names: str) -> Callable[[Path, int, str, str], str | None]:
     def verify(folder: Path, status: int, out: str, err: str) -> str | None:
         made = [n for n in names if (folder / n).exists()]
@@ -507,7 +520,7 @@ def message_cases(ctx: Context) -> list[Case]:
 
 
 def all_cases(ctx: Context) -> list[Case]:
-    return [*output_cases(ctx), *disk_cases(ctx), *store_cases(ctx), *team_cases(ctx), *data_cases(ctx),
-            *limit_cases(ctx),
+    return [*output_cases(ctx), *disk_cases(ctx), *store_cases(ctx), *team_cases(ctx), *source_cases(ctx),
+            *data_cases(ctx), *limit_cases(ctx),
             *process_cases(ctx), *protocol_cases(ctx), *odd_file_cases(ctx), *gate_cases(ctx), *text_cases(ctx),
             *message_cases(ctx)]
