@@ -24,6 +24,7 @@ from edgebench.formats import get
 from edgebench.pipeline.bench import BenchRequest, execute
 from edgebench.pipeline.compare import COMPARE_TIMING
 from edgebench.sources.hub import COPY, module_to_hub, to_hub
+from tests.test_sources import tiny_cnn
 
 SAMPLES = 32
 
@@ -63,18 +64,9 @@ def torch_cnn(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: None) 
     """The CNN in PyTorch (input ``image`` [N, 1, 8, 8]) as a torch.export program with a dynamic batch."""
     import torch
 
-    class Net(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
-            self.fc = torch.nn.Linear(4 * 8 * 8, 10)
-
-        def forward(self, image: torch.Tensor) -> torch.Tensor:
-            return self.fc(torch.relu(self.conv(image)).flatten(1))
-
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("torch-routes")
-    net = Net().eval()
+    net = tiny_cnn().eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
     torch.export.save(torch.export.export(net, (torch.rand(2, 1, 8, 8),), dynamic_shapes={"image": {0: batch}}),
                       out / "cnn.pt2")

@@ -44,10 +44,8 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def torch_models(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: None) -> dict[str, Path]:
-    """A small CNN (input ``image`` [N, 1, 8, 8]) as a torch.export program with a dynamic batch, a traced and a
-    scripted TorchScript module, a state_dict, and a program with an op the ONNX exporter cannot take."""
+def tiny_cnn() -> Any:
+    """A small CNN in PyTorch: input ``image`` [N, 1, 8, 8], 10 outputs."""
     import torch
 
     class Net(torch.nn.Module):
@@ -59,13 +57,22 @@ def torch_models(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: Non
         def forward(self, image: torch.Tensor) -> torch.Tensor:
             return self.fc(torch.relu(self.conv(image)).flatten(1))
 
+    return Net()
+
+
+@pytest.fixture(scope="module")
+def torch_models(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: None) -> dict[str, Path]:
+    """A small CNN (input ``image`` [N, 1, 8, 8]) as a torch.export program with a dynamic batch, a traced and a
+    scripted TorchScript module, a state_dict, and a program with an op the ONNX exporter cannot take."""
+    import torch
+
     class Eigen(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.linalg.eigvalsh(x @ x.transpose(-1, -2))
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("torch")
-    net, example = Net().eval(), torch.rand(2, 1, 8, 8)
+    net, example = tiny_cnn().eval(), torch.rand(2, 1, 8, 8)
     batch = torch.export.Dim("batch", min=1, max=1024)
     with warnings.catch_warnings():  # torch.jit's deprecation notices
         warnings.simplefilter("ignore")

@@ -28,8 +28,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from edgebench.config import DeviceProfile
-from edgebench.devices.lock import env_seconds, holder_command, in_use_error, lock_key
-from edgebench.devices.stop import STOP, Stopped
+from edgebench.devices.lock import Waiting, env_seconds, holder_command, lock_key
+from edgebench.devices.stop import STOP
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.postgres import SCHEMA_LOCK, connect, holder_host, import_psycopg, is_url, lost_fault, redact
 from edgebench.text import one_line, printable
@@ -224,29 +224,21 @@ class PgLeases:
         psycopg = import_psycopg()
         key = lease_key(profile)
         conn, backend_start = self.connect()
-        started = time.monotonic()
-        told = False
+        waiting = Waiting(profile, wait_s, stop)
         holder = "another edgebench process"
         try:
             while True:
                 token = uuid.uuid4()
                 try:
-                    taken, previous = self._try(conn, key, token, backend_start, time.monotonic() - started)
+                    taken, previous = self._try(conn, key, token, backend_start,
+                                                time.monotonic() - waiting.started)
                 except psycopg.errors.LockNotAvailable:  # another waiter's statement holds the row this instant
                     taken, previous = False, None
                 if taken:
                     break
                 if previous is not None:
                     holder = _holder(previous)
-                if STOP.is_set() or (stop is not None and stop.is_set()):
-                    raise Stopped(profile.name)
-                left = None if wait_s is None else wait_s - (time.monotonic() - started)
-                if left is not None and left <= 0:
-                    raise in_use_error(profile.name, holder, wait_s or 0.0)
-                if not told:
-                    limit = "without limit" if wait_s is None else f"at most {wait_s:g} s"
-                    log.warning("device %s is in use by %s: waiting for it (%s)", profile.name, holder, limit)
-                    told = True
+                left = waiting.still(holder)
                 _pause(random.uniform(*POLL_S) if left is None else min(left, random.uniform(*POLL_S)), stop)
         except psycopg.Error as exc:
             conn.close()
@@ -254,8 +246,7 @@ class PgLeases:
         except BaseException:
             conn.close()
             raise
-        if told:
-            log.warning("device %s is free: measuring (waited %.0f s)", profile.name, time.monotonic() - started)
+        waiting.done()
         self._warn_taken_over(profile, previous)
         return Lease(self, conn, backend_start, profile.name, key, token)
 

@@ -194,14 +194,45 @@ def _holder_file(path: Path) -> Path:
     return path.with_suffix(".holder.json")
 
 
+class Waiting:
+    """A wait for a device another process holds (its lock file here, or its lease in the team store): says once
+    who holds it, and ends with :class:`Stopped` when edgebench or ``stop`` stops, or exit status 8 once
+    ``wait_s`` seconds (None: no limit) are spent."""
+
+    def __init__(self, profile: DeviceProfile, wait_s: float | None, stop: threading.Event | None) -> None:
+        self.profile, self.wait_s, self.stop = profile, wait_s, stop
+        self.started = time.monotonic()
+        self.told = False
+
+    def left(self) -> float | None:
+        return None if self.wait_s is None else self.wait_s - (time.monotonic() - self.started)
+
+    def still(self, holder: str) -> float | None:
+        """Another round of waiting for ``holder``; the seconds left (None: no limit)."""
+        if STOP.is_set() or (self.stop is not None and self.stop.is_set()):
+            raise Stopped(self.profile.name)
+        left = self.left()
+        if left is not None and left <= 0:
+            raise in_use_error(self.profile.name, holder, self.wait_s or 0.0)
+        if not self.told:
+            limit = "without limit" if self.wait_s is None else f"at most {self.wait_s:g} s"
+            log.warning("device %s is in use by %s: waiting for it (%s)", self.profile.name, holder, limit)
+            self.told = True
+        return left
+
+    def done(self) -> None:
+        if self.told:
+            log.warning("device %s is free: measuring (waited %.0f s)", self.profile.name,
+                        time.monotonic() - self.started)
+
+
 def _acquire(profile: DeviceProfile, path: Path, wait_s: float | None, stop: threading.Event | None) -> FileLock:
     lock = FileLock(str(path), thread_local=False)
-    started = time.monotonic()
-    told = False
+    waiting = Waiting(profile, wait_s, stop)
     while True:
-        left = None if wait_s is None else wait_s - (time.monotonic() - started)
+        left = waiting.left()
         try:
-            lock.acquire(timeout=0.0 if not told else 0.5 if left is None else min(0.5, max(0.0, left)),
+            lock.acquire(timeout=0.0 if not waiting.told else 0.5 if left is None else min(0.5, max(0.0, left)),
                          poll_interval=0.05)
             break
         except Timeout:
@@ -209,17 +240,8 @@ def _acquire(profile: DeviceProfile, path: Path, wait_s: float | None, stop: thr
         except OSError as exc:
             raise EdgebenchError(f"cannot take the lock of device {profile.name} ({path}): {exc.strerror or exc}: "
                                  f"point ${DIR_VAR} at a writable folder", ExitStatus.USAGE) from None
-        if STOP.is_set() or (stop is not None and stop.is_set()):
-            raise Stopped(profile.name)
-        holder = _holder(path)
-        if left is not None and left <= 0:
-            raise in_use_error(profile.name, holder, wait_s or 0.0)
-        if not told:
-            limit = "without limit" if wait_s is None else f"at most {wait_s:g} s"
-            log.warning("device %s is in use by %s: waiting for it (%s)", profile.name, holder, limit)
-            told = True
-    if told:
-        log.warning("device %s is free: measuring (waited %.0f s)", profile.name, time.monotonic() - started)
+        waiting.still(_holder(path))
+    waiting.done()
     with contextlib.suppress(OSError):
         _write_holder(path, lock_key(profile))
     return lock
