@@ -33,7 +33,7 @@ def _bin(tool: str) -> str:
     if found is None:
         if os.environ.get("CI"):
             raise RuntimeError(f"PostgreSQL's {tool} is missing: scripts/system-deps.sh installs postgresql")
-        pytest.skip(f"PostgreSQL's {tool} is not installed (apt-get install postgresql)")
+        pytest.skip(reason=f"PostgreSQL's {tool} is not installed (apt-get install postgresql)")
     return found
 
 

@@ -4,7 +4,6 @@ convert, a sweep and the Python API as an .onnx is; every bad input is one line 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -18,30 +17,17 @@ import pytest
 import yaml
 
 from edgebench import api
-from edgebench.cli import main
 from edgebench.data.source import load_onnx_info
-from edgebench.environment import Environment
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.result import read_results
 from edgebench.sources import base
 from edgebench.sources.hub import to_hub
 from edgebench.sources.registry import get, source_of
 from tests.conftest import QUICK_TIMING
+from tests.test_bad_files import one_line, run
 
 QUICK = {"warmup_s": 0.01, "warmup_iterations": 2, "min_iterations": 20, "min_duration_s": 0.05,
          "max_duration_s": 5}
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    env = Environment(stdout=io.StringIO(), stderr=io.StringIO(), environ=os.environ)
-    status = main(list(argv), env=env)
-    return int(status), env.stdout.getvalue(), env.stderr.getvalue()  # type: ignore[attr-defined]
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgebench: error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def tiny_cnn() -> Any:
