@@ -102,7 +102,7 @@ def test_bad_format_or_precision(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_unknown_file_ending(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "model.pt"
+    path = tmp_path / "model.mlmodel"  # (.pt is a source now: junk named .pt is "not a TorchScript archive", 4)
     path.write_bytes(np.zeros(4).tobytes())
     status, err = cli(capsys, "bench", str(path))
-    assert status == ExitStatus.USAGE and "cannot tell the format of model.pt" in err
+    assert status == ExitStatus.USAGE and "cannot tell the format of model.mlmodel" in err

@@ -286,3 +286,14 @@ def test_a_keras_model_with_an_unregistered_custom_layer_is_one_line(keras_model
     status, _, err = run("bench", str(keras_models["custom.keras"]), "--cache-dir", str(tmp_path / "cache"))
     assert status == ExitStatus.INVALID_MODEL
     assert "its custom class 'Doubler' is not registered here" in one_line(err) and "SavedModel" in err
+
+
+def test_an_unknown_ending_names_every_source_ending(tmp_path):
+    from edgebench.formats.registry import format_of
+    from edgebench.sources.registry import names
+
+    with pytest.raises(EdgebenchError) as err:
+        format_of(tmp_path / "model.mlmodel")
+    main_endings = {get(n).suffixes[0] for n in names() if get(n).suffixes}  # each source's own ending is named
+    assert all(ending in str(err.value) for ending in main_endings), (main_endings, str(err.value))
+    assert "SavedModel" in str(err.value)

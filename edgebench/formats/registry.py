@@ -75,7 +75,8 @@ def format_of(path: Path) -> str:
             return name
     known = sorted(s for name in REGISTRY for s in get(name).suffixes)
     raise EdgebenchError(f"cannot tell the format of {path.name}: pass a file ending in {', '.join(known)} "
-                         "or a .onnx with --format", ExitStatus.USAGE)
+                         "or a .onnx with --format, or a PyTorch or Keras model (.pt2, .pt, .keras, .h5, a SavedModel "
+                         "folder: docs/sources.md)", ExitStatus.USAGE)
 
 
 def check_precision(name: str, precision: str) -> Format:
