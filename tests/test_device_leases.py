@@ -321,3 +321,14 @@ def test_a_job_whose_lease_was_taken_over_fails_and_the_next_job_waits_for_the_d
             pass
     log = _log(pg_url)
     assert [row[1] for row in log] == ["taken-over", "released", "released"]
+
+
+def test_compare_leases_its_device_from_the_team_pool(tmp_path, pg_url, monkeypatch):
+    """With $EDGEBENCH_STORE a PostgreSQL URL, compare's measurements lease the device like bench's and ab's."""
+    monkeypatch.setenv("EDGEBENCH_STORE", pg_url)
+    digits = ROOT / "edgebench" / "bundled" / "demo"
+    assert main(["compare", str(digits / "digits_cnn.onnx"), "--formats", "onnx", "--dataset",
+                 str(digits / "eval.npz"), "--device", str(_profile(tmp_path)), "--cache-dir", str(tmp_path / "c")]) \
+        in (0, 1)
+    ended = [row[1] for row in _log(pg_url) if row[0] == os.getpid()]
+    assert ended and set(ended) == {"released"}

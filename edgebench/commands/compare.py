@@ -16,10 +16,12 @@ from edgebench.commands.common import (CALIBRATION_HELP, PRECISION_HELP, RECIPE_
                                        check_default_cache, environment, parse_ranges, parse_shapes, parse_values,
                                        writable_file, writable_folder)
 from edgebench.commands.progress import Steps
+from edgebench.devices.leases import use_lease_pool
 from edgebench.pipeline.compare import DEFAULT_CRITERIA, Criteria, Row, compare as run_compare, write_json
 from edgebench.compress.graph import layer_selection
 from edgebench.errors import EdgebenchError, ExitStatus
 from edgebench.formats import parse_formats
+from edgebench.store.locate import default_location
 
 
 _EXAMPLE = {"min_snr_db": "12", "min_cosine": "0.97", "min_agreement": "0.9"}
@@ -91,6 +93,7 @@ def compare(
     if a format fails its precision's criteria)."""
     criteria = _criteria(min_snr, min_cosine, min_agreement)
     check_default_cache(cache_dir)
+    use_lease_pool(default_location())  # $EDGEBENCH_STORE a PostgreSQL URL: lease the board from the team's pool
     with Steps(environment(ctx)) as steps:
         rows = run_compare(model, parse_formats(formats), dataset, precision, device, threads, output, calibration,
                            cache_dir, criteria=criteria, recipe=recipe, task=task, shapes=parse_shapes(shape),
