@@ -94,7 +94,7 @@ def test_fake_rapl_sums_the_packages_and_unwraps_each_counter(tmp_path):
 def test_root_only_rapl_counter_is_a_note_naming_the_permission():
     """Since Linux 5.10 energy_uj is mode 0400: read as an ordinary user (nobody) the note says how to fix it."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to read as another user")
+        pytest.skip(reason="needs root to read as another user")
     folder = Path(tempfile.mkdtemp(prefix="edgebench-fake-powercap-"))
     try:
         folder.chmod(0o755)
@@ -105,7 +105,7 @@ def test_root_only_rapl_counter_is_a_note_naming_the_permission():
         # power.py is standard library only, as on a device: the system python3 loads it by its path
         python = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
         if python is None:
-            pytest.skip("no system python3 another user can run")
+            pytest.skip(reason="no system python3 another user can run")
         code = ("import sys; sys.path.insert(0, sys.argv[1]); import power; "
                 "print(power.open_meter({'source': 'rapl', 'path': sys.argv[2]})[1])")
         done = subprocess.run([python, "-c", code, str(ROOT / "edgebench" / "runner"), str(root)],
@@ -237,7 +237,7 @@ def test_fake_libnvidia_ml_energy_counter_and_power_fallback(tmp_path, monkeypat
     """A FAKE libnvidia-ml with NVML's documented prototypes, compiled here: the ctypes calls as NVML takes them."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        pytest.skip("no C compiler for the fake libnvidia-ml")
+        pytest.skip(reason="no C compiler for the fake libnvidia-ml")
     (tmp_path / "fake_nvml.c").write_text(NVML_C)
     library = tmp_path / "libnvidia-ml-fake.so"
     subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(tmp_path / "fake_nvml.c")], check=True,
